@@ -1,0 +1,53 @@
+// Helpers shared by the operations: argument checks and node creation.
+#pragma once
+
+#include <initializer_list>
+
+#include "ssmrl/autodiff/tape.hpp"
+
+namespace ssmrl::ad::detail {
+
+template <class Scalar>
+void check_operand(const char* op, const char* argument, const Var<Scalar>& v) {
+  SSMRL_REQUIRE(v.valid(), "ad::", op, ": argument '", argument, "' is an empty variable");
+  v.check_alive(op);
+}
+
+template <class Scalar>
+void check_same_tape(const char* op, const Var<Scalar>& a, const Var<Scalar>& b) {
+  SSMRL_REQUIRE(&a.tape() == &b.tape(), "ad::", op, ": the operands belong to different tapes");
+}
+
+template <class Scalar>
+[[nodiscard]] bool any_requires_grad(std::initializer_list<const Var<Scalar>*> vars) {
+  for (const auto* v : vars) {
+    if (v->requires_grad()) return true;
+  }
+  return false;
+}
+
+// Broadcasting: each dimension of an operand equals the result's or is 1.
+[[nodiscard]] inline bool broadcasts_to(Index rows, Index cols, Index out_rows, Index out_cols) {
+  return (rows == out_rows || rows == 1) && (cols == out_cols || cols == 1);
+}
+
+template <class MapType>
+[[nodiscard]] auto broadcast(const MapType& m, Index rows, Index cols) {
+  return m.replicate(rows / m.rows(), cols / m.cols());
+}
+
+// Adds a full-shape contribution to `node`, summed over the dimensions along which it was broadcast.
+template <class Scalar, class Expr>
+void accumulate_reduced(Node<Scalar>* node, const Expr& full) {
+  if (node->rows() == full.rows() && node->cols() == full.cols()) {
+    node->accumulate(full);
+  } else if (node->rows() == 1 && node->cols() == 1) {
+    node->accumulate(Eigen::Matrix<Scalar, 1, 1>::Constant(full.sum()));
+  } else if (node->rows() == 1) {
+    node->accumulate(full.colwise().sum());
+  } else {
+    node->accumulate(full.rowwise().sum());
+  }
+}
+
+}  // namespace ssmrl::ad::detail

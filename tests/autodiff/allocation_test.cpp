@@ -1,0 +1,78 @@
+// Counts heap allocations: after the first iteration, the W2 forward and backward loop allocates
+// nothing, since the tape keeps its arena blocks and node list across clear().
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+#include <ssmrl/ssmrl.hpp>
+
+#include <array>
+#include <atomic>
+#include <cstdlib>
+#include <new>
+
+#include "support/workloads.hpp"
+
+namespace {
+std::atomic<long> allocation_count{0};
+
+void* counted_allocate(std::size_t size, std::size_t alignment) {
+  allocation_count.fetch_add(1, std::memory_order_relaxed);
+  if (size == 0) size = 1;
+  void* p = alignment > alignof(std::max_align_t)
+                ? std::aligned_alloc(alignment, (size + alignment - 1) / alignment * alignment)
+                : std::malloc(size);
+  if (p == nullptr) throw std::bad_alloc();
+  return p;
+}
+}  // namespace
+
+void* operator new(std::size_t size) { return counted_allocate(size, 0); }
+void* operator new[](std::size_t size) { return counted_allocate(size, 0); }
+void* operator new(std::size_t size, std::align_val_t a) { return counted_allocate(size, static_cast<std::size_t>(a)); }
+void* operator new[](std::size_t size, std::align_val_t a) {
+  return counted_allocate(size, static_cast<std::size_t>(a));
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+
+using namespace ssmrl;
+using W2 = test::W2;
+
+TEST_CASE("the W2 forward and backward loop allocates nothing after its first iteration") {
+  const auto data = test::random_sequence_batch<float>(W2::obs, W2::actions, W2::batch, W2::steps, 1);
+  const auto params =
+      nn::init_dense_ssm<float>({.obs = W2::obs, .state = W2::state, .hidden = W2::hidden, .out = W2::actions}, 2);
+  std::array<ad::Matrix<float>, 7> grads;
+  const auto shapes = params.to_array();
+  for (std::size_t i = 0; i < grads.size(); ++i) grads[i].setZero(shapes[i].rows(), shapes[i].cols());
+
+  ad::Tape<float> tape;
+  constexpr int iterations = 5;
+  std::array<long, iterations> allocations{};
+  std::array<float, iterations> losses{};
+  for (int it = 0; it < iterations; ++it) {
+    const long before = allocation_count.load();
+    tape.clear();
+    const auto p = nn::on_tape(tape, params);
+    const auto logits = nn::dense_ssm_forward(p, tape.constant(data.obs), data.batch);
+    const auto loss = rl::reinforce_loss_categorical(logits, data.actions, tape.constant(data.advantages));
+    tape.backward(loss);
+    const auto vars = p.to_array();
+    for (std::size_t i = 0; i < grads.size(); ++i) grads[i] = vars[i].grad();
+    losses[it] = loss.item();
+    allocations[it] = allocation_count.load() - before;
+  }
+  INFO("allocations per iteration: " << allocations[0] << " " << allocations[1] << " " << allocations[2] << " "
+                                     << allocations[3] << " " << allocations[4]);
+  CHECK(allocations[0] > 0);  // the counter sees the first iteration's arena and node list
+  for (int it = 1; it < iterations; ++it) {
+    CHECK(allocations[it] == 0);
+    CHECK(losses[it] == losses[0]);
+  }
+  CHECK(grads[0].cwiseAbs().maxCoeff() > 0);
+}
