@@ -1,1 +1,200 @@
+// Autodiff benchmarks: workload W2 (dense SSM categorical policy, REINFORCE loss, forward and
+// backward) through the tape and by hand in plain Eigen, and a MAML meta-step, first and second order.
+#include <benchmark/benchmark.h>
+#include <ssmrl/ssmrl.hpp>
 
+#include <array>
+#include <vector>
+
+#include "support/workloads.hpp"
+
+namespace {
+
+using namespace ssmrl;
+using Scalar = float;
+using Mat = ad::Matrix<Scalar>;
+using W2 = test::W2;
+using Params = nn::DenseSsmParams<Mat>;
+
+const nn::DenseSsmDims w2_dims{.obs = W2::obs, .state = W2::state, .hidden = W2::hidden, .out = W2::actions};
+
+// Floating-point operations of the matrix products of one W2 forward and backward pass.
+double w2_flops() {
+  const double n = W2::state, h = W2::hidden, o = W2::obs, a = W2::actions;
+  const double cols = W2::batch * W2::steps;
+  const double recurrence = 2 * n * n * W2::batch * (W2::steps - 1);
+  const double forward = 2 * n * o * cols + recurrence + 2 * h * n * cols + 2 * h * o * cols + 2 * a * h * cols;
+  const double backward = 2 * n * o * cols + 2 * recurrence + 4 * h * n * cols + 2 * h * o * cols + 4 * a * h * cols;
+  return forward + backward;
+}
+
+void BM_SeqFwdBwd_Tape(benchmark::State& state) {
+  const auto data = test::random_sequence_batch<Scalar>(W2::obs, W2::actions, W2::batch, W2::steps, 1);
+  const auto params = nn::init_dense_ssm<Scalar>(w2_dims, 2);
+  std::array<Mat, Params::count> grads;
+  ad::Tape<Scalar> tape;
+  for (auto _ : state) {
+    tape.clear();
+    const auto p = nn::on_tape(tape, params);
+    const auto logits = nn::dense_ssm_forward(p, tape.constant(data.obs), data.batch);
+    const auto loss = rl::reinforce_loss_categorical(logits, data.actions, tape.constant(data.advantages));
+    tape.backward(loss);
+    const auto vars = p.to_array();
+    for (std::size_t i = 0; i < grads.size(); ++i) grads[i] = vars[i].grad();
+    benchmark::DoNotOptimize(grads[0].data());
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(w2_flops() * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_SeqFwdBwd_Tape)->Unit(benchmark::kMillisecond);
+
+// The same computation with a hand-derived backward, from the same Eigen products, into buffers
+// allocated once.
+struct ManualW2 {
+  const Params& p;
+  const test::SequenceBatch<Scalar>& data;
+  Mat inputs, hidden, y, logits, d_logits, d_y, d_hidden;
+  Params g;
+
+  ManualW2(const Params& params, const test::SequenceBatch<Scalar>& d) : p(params), data(d) {
+    const auto cols = d.batch * d.steps;
+    inputs.resize(W2::state, cols);
+    hidden.resize(W2::state, cols);
+    y.resize(W2::hidden, cols);
+    logits.resize(W2::actions, cols);
+    d_logits.resize(W2::actions, cols);
+    d_y.resize(W2::hidden, cols);
+    d_hidden.resize(W2::state, cols);
+    g = p;
+  }
+
+  Scalar run() {
+    const auto b = data.batch;
+    const auto cols = b * data.steps;
+    inputs.noalias() = p.B * data.obs;
+    hidden.leftCols(b) = inputs.leftCols(b);
+    for (ad::Index t = 1; t < data.steps; ++t) {
+      hidden.middleCols(t * b, b).noalias() = p.A * hidden.middleCols((t - 1) * b, b);
+      hidden.middleCols(t * b, b) += inputs.middleCols(t * b, b);
+    }
+    y.noalias() = p.C * hidden;
+    y.noalias() += p.D * data.obs;
+    y = (y.colwise() + p.c.col(0)).array().tanh().matrix();
+    logits.noalias() = p.W * y;
+    logits.colwise() += p.b.col(0);
+    // loss = -mean(adv * log p(a)); d loss / d logits = adv / n * (softmax - onehot)
+    Scalar loss = 0;
+    const Scalar inv_n = Scalar(1) / static_cast<Scalar>(cols);
+    for (ad::Index j = 0; j < cols; ++j) {
+      const Scalar m = logits.col(j).maxCoeff();
+      const Scalar lse = m + std::log((logits.col(j).array() - m).exp().sum());
+      const int a = data.actions[static_cast<std::size_t>(j)];
+      const Scalar adv = data.advantages(0, j);
+      loss -= adv * (logits(a, j) - lse) * inv_n;
+      d_logits.col(j) = ((logits.col(j).array() - lse).exp() * adv * inv_n).matrix();
+      d_logits(a, j) -= adv * inv_n;
+    }
+    g.W.noalias() = d_logits * y.transpose();
+    g.b = d_logits.rowwise().sum();
+    d_y.noalias() = p.W.transpose() * d_logits;
+    d_y.array() *= 1 - y.array().square();
+    g.C.noalias() = d_y * hidden.transpose();
+    g.D.noalias() = d_y * data.obs.transpose();
+    g.c = d_y.rowwise().sum();
+    d_hidden.noalias() = p.C.transpose() * d_y;
+    g.A.setZero();
+    for (ad::Index t = data.steps - 1; t >= 1; --t) {
+      const auto d_h = d_hidden.middleCols(t * b, b);
+      g.A.noalias() += d_h * hidden.middleCols((t - 1) * b, b).transpose();
+      d_hidden.middleCols((t - 1) * b, b).noalias() += p.A.transpose() * d_h;
+    }
+    g.B.noalias() = d_hidden * data.obs.transpose();
+    return loss;
+  }
+};
+
+void BM_SeqFwdBwd_Manual(benchmark::State& state) {
+  const auto data = test::random_sequence_batch<Scalar>(W2::obs, W2::actions, W2::batch, W2::steps, 1);
+  const auto params = nn::init_dense_ssm<Scalar>(w2_dims, 2);
+  ManualW2 manual(params, data);
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(manual.run());
+    benchmark::DoNotOptimize(manual.g.A.data());
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(w2_flops() * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_SeqFwdBwd_Manual)->Unit(benchmark::kMillisecond);
+
+// MAML meta-step: 8 tasks, each a support batch (8 x 50) loss, one inner SGD step (0.1), a query
+// batch (8 x 50) loss; the summed query loss differentiated to the initial parameters.
+struct MamlWorkload {
+  static constexpr int tasks = 8;
+  static constexpr Scalar inner_lr = 0.1f;
+  std::vector<test::SequenceBatch<Scalar>> support, query;
+  Params params = nn::init_dense_ssm<Scalar>(w2_dims, 3);
+  MamlWorkload() {
+    for (int t = 0; t < tasks; ++t) {
+      support.push_back(test::random_sequence_batch<Scalar>(W2::obs, W2::actions, 8, 50, 100 + t));
+      query.push_back(test::random_sequence_batch<Scalar>(W2::obs, W2::actions, 8, 50, 200 + t));
+    }
+  }
+};
+
+template <class P>
+ad::Var<Scalar> batch_loss(ad::Tape<Scalar>& tape, const P& p, const test::SequenceBatch<Scalar>& b) {
+  const auto logits = nn::dense_ssm_forward(p, tape.constant(b.obs), b.batch);
+  return rl::reinforce_loss_categorical(logits, b.actions, tape.constant(b.advantages));
+}
+
+void BM_MamlMetaStep_SecondOrder(benchmark::State& state) {
+  const MamlWorkload w;
+  ad::Tape<Scalar> tape;
+  std::array<Mat, Params::count> meta_grad;
+  for (auto _ : state) {
+    tape.clear();
+    const auto theta = nn::on_tape(tape, w.params).to_array();
+    // The meta-gradient of the summed query losses is the sum of the tasks' meta-gradients, so
+    // each task's graph is recorded in a nested scope, differentiated and dropped: the tape stays
+    // one task long and in cache.
+    for (int t = 0; t < MamlWorkload::tasks; ++t) {
+      ad::Tape<Scalar>::Scope task_scope(tape);
+      const auto inner = batch_loss(tape, nn::DenseSsmParams<ad::Var<Scalar>>::from_array(theta), w.support[t]);
+      const auto g = ad::grad(inner, std::span<const ad::Var<Scalar>>(theta), {.create_graph = true});
+      auto adapted = theta;
+      for (std::size_t i = 0; i < adapted.size(); ++i) adapted[i] = theta[i] - MamlWorkload::inner_lr * g[i];
+      tape.backward(batch_loss(tape, nn::DenseSsmParams<ad::Var<Scalar>>::from_array(adapted), w.query[t]));
+      for (std::size_t i = 0; i < meta_grad.size(); ++i) {
+        if (t == 0) meta_grad[i] = theta[i].grad();
+        else meta_grad[i] += theta[i].grad();
+      }
+    }
+    benchmark::DoNotOptimize(meta_grad[0].data());
+  }
+}
+BENCHMARK(BM_MamlMetaStep_SecondOrder)->Unit(benchmark::kMillisecond);
+
+void BM_MamlMetaStep_FirstOrder(benchmark::State& state) {
+  const MamlWorkload w;
+  ad::Tape<Scalar> tape;
+  std::array<Mat, Params::count> meta_grad;
+  for (auto _ : state) {
+    for (int t = 0; t < MamlWorkload::tasks; ++t) {
+      tape.clear();
+      const auto theta = nn::on_tape(tape, w.params).to_array();
+      tape.backward(batch_loss(tape, nn::DenseSsmParams<ad::Var<Scalar>>::from_array(theta), w.support[t]));
+      // First order: the adapted parameters are new leaves, cut off from the inner step.
+      std::array<ad::Var<Scalar>, Params::count> adapted;
+      for (std::size_t i = 0; i < adapted.size(); ++i) {
+        adapted[i] = tape.variable(theta[i].value() - MamlWorkload::inner_lr * theta[i].grad());
+      }
+      tape.backward(batch_loss(tape, nn::DenseSsmParams<ad::Var<Scalar>>::from_array(adapted), w.query[t]));
+      for (std::size_t i = 0; i < meta_grad.size(); ++i) {
+        if (t == 0) meta_grad[i] = adapted[i].grad();
+        else meta_grad[i] += adapted[i].grad();
+      }
+    }
+    benchmark::DoNotOptimize(meta_grad[0].data());
+  }
+}
+BENCHMARK(BM_MamlMetaStep_FirstOrder)->Unit(benchmark::kMillisecond);
+
+}  // namespace

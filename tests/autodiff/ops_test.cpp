@@ -125,6 +125,19 @@ TEST_CASE("slices, padding and concatenation") {
   expect_gradients("slice_cols", [](Tape<double>&, Inputs x) { return ad::square(ad::slice_cols(x[0], 1, 3)); }, {a});
   expect_gradients("slice_rows", [](Tape<double>&, Inputs x) { return ad::square(ad::slice_rows(x[0], 2, 2)); }, {a});
   expect_gradients("embed", [](Tape<double>&, Inputs x) { return ad::square(ad::embed(x[0], 6, 7, 1, 2)); }, {a});
+  expect_gradients("overlapping slices mixed with whole uses",
+                   [](Tape<double>&, Inputs x) {
+                     const auto s1 = ad::slice(x[0], 0, 0, 3, 3);
+                     const auto s2 = ad::slice(x[0], 1, 1, 3, 3);
+                     return ad::add(ad::mul(s1, s2), ad::square(ad::slice(ad::tanh(x[0]), 1, 2, 3, 3)));
+                   },
+                   {a});
+  expect_gradients("embed_sum", [](Tape<double>&, Inputs x) {
+                     const ad::Index rows[] = {0, 1, 2};
+                     const ad::Index cols[] = {0, 2, 1};
+                     return ad::square(ad::embed_sum(x, rows, cols, 6, 8));
+                   },
+                   {a, a, c});
   expect_gradients("concat_cols",
                    [](Tape<double>&, Inputs x) { return ad::square(ad::concat_cols({x[0], x[1], x[0]})); }, {a, b});
   expect_gradients("concat_rows", [](Tape<double>&, Inputs x) { return ad::square(ad::concat_rows({x[1], x[0]})); },

@@ -7,6 +7,7 @@
 
 #include "ssmrl/autodiff/ops/basic.hpp"
 #include "ssmrl/autodiff/ops/reduce.hpp"
+#include "ssmrl/autodiff/ops/shape.hpp"
 
 namespace ssmrl::ad {
 
@@ -41,16 +42,30 @@ std::vector<Var<Scalar>> grad_graph(const Var<Scalar>& output, const Var<Scalar>
   }
   GraphContext<Scalar> ctx(tape, pending);
   auto* seed_entry = tape.template allocate_array<Contribution>(1);
-  seed_entry->grad = seed;
-  seed_entry->next = nullptr;
+  new (seed_entry) Contribution{seed, 0, 0, false, nullptr};
   pending[last] = seed_entry;
 
   std::vector<Var<Scalar>> terms;
+  std::vector<Var<Scalar>> blocks;
+  std::vector<Index> block_rows;
+  std::vector<Index> block_cols;
   for (std::size_t i = last + 1; i-- > 0;) {
     Node<Scalar>* node = tape.node_at(i);
     if (pending[i] == nullptr || !node->requires_grad()) continue;
     terms.clear();
-    for (auto* c = pending[i]; c != nullptr; c = c->next) terms.push_back(c->grad);
+    blocks.clear();
+    block_rows.clear();
+    block_cols.clear();
+    for (auto* c = pending[i]; c != nullptr; c = c->next) {
+      if (c->block) {
+        blocks.push_back(c->grad);
+        block_rows.push_back(c->row);
+        block_cols.push_back(c->col);
+      } else {
+        terms.push_back(c->grad);
+      }
+    }
+    if (!blocks.empty()) terms.push_back(embed_sum<Scalar>(blocks, block_rows, block_cols, node->rows(), node->cols()));
     const Var<Scalar> g = add_n<Scalar>(terms);
     total[i] = g.node();
     ctx.bind(tape.var(node), g);

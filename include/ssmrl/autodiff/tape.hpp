@@ -365,6 +365,9 @@ public:
   //! One gradient contribution waiting to be summed; kept in the tape's arena.
   struct Contribution {
     Var<Scalar> grad;
+    Index row;    //!< where a block contribution sits in the input; 0 for whole ones
+    Index col;
+    bool block;   //!< grad covers only a block of the input (the adjoint of a slice)
     Contribution* next;
   };
 
@@ -385,10 +388,20 @@ public:
                  ::ssmrl::detail::message("backward_graph of ", self_.node()->name(), ": gradient of an input is ",
                                  contribution.rows(), "x", contribution.cols(), ", the input is ", input->rows(), "x",
                                  input->cols()));
-    auto* c = tape_->template allocate_array<Contribution>(1);
-    c->grad = contribution;
-    c->next = pending_[input->index()];
-    pending_[input->index()] = c;
+    push(input, contribution, 0, 0, false);
+  }
+
+  //! Sends a gradient that is zero outside the block at (row, col) of `input`. Blocks sent to one
+  //! input are summed in one pass, so that slicing a sequence step by step costs no more than
+  //! its length.
+  void accumulate_block(Node<Scalar>* input, const Var<Scalar>& contribution, Index row, Index col) {
+    if (!input->requires_grad()) return;
+    SSMRL_ASSERT(row >= 0 && col >= 0 && row + contribution.rows() <= input->rows() &&
+                     col + contribution.cols() <= input->cols(),
+                 ::ssmrl::detail::message("backward_graph of ", self_.node()->name(), ": a block gradient of shape ",
+                                          contribution.rows(), "x", contribution.cols(), " at (", row, ", ", col,
+                                          ") does not fit the ", input->rows(), "x", input->cols(), " input"));
+    push(input, contribution, row, col, true);
   }
 
   void bind(const Var<Scalar>& self, const Var<Scalar>& grad) noexcept {
@@ -397,6 +410,12 @@ public:
   }
 
 private:
+  void push(Node<Scalar>* input, const Var<Scalar>& grad, Index row, Index col, bool block) {
+    auto* c = tape_->template allocate_array<Contribution>(1);
+    new (c) Contribution{grad, row, col, block, pending_[input->index()]};
+    pending_[input->index()] = c;
+  }
+
   Tape<Scalar>* tape_;
   Contribution** pending_;
   Var<Scalar> self_;

@@ -23,7 +23,7 @@ public:
     x_->adjoint_for_update().block(row_, col_, this->rows(), this->cols()) += this->adjoint();
   }
   void backward_graph(GraphContext<Scalar>& ctx) const override {
-    ctx.accumulate(x_, embed(ctx.grad(), x_->rows(), x_->cols(), row_, col_));
+    ctx.accumulate_block(x_, ctx.grad(), row_, col_);
   }
 
 private:
@@ -47,6 +47,35 @@ private:
   Node<Scalar>* x_;
   Index row_;
   Index col_;
+};
+
+// Several blocks placed in one zero matrix and summed where they overlap: the adjoint of many
+// slices of one variable, in one node.
+template <class Scalar>
+class EmbedSumNode final : public Node<Scalar> {
+public:
+  EmbedSumNode(Node<Scalar>** parts, const Index* rows, const Index* cols, std::size_t count)
+      : parts_(parts), rows_(rows), cols_(cols), count_(count) {}
+  [[nodiscard]] const char* name() const noexcept override { return "embed_sum"; }
+  void backward() override {
+    const auto g = this->adjoint();
+    for (std::size_t i = 0; i < count_; ++i) {
+      Node<Scalar>* p = parts_[i];
+      if (p->requires_grad()) p->accumulate(g.block(rows_[i], cols_[i], p->rows(), p->cols()));
+    }
+  }
+  void backward_graph(GraphContext<Scalar>& ctx) const override {
+    for (std::size_t i = 0; i < count_; ++i) {
+      Node<Scalar>* p = parts_[i];
+      if (p->requires_grad()) ctx.accumulate(p, slice(ctx.grad(), rows_[i], cols_[i], p->rows(), p->cols()));
+    }
+  }
+
+private:
+  Node<Scalar>** parts_;
+  const Index* rows_;
+  const Index* cols_;
+  std::size_t count_;
 };
 
 template <class Scalar, bool along_cols>
@@ -157,6 +186,43 @@ Var<Scalar> embed(const Var<Scalar>& x, Index rows, Index cols, Index row, Index
   auto* node = tape.template make_node<detail::EmbedNode<Scalar>>(rows, cols, x.requires_grad(), x.node(), row, col);
   node->value().setZero();
   node->value().block(row, col, x.rows(), x.cols()) = x.value();
+  return tape.var(node);
+}
+
+//! A rows x cols matrix of zeros plus each part placed at (part_rows[i], part_cols[i]); overlapping
+//! parts add up. The sum of several embed() calls in one node.
+template <class Scalar>
+Var<Scalar> embed_sum(std::span<const Var<Scalar>> parts, std::span<const Index> part_rows,
+                      std::span<const Index> part_cols, Index rows, Index cols) {
+  SSMRL_REQUIRE(!parts.empty() && part_rows.size() == parts.size() && part_cols.size() == parts.size(),
+                "ad::embed_sum: ", parts.size(), " parts with ", part_rows.size(), " row and ", part_cols.size(),
+                " column offsets");
+  auto& tape = parts[0].tape();
+  bool requires_grad = false;
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    detail::check_operand("embed_sum", "parts", parts[i]);
+    detail::check_same_tape("embed_sum", parts[0], parts[i]);
+    SSMRL_REQUIRE(part_rows[i] >= 0 && part_cols[i] >= 0 && part_rows[i] + parts[i].rows() <= rows &&
+                      part_cols[i] + parts[i].cols() <= cols,
+                  "ad::embed_sum: part ", i, " (", parts[i].rows(), "x", parts[i].cols(), " at (", part_rows[i], ", ",
+                  part_cols[i], ")) does not fit in ", rows, "x", cols);
+    requires_grad = requires_grad || parts[i].requires_grad();
+  }
+  auto** nodes = tape.template allocate_array<Node<Scalar>*>(parts.size());
+  auto* r = tape.template allocate_array<Index>(parts.size());
+  auto* c = tape.template allocate_array<Index>(parts.size());
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    nodes[i] = parts[i].node();
+    r[i] = part_rows[i];
+    c[i] = part_cols[i];
+  }
+  auto* node =
+      tape.template make_node<detail::EmbedSumNode<Scalar>>(rows, cols, requires_grad, nodes, r, c, parts.size());
+  auto out = node->value();
+  out.setZero();
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    out.block(r[i], c[i], parts[i].rows(), parts[i].cols()) += parts[i].value();
+  }
   return tape.var(node);
 }
 
