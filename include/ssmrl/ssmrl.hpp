@@ -6,3 +6,4 @@
 #include "ssmrl/autodiff.hpp"
 #include "ssmrl/nn/dense_ssm.hpp"
 #include "ssmrl/rl/losses.hpp"
+#include "ssmrl/optim/adam.hpp"

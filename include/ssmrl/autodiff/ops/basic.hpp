@@ -80,10 +80,13 @@ Var<Scalar> make_sum_to(const char* op, const Var<Scalar>& x, Index rows, Index 
 
 enum class BinaryKind { add, sub, mul, div };
 
+// A broadcast operand is expanded to the result's shape once, on the tape, so that forward and
+// backward run on plain same-shape arrays; a_full / b_full are null for operands already in shape.
 template <class Scalar, BinaryKind kind>
 class BinaryNode final : public Node<Scalar> {
 public:
-  BinaryNode(Node<Scalar>* a, Node<Scalar>* b) : a_(a), b_(b) {}
+  BinaryNode(Node<Scalar>* a, Node<Scalar>* b, const Scalar* a_full, const Scalar* b_full)
+      : a_(a), b_(b), a_full_(a_full), b_full_(b_full) {}
   [[nodiscard]] const char* name() const noexcept override {
     switch (kind) {
       case BinaryKind::add: return "add";
@@ -95,13 +98,16 @@ public:
   }
 
   void backward() override {
+    using ConstMap = Eigen::Map<const Matrix<Scalar>>;
     const Index r = this->rows();
     const Index c = this->cols();
     const auto g = this->adjoint().array();
-    if (a_->rows() == r && a_->cols() == c && b_->rows() == r && b_->cols() == c) {
-      pull_back(g, a_->value().array(), b_->value().array(), accumulate_same{});
+    const ConstMap a = a_full_ != nullptr ? ConstMap(a_full_, r, c) : ConstMap(a_->value().data(), r, c);
+    const ConstMap b = b_full_ != nullptr ? ConstMap(b_full_, r, c) : ConstMap(b_->value().data(), r, c);
+    if (a_full_ == nullptr && b_full_ == nullptr) {
+      pull_back(g, a.array(), b.array(), accumulate_same{});
     } else {
-      pull_back(g, broadcast(a_->value(), r, c).array(), broadcast(b_->value(), r, c).array(), accumulate_broadcast{});
+      pull_back(g, a.array(), b.array(), accumulate_broadcast{});
     }
   }
 
@@ -155,6 +161,8 @@ private:
 
   Node<Scalar>* a_;
   Node<Scalar>* b_;
+  const Scalar* a_full_;
+  const Scalar* b_full_;
 };
 
 template <BinaryKind kind, class Scalar>
@@ -167,20 +175,24 @@ Var<Scalar> make_binary(const char* op, const Var<Scalar>& a, const Var<Scalar>&
   SSMRL_REQUIRE(broadcasts_to(a.rows(), a.cols(), r, c) && broadcasts_to(b.rows(), b.cols(), r, c), "ad::", op,
                 ": shapes ", a.rows(), "x", a.cols(), " and ", b.rows(), "x", b.cols(), " do not broadcast");
   auto& tape = a.tape();
-  auto* node = tape.template make_node<BinaryNode<Scalar, kind>>(r, c, any_requires_grad<Scalar>({&a, &b}),
-                                                                 a.node(), b.node());
-  auto out = node->value().array();
-  auto compute = [&](const auto& x, const auto& y) {
-    if constexpr (kind == BinaryKind::add) out = x + y;
-    if constexpr (kind == BinaryKind::sub) out = x - y;
-    if constexpr (kind == BinaryKind::mul) out = x * y;
-    if constexpr (kind == BinaryKind::div) out = x / y;
+  auto expanded = [&](const Var<Scalar>& v) -> const Scalar* {
+    if (v.rows() == r && v.cols() == c) return nullptr;
+    Scalar* full = tape.allocate(r * c);
+    expand_into(full, r, c, v.value());
+    return full;
   };
-  if (a.rows() == r && a.cols() == c && b.rows() == r && b.cols() == c) {
-    compute(a.value().array(), b.value().array());
-  } else {
-    compute(broadcast(a.value(), r, c).array(), broadcast(b.value(), r, c).array());
-  }
+  const Scalar* a_full = expanded(a);
+  const Scalar* b_full = expanded(b);
+  auto* node = tape.template make_node<BinaryNode<Scalar, kind>>(r, c, any_requires_grad<Scalar>({&a, &b}),
+                                                                 a.node(), b.node(), a_full, b_full);
+  using ConstMap = Eigen::Map<const Matrix<Scalar>>;
+  const auto x = (a_full != nullptr ? ConstMap(a_full, r, c) : ConstMap(a.value().data(), r, c)).array();
+  const auto y = (b_full != nullptr ? ConstMap(b_full, r, c) : ConstMap(b.value().data(), r, c)).array();
+  auto out = node->value().array();
+  if constexpr (kind == BinaryKind::add) out = x + y;
+  if constexpr (kind == BinaryKind::sub) out = x - y;
+  if constexpr (kind == BinaryKind::mul) out = x * y;
+  if constexpr (kind == BinaryKind::div) out = x / y;
   return tape.var(node);
 }
 

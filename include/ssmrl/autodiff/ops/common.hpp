@@ -36,6 +36,21 @@ template <class MapType>
   return m.replicate(rows / m.rows(), cols / m.cols());
 }
 
+// Writes the broadcast of `src` to rows x cols into `dst`, a column at a time so that it vectorises.
+template <class Scalar>
+void expand_into(Scalar* dst, Index rows, Index cols, const Eigen::Map<const Matrix<Scalar>>& src) {
+  Eigen::Map<Matrix<Scalar>> out(dst, rows, cols);
+  if (src.rows() == rows && src.cols() == cols) {
+    out = src;
+  } else if (src.rows() == rows) {
+    for (Index j = 0; j < cols; ++j) out.col(j) = src.col(0);
+  } else if (src.cols() == cols) {
+    for (Index j = 0; j < cols; ++j) out.col(j).setConstant(src(0, j));
+  } else {
+    out.setConstant(src(0, 0));
+  }
+}
+
 // Adds a full-shape contribution to `node`, summed over the dimensions along which it was broadcast.
 template <class Scalar, class Expr>
 void accumulate_reduced(Node<Scalar>* node, const Expr& full) {
