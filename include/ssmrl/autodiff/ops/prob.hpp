@@ -2,6 +2,7 @@
 // one chosen entry per column, a diagonal Gaussian log-density and the categorical entropy.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <numbers>
 #include <span>
@@ -81,12 +82,12 @@ template <class Scalar>
 const int* copy_rows(const char* op, Tape<Scalar>& tape, std::span<const int> rows, Index cols, Index limit) {
   SSMRL_REQUIRE(static_cast<Index>(rows.size()) == cols, "ad::", op, ": ", rows.size(), " row indices for ", cols,
                 " columns");
-  int* copy = tape.template allocate_array<int>(rows.size());
   for (std::size_t j = 0; j < rows.size(); ++j) {
     SSMRL_REQUIRE(rows[j] >= 0 && rows[j] < limit, "ad::", op, ": row index ", rows[j], " in column ", j,
                   " is outside [0, ", limit, ")");
-    copy[j] = rows[j];
   }
+  int* copy = tape.template allocate_array<int>(rows.size());
+  std::copy(rows.begin(), rows.end(), copy);
   return copy;
 }
 
