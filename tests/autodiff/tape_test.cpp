@@ -50,6 +50,33 @@ Var<double> cube(const Var<double>& x) {
   return tape.var(node);
 }
 
+// y = x^3 with a deliberately wrong backward (factor 2) or a wrong backward_graph (factor 2 there
+// only): gradcheck must notice each.
+template <bool wrong_first_order>
+class BrokenCubeNode final : public ad::Node<double> {
+public:
+  explicit BrokenCubeNode(ad::Node<double>* x) : x_(x) {}
+  const char* name() const noexcept override { return "broken_cube"; }
+  void backward() override {
+    const double factor = wrong_first_order ? 2.0 : 3.0;
+    x_->accumulate(factor * this->adjoint().array() * x_->value().array().square());
+  }
+  void backward_graph(ad::GraphContext<double>& ctx) const override {
+    ctx.accumulate(x_, ad::mul(ctx.grad(), 2.0 * ad::square(ctx.input(x_))));
+  }
+
+private:
+  ad::Node<double>* x_;
+};
+
+template <bool wrong_first_order>
+Var<double> broken_cube(const Var<double>& x) {
+  auto& tape = x.tape();
+  auto* node = tape.make_node<BrokenCubeNode<wrong_first_order>>(x.rows(), x.cols(), x.requires_grad(), x.node());
+  node->value() = x.value().array().cube().matrix();
+  return tape.var(node);
+}
+
 // An operation that implements only the first-order backward.
 class FirstOrderOnlyNode final : public ad::Node<double> {
 public:
@@ -136,6 +163,19 @@ TEST_CASE("a user-defined operation passes gradcheck, first and second order") {
       [](Tape<double>&, std::span<const Var<double>> x) { return cube(ad::tanh(x[0])); }, {random_matrix(2, 3, 2)});
   INFO(result.report);
   CHECK(result.passed);
+}
+
+TEST_CASE("gradcheck catches a wrong backward and a wrong backward_graph") {
+  const auto input = random_matrix(2, 2, 12);
+  const auto wrong_first = ad::gradcheck(
+      [](Tape<double>&, std::span<const Var<double>> x) { return broken_cube<true>(x[0]); }, {input});
+  CHECK_FALSE(wrong_first.passed);
+  CHECK(wrong_first.max_error_first > 1e-2);
+  const auto wrong_second = ad::gradcheck(
+      [](Tape<double>&, std::span<const Var<double>> x) { return broken_cube<false>(x[0]); }, {input});
+  CHECK_FALSE(wrong_second.passed);
+  CHECK(wrong_second.max_error_first < 1e-6);
+  CHECK(wrong_second.report.find("create_graph") != std::string::npos);
 }
 
 TEST_CASE("an operation without backward_graph says so when differentiated twice") {
