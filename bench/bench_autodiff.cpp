@@ -34,13 +34,7 @@ void BM_SeqFwdBwd_Tape(benchmark::State& state) {
   std::array<Mat, Params::count> grads;
   ad::Tape<Scalar> tape;
   for (auto _ : state) {
-    tape.clear();
-    const auto p = nn::on_tape(tape, params);
-    const auto logits = nn::dense_ssm_forward(p, tape.constant(data.obs), data.batch);
-    const auto loss = rl::reinforce_loss_categorical(logits, data.actions, tape.constant(data.advantages));
-    tape.backward(loss);
-    const auto vars = p.to_array();
-    for (std::size_t i = 0; i < grads.size(); ++i) grads[i] = vars[i].grad();
+    benchmark::DoNotOptimize(test::dense_ssm_reinforce_step(tape, params, data, grads));
     benchmark::DoNotOptimize(grads[0].data());
   }
   state.counters["GFLOP/s"] = benchmark::Counter(w2_flops() * 1e-9, benchmark::Counter::kIsIterationInvariantRate);

@@ -57,14 +57,7 @@ TEST_CASE("the W2 forward and backward loop allocates nothing after its first it
   std::array<float, iterations> losses{};
   for (int it = 0; it < iterations; ++it) {
     const long before = allocation_count.load();
-    tape.clear();
-    const auto p = nn::on_tape(tape, params);
-    const auto logits = nn::dense_ssm_forward(p, tape.constant(data.obs), data.batch);
-    const auto loss = rl::reinforce_loss_categorical(logits, data.actions, tape.constant(data.advantages));
-    tape.backward(loss);
-    const auto vars = p.to_array();
-    for (std::size_t i = 0; i < grads.size(); ++i) grads[i] = vars[i].grad();
-    losses[it] = loss.item();
+    losses[it] = test::dense_ssm_reinforce_step(tape, params, data, grads);
     allocations[it] = allocation_count.load() - before;
   }
   INFO("allocations per iteration: " << allocations[0] << " " << allocations[1] << " " << allocations[2] << " "

@@ -1,8 +1,11 @@
 // Workloads shared by tests and benchmarks, so that both measure the same thing.
 #pragma once
 
-#include <ssmrl/autodiff/tape.hpp>
+#include <ssmrl/autodiff.hpp>
+#include <ssmrl/nn/dense_ssm.hpp>
+#include <ssmrl/rl/losses.hpp>
 
+#include <array>
 #include <cstdint>
 #include <random>
 #include <vector>
@@ -48,5 +51,20 @@ struct W2 {
   static constexpr ad::Index batch = 8;
   static constexpr ad::Index steps = 200;
 };
+
+//! One W2 training pass through the tape: clear, record the forward pass and the REINFORCE loss,
+//! run backward, copy the gradients into `grads` (sized on the first call). Returns the loss.
+template <class Scalar>
+Scalar dense_ssm_reinforce_step(ad::Tape<Scalar>& tape, const nn::DenseSsmParams<ad::Matrix<Scalar>>& params,
+                                const SequenceBatch<Scalar>& data, std::array<ad::Matrix<Scalar>, 7>& grads) {
+  tape.clear();
+  const auto p = nn::on_tape(tape, params);
+  const auto logits = nn::dense_ssm_forward(p, tape.constant(data.obs), data.batch);
+  const auto loss = rl::reinforce_loss_categorical(logits, data.actions, tape.constant(data.advantages));
+  tape.backward(loss);
+  const auto vars = p.to_array();
+  for (std::size_t i = 0; i < grads.size(); ++i) grads[i] = vars[i].grad();
+  return loss.item();
+}
 
 }  // namespace ssmrl::test
