@@ -14,9 +14,8 @@ using namespace ssmrl;
 using Scalar = float;
 using Mat = ad::Matrix<Scalar>;
 using W2 = test::W2;
-using Params = nn::DenseSsmParams<Mat>;
-
-const nn::DenseSsmDims w2_dims{.obs = W2::obs, .state = W2::state, .hidden = W2::hidden, .out = W2::actions};
+using Policy = test::DenseSsmCategorical<Scalar>;
+using VarParams = Policy::VarParams;
 
 // Floating-point operations of the matrix products of one W2 forward and backward pass.
 double w2_flops() {
@@ -30,11 +29,11 @@ double w2_flops() {
 
 void BM_SeqFwdBwd_Tape(benchmark::State& state) {
   const auto data = test::random_sequence_batch<Scalar>(W2::obs, W2::actions, W2::batch, W2::steps, 1);
-  const auto params = nn::init_dense_ssm<Scalar>(w2_dims, 2);
-  std::array<Mat, Params::count> grads;
+  const auto policy = test::make_w2_policy<Scalar>(2);
+  std::vector<Mat> grads;
   ad::Tape<Scalar> tape;
   for (auto _ : state) {
-    benchmark::DoNotOptimize(test::dense_ssm_reinforce_step(tape, params, data, grads));
+    benchmark::DoNotOptimize(test::reinforce_step(tape, policy, data, grads));
     benchmark::DoNotOptimize(grads[0].data());
   }
   state.counters["GFLOP/s"] = benchmark::Counter(w2_flops() * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
@@ -44,12 +43,17 @@ BENCHMARK(BM_SeqFwdBwd_Tape)->Unit(benchmark::kMillisecond);
 // The same computation with a hand-derived backward, from the same Eigen products, into buffers
 // allocated once.
 struct ManualW2 {
-  const Params& p;
+  struct Weights {
+    Mat A, B, C, D, c, W, b;
+  };
+  Weights p;
   const test::SequenceBatch<Scalar>& data;
   Mat inputs, hidden, y, logits, d_logits, d_y, d_hidden;
-  Params g;
+  Weights g;
 
-  ManualW2(const Params& params, const test::SequenceBatch<Scalar>& d) : p(params), data(d) {
+  ManualW2(const Policy::Params& params, const test::SequenceBatch<Scalar>& d)
+      : p{params.cell.A, params.cell.B, params.cell.C, params.cell.D, params.cell.c, params.head.W, params.head.b},
+        data(d) {
     const auto cols = d.batch * d.steps;
     inputs.resize(W2::state, cols);
     hidden.resize(W2::state, cols);
@@ -81,7 +85,7 @@ struct ManualW2 {
     for (ad::Index j = 0; j < cols; ++j) {
       const Scalar m = logits.col(j).maxCoeff();
       const Scalar lse = m + std::log((logits.col(j).array() - m).exp().sum());
-      const int a = data.actions[static_cast<std::size_t>(j)];
+      const auto a = static_cast<ad::Index>(data.actions(0, j));
       const Scalar adv = data.advantages(0, j);
       loss -= adv * (logits(a, j) - lse) * inv_n;
       d_logits.col(j) = ((logits.col(j).array() - lse).exp() * adv * inv_n).matrix();
@@ -108,8 +112,8 @@ struct ManualW2 {
 
 void BM_SeqFwdBwd_Manual(benchmark::State& state) {
   const auto data = test::random_sequence_batch<Scalar>(W2::obs, W2::actions, W2::batch, W2::steps, 1);
-  const auto params = nn::init_dense_ssm<Scalar>(w2_dims, 2);
-  ManualW2 manual(params, data);
+  const auto policy = test::make_w2_policy<Scalar>(2);
+  ManualW2 manual(policy.params(), data);
   for (auto _ : state) {
     benchmark::DoNotOptimize(manual.run());
     benchmark::DoNotOptimize(manual.g.A.data());
@@ -124,42 +128,46 @@ struct MamlWorkload {
   static constexpr int tasks = 8;
   static constexpr Scalar inner_lr = 0.1f;
   std::vector<test::SequenceBatch<Scalar>> support, query;
-  Params params = nn::init_dense_ssm<Scalar>(w2_dims, 3);
+  Policy policy = test::make_w2_policy<Scalar>(3);
   MamlWorkload() {
     for (int t = 0; t < tasks; ++t) {
       support.push_back(test::random_sequence_batch<Scalar>(W2::obs, W2::actions, 8, 50, 100 + t));
       query.push_back(test::random_sequence_batch<Scalar>(W2::obs, W2::actions, 8, 50, 200 + t));
     }
   }
+  ad::Var<Scalar> loss(ad::Tape<Scalar>& tape, const VarParams& p, const test::SequenceBatch<Scalar>& b) const {
+    const auto e = policy.evaluate(p, tape.constant(b.obs), b.batch, b.actions);
+    return rl::policy_gradient_loss(e.log_prob, tape.constant(b.advantages));
+  }
 };
 
-template <class P>
-ad::Var<Scalar> batch_loss(ad::Tape<Scalar>& tape, const P& p, const test::SequenceBatch<Scalar>& b) {
-  const auto logits = nn::dense_ssm_forward(p, tape.constant(b.obs), b.batch);
-  return rl::reinforce_loss_categorical(logits, b.actions, tape.constant(b.advantages));
+void accumulate(std::vector<Mat>& total, const std::vector<ad::Var<Scalar>>& vars, bool first) {
+  if (first) total.resize(vars.size());
+  for (std::size_t i = 0; i < vars.size(); ++i) {
+    if (first) total[i] = vars[i].grad();
+    else total[i] += vars[i].grad();
+  }
 }
 
 void BM_MamlMetaStep_SecondOrder(benchmark::State& state) {
   const MamlWorkload w;
   ad::Tape<Scalar> tape;
-  std::array<Mat, Params::count> meta_grad;
+  std::vector<Mat> meta_grad;
   for (auto _ : state) {
     tape.clear();
-    const auto theta = nn::on_tape(tape, w.params).to_array();
+    const auto theta = nn::on_tape(tape, w.policy.params());
+    const auto theta_list = nn::to_list<ad::Var<Scalar>>(theta);
     // The meta-gradient of the summed query losses is the sum of the tasks' meta-gradients, so
     // each task's graph is recorded in a nested scope, differentiated and dropped: the tape stays
     // one task long and in cache.
     for (int t = 0; t < MamlWorkload::tasks; ++t) {
       ad::Tape<Scalar>::Scope task_scope(tape);
-      const auto inner = batch_loss(tape, nn::DenseSsmParams<ad::Var<Scalar>>::from_array(theta), w.support[t]);
-      const auto g = ad::grad(inner, std::span<const ad::Var<Scalar>>(theta), {.create_graph = true});
-      auto adapted = theta;
-      for (std::size_t i = 0; i < adapted.size(); ++i) adapted[i] = theta[i] - MamlWorkload::inner_lr * g[i];
-      tape.backward(batch_loss(tape, nn::DenseSsmParams<ad::Var<Scalar>>::from_array(adapted), w.query[t]));
-      for (std::size_t i = 0; i < meta_grad.size(); ++i) {
-        if (t == 0) meta_grad[i] = theta[i].grad();
-        else meta_grad[i] += theta[i].grad();
-      }
+      const auto g = ad::grad(w.loss(tape, theta, w.support[t]), std::span<const ad::Var<Scalar>>(theta_list),
+                              {.create_graph = true});
+      std::vector<ad::Var<Scalar>> adapted;
+      for (std::size_t i = 0; i < g.size(); ++i) adapted.push_back(theta_list[i] - MamlWorkload::inner_lr * g[i]);
+      tape.backward(w.loss(tape, nn::from_list(theta, adapted), w.query[t]));
+      accumulate(meta_grad, theta_list, t == 0);
     }
     benchmark::DoNotOptimize(meta_grad[0].data());
   }
@@ -169,22 +177,18 @@ BENCHMARK(BM_MamlMetaStep_SecondOrder)->Unit(benchmark::kMillisecond);
 void BM_MamlMetaStep_FirstOrder(benchmark::State& state) {
   const MamlWorkload w;
   ad::Tape<Scalar> tape;
-  std::array<Mat, Params::count> meta_grad;
+  std::vector<Mat> meta_grad;
   for (auto _ : state) {
     for (int t = 0; t < MamlWorkload::tasks; ++t) {
       tape.clear();
-      const auto theta = nn::on_tape(tape, w.params).to_array();
-      tape.backward(batch_loss(tape, nn::DenseSsmParams<ad::Var<Scalar>>::from_array(theta), w.support[t]));
+      const auto theta = nn::on_tape(tape, w.policy.params());
+      tape.backward(w.loss(tape, theta, w.support[t]));
       // First order: the adapted parameters are new leaves, cut off from the inner step.
-      std::array<ad::Var<Scalar>, Params::count> adapted;
-      for (std::size_t i = 0; i < adapted.size(); ++i) {
-        adapted[i] = tape.variable(theta[i].value() - MamlWorkload::inner_lr * theta[i].grad());
-      }
-      tape.backward(batch_loss(tape, nn::DenseSsmParams<ad::Var<Scalar>>::from_array(adapted), w.query[t]));
-      for (std::size_t i = 0; i < meta_grad.size(); ++i) {
-        if (t == 0) meta_grad[i] = adapted[i].grad();
-        else meta_grad[i] += adapted[i].grad();
-      }
+      const auto adapted = nn::transform_parameters<ad::Var<Scalar>>(theta, [&](const ad::Var<Scalar>& v) {
+        return tape.variable(v.value() - MamlWorkload::inner_lr * v.grad());
+      });
+      tape.backward(w.loss(tape, adapted, w.query[t]));
+      accumulate(meta_grad, nn::to_list<ad::Var<Scalar>>(adapted), t == 0);
     }
     benchmark::DoNotOptimize(meta_grad[0].data());
   }

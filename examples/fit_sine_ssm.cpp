@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <numbers>
 #include <random>
+#include <string_view>
+#include <tuple>
 
 using namespace ssmrl;
 using Scalar = double;
@@ -43,42 +45,56 @@ ad::Var<Scalar> mse(const ad::Var<Scalar>& prediction, const ad::Var<Scalar>& ta
 
 }  // namespace
 
+// The model's parameters: a parameter struct, so that on_tape, to_list and friends apply to it.
+template <class T>
+struct SineModel {
+  nn::DenseSsmParams<T> cell;
+  nn::LinearParams<T> out;
+  static constexpr std::array<std::string_view, 2> names{"cell", "out"};
+  auto fields() { return std::tie(cell, out); }
+  auto fields() const { return std::tie(cell, out); }
+  template <class U>
+  using rebind = SineModel<U>;
+};
+
 int main() {
   constexpr ad::Index batch = 32;
   constexpr ad::Index steps = 80;
   constexpr int iterations = 600;
   std::mt19937_64 rng(7);
-  auto params = nn::init_dense_ssm<Scalar>({.obs = 1, .state = 16, .hidden = 32, .out = 1}, 11);
+  // A dense SSM whose tanh readout feeds a linear layer: the prediction.
+  const nn::DenseSsmCell<Scalar> cell({.input = 1, .state = 16, .output = 32});
+  SineModel<Mat> model{cell.init_params(rng), nn::init_linear<Scalar>(32, 1, rng)};
+  auto predict = [&](const SineModel<ad::Var<Scalar>>& m, const ad::Var<Scalar>& inputs, ad::Index n) {
+    return nn::linear(m.out, cell.forward_sequence(m.cell, inputs, n));
+  };
   optim::Adam<Scalar> adam({.lr = 3e-3});
   ad::Tape<Scalar> tape;
-  std::array<Mat, 7> grads;
 
   const auto test = make_sequences(256, steps, 0.1, rng);
-  auto evaluate = [&](const nn::DenseSsmParams<Mat>& p) {
+  auto evaluate = [&](const SineModel<Mat>& m) {
     ad::Tape<Scalar>::Scope scope(tape);
-    const auto prediction = nn::dense_ssm_forward(nn::on_tape(tape, p), tape.constant(test.inputs), 256);
-    return mse(prediction, tape.constant(test.targets)).item();
+    return mse(predict(nn::on_tape(tape, m), tape.constant(test.inputs), 256), tape.constant(test.targets)).item();
   };
   // Persistence: tomorrow looks like today.
   const double persistence = (test.inputs - test.targets).array().square().mean();
-  std::printf("fitting a dense SSM (state 16, hidden 32) to noisy sines: %d Adam steps, batch %ld x %ld steps\n",
+  std::printf("fitting a dense SSM (state 16, readout 32) to noisy sines: %d Adam steps, batch %ld x %ld steps\n",
               iterations, long(batch), long(steps));
-  std::printf("test MSE before training %.4f; persistence baseline %.4f\n", evaluate(params), persistence);
+  std::printf("test MSE before training %.4f; persistence baseline %.4f\n", evaluate(model), persistence);
 
   for (int it = 1; it <= iterations; ++it) {
     const auto train = make_sequences(batch, steps, 0.1, rng);
     tape.clear();
-    const auto p = nn::on_tape(tape, params);
-    const auto loss = mse(nn::dense_ssm_forward(p, tape.constant(train.inputs), batch), tape.constant(train.targets));
+    const auto vars = nn::on_tape(tape, model);
+    const auto loss = mse(predict(vars, tape.constant(train.inputs), batch), tape.constant(train.targets));
     tape.backward(loss);
-    const auto vars = p.to_array();
-    for (std::size_t i = 0; i < grads.size(); ++i) grads[i] = vars[i].grad();
-    auto values = params.to_array();
+    auto values = nn::to_list<Mat>(model);
+    const auto grads = nn::to_list<Mat>(nn::gradients_of<Scalar>(vars));
     adam.step(std::span<Mat>(values), std::span<const Mat>(grads));
-    params = nn::DenseSsmParams<Mat>::from_array(values);
-    if (it % 100 == 0) std::printf("step %4d  train MSE %.4f  test MSE %.4f\n", it, loss.item(), evaluate(params));
+    model = nn::from_list(model, values);
+    if (it % 100 == 0) std::printf("step %4d  train MSE %.4f  test MSE %.4f\n", it, loss.item(), evaluate(model));
   }
-  const double final_mse = evaluate(params);
+  const double final_mse = evaluate(model);
   std::printf("final test MSE %.4f (%.1fx lower than persistence)\n", final_mse, persistence / final_mse);
   return final_mse < persistence ? 0 : 1;
 }

@@ -8,6 +8,7 @@
 #include "ssmrl/autodiff/ops/linalg.hpp"
 #include "ssmrl/autodiff/ops/prob.hpp"
 #include "ssmrl/autodiff/ops/reduce.hpp"
+#include "ssmrl/autodiff/ops/scan.hpp"
 #include "ssmrl/autodiff/ops/shape.hpp"
 #include "ssmrl/autodiff/ops/unary.hpp"
 #include "ssmrl/autodiff/tape.hpp"

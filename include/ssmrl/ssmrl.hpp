@@ -2,8 +2,11 @@
 #pragma once
 
 #include "ssmrl/version.hpp"
+#include "ssmrl/core/backend.hpp"
 #include "ssmrl/core/error.hpp"
 #include "ssmrl/autodiff.hpp"
-#include "ssmrl/nn/dense_ssm.hpp"
-#include "ssmrl/rl/losses.hpp"
+#include "ssmrl/nn.hpp"
 #include "ssmrl/optim/adam.hpp"
+#include "ssmrl/policy/heads.hpp"
+#include "ssmrl/policy/recurrent_policy.hpp"
+#include "ssmrl/rl/losses.hpp"

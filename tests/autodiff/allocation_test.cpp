@@ -45,19 +45,16 @@ using W2 = test::W2;
 
 TEST_CASE("the W2 forward and backward loop allocates nothing after its first iteration") {
   const auto data = test::random_sequence_batch<float>(W2::obs, W2::actions, W2::batch, W2::steps, 1);
-  const auto params =
-      nn::init_dense_ssm<float>({.obs = W2::obs, .state = W2::state, .hidden = W2::hidden, .out = W2::actions}, 2);
-  std::array<ad::Matrix<float>, 7> grads;
-  const auto shapes = params.to_array();
-  for (std::size_t i = 0; i < grads.size(); ++i) grads[i].setZero(shapes[i].rows(), shapes[i].cols());
-
+  const auto policy = test::make_w2_policy<float>(2);
+  std::vector<ad::Matrix<float>> grads;
+  grads.reserve(16);
   ad::Tape<float> tape;
   constexpr int iterations = 5;
   std::array<long, iterations> allocations{};
   std::array<float, iterations> losses{};
   for (int it = 0; it < iterations; ++it) {
     const long before = allocation_count.load();
-    losses[it] = test::dense_ssm_reinforce_step(tape, params, data, grads);
+    losses[it] = test::reinforce_step(tape, policy, data, grads);
     allocations[it] = allocation_count.load() - before;
   }
   INFO("allocations per iteration: " << allocations[0] << " " << allocations[1] << " " << allocations[2] << " "
@@ -67,5 +64,6 @@ TEST_CASE("the W2 forward and backward loop allocates nothing after its first it
     CHECK(allocations[it] == 0);
     CHECK(losses[it] == losses[0]);
   }
+  REQUIRE(grads.size() == 7);
   CHECK(grads[0].cwiseAbs().maxCoeff() > 0);
 }

@@ -56,9 +56,8 @@ struct Batch {
   ad::Index batch = 0;
   ad::Index steps = 0;
   ad::Matrix<double> obs;             //!< obs x (T * B)
-  std::vector<int> discrete_actions;  //!< T * B, for categorical policies
-  ad::Matrix<double> actions;         //!< action_dim x (T * B), for Gaussian policies
-  ad::Matrix<double> advantages;      //!< 1 x (T * B)
+  ad::Matrix<double> actions;     //!< action_dim x (T * B); categorical: 1 x (T * B) indices
+  ad::Matrix<double> advantages;  //!< 1 x (T * B)
 };
 
 //! Converts PyTorch's batch-major [B][T][...] layout.
@@ -71,11 +70,7 @@ inline Batch batch(const nlohmann::json& j) {
   out.obs.resize(obs_dim, columns);
   out.advantages.resize(1, columns);
   const bool gaussian = j["actions"][0][0].is_array();
-  if (gaussian) {
-    out.actions.resize(static_cast<ad::Index>(j["actions"][0][0].size()), columns);
-  } else {
-    out.discrete_actions.resize(static_cast<std::size_t>(columns));
-  }
+  out.actions.resize(gaussian ? static_cast<ad::Index>(j["actions"][0][0].size()) : 1, columns);
   for (ad::Index b = 0; b < out.batch; ++b) {
     for (ad::Index t = 0; t < out.steps; ++t) {
       const ad::Index col = t * out.batch + b;
@@ -86,7 +81,7 @@ inline Batch batch(const nlohmann::json& j) {
       if (gaussian) {
         for (ad::Index i = 0; i < out.actions.rows(); ++i) out.actions(i, col) = a[i].get<double>();
       } else {
-        out.discrete_actions[static_cast<std::size_t>(col)] = static_cast<int>(a.get<double>());
+        out.actions(0, col) = a.get<double>();
       }
     }
   }

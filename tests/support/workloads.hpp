@@ -1,11 +1,9 @@
 // Workloads shared by tests and benchmarks, so that both measure the same thing.
 #pragma once
 
-#include <ssmrl/autodiff.hpp>
-#include <ssmrl/nn/dense_ssm.hpp>
-#include <ssmrl/rl/losses.hpp>
+#include <ssmrl/ssmrl.hpp>
 
-#include <array>
+#include <string_view>
 #include <cstdint>
 #include <random>
 #include <vector>
@@ -19,7 +17,7 @@ struct SequenceBatch {
   ad::Index batch = 0;
   ad::Index steps = 0;
   ad::Matrix<Scalar> obs;
-  std::vector<int> actions;
+  ad::Matrix<Scalar> actions;  //!< 1 x (T * batch) action indices
   ad::Matrix<Scalar> advantages;
 };
 
@@ -34,10 +32,10 @@ SequenceBatch<Scalar> random_sequence_batch(ad::Index obs_dim, int num_actions, 
   out.steps = steps;
   out.obs.resize(obs_dim, batch * steps);
   out.advantages.resize(1, batch * steps);
-  out.actions.resize(static_cast<std::size_t>(batch * steps));
+  out.actions.resize(1, batch * steps);
   for (ad::Index i = 0; i < out.obs.size(); ++i) out.obs.data()[i] = static_cast<Scalar>(normal(rng));
   for (ad::Index i = 0; i < out.advantages.size(); ++i) out.advantages.data()[i] = static_cast<Scalar>(normal(rng));
-  for (auto& a : out.actions) a = action(rng);
+  for (ad::Index i = 0; i < out.actions.size(); ++i) out.actions.data()[i] = static_cast<Scalar>(action(rng));
   return out;
 }
 
@@ -52,18 +50,31 @@ struct W2 {
   static constexpr ad::Index steps = 200;
 };
 
-//! One W2 training pass through the tape: clear, record the forward pass and the REINFORCE loss,
-//! run backward, copy the gradients into `grads` (sized on the first call). Returns the loss.
+//! The dense SSM categorical policy of the reference cases and of W2.
 template <class Scalar>
-Scalar dense_ssm_reinforce_step(ad::Tape<Scalar>& tape, const nn::DenseSsmParams<ad::Matrix<Scalar>>& params,
-                                const SequenceBatch<Scalar>& data, std::array<ad::Matrix<Scalar>, 7>& grads) {
+using DenseSsmCategorical = policy::RecurrentPolicy<nn::DenseSsmCell<Scalar>, policy::CategoricalHead<Scalar>>;
+
+template <class Scalar>
+DenseSsmCategorical<Scalar> make_w2_policy(std::uint64_t seed) {
+  return {nn::DenseSsmCell<Scalar>({.input = W2::obs, .state = W2::state, .output = W2::hidden}),
+          policy::CategoricalHead<Scalar>(W2::hidden, W2::actions), {}, {}, seed};
+}
+
+//! One REINFORCE pass through the tape: clear, record the policy's log-probabilities of the batch
+//! and the loss, run backward, copy the gradients into `grads` (sized on the first call).
+template <class PolicyT, class Scalar>
+Scalar reinforce_step(ad::Tape<Scalar>& tape, const PolicyT& policy, const SequenceBatch<Scalar>& data,
+                      std::vector<ad::Matrix<Scalar>>& grads) {
   tape.clear();
-  const auto p = nn::on_tape(tape, params);
-  const auto logits = nn::dense_ssm_forward(p, tape.constant(data.obs), data.batch);
-  const auto loss = rl::reinforce_loss_categorical(logits, data.actions, tape.constant(data.advantages));
+  const auto p = nn::on_tape(tape, policy.params());
+  const auto e = policy.evaluate(p, tape.constant(data.obs), data.batch, data.actions);
+  const auto loss = rl::policy_gradient_loss(e.log_prob, tape.constant(data.advantages));
   tape.backward(loss);
-  const auto vars = p.to_array();
-  for (std::size_t i = 0; i < grads.size(); ++i) grads[i] = vars[i].grad();
+  std::size_t i = 0;
+  nn::for_each_parameter(p, [&](std::string_view, const ad::Var<Scalar>& v) {
+    if (i == grads.size()) grads.emplace_back(v.rows(), v.cols());
+    grads[i++] = v.grad();
+  });
   return loss.item();
 }
 

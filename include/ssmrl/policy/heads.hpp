@@ -1,0 +1,282 @@
+// Policy heads: categorical and diagonal Gaussian action distributions, and a value head. Each maps
+// cell features (one sample per column) to a distribution, evaluates it on the tape for training and
+// samples from it without a tape.
+#pragma once
+
+#include <array>
+#include <cmath>
+#include <numbers>
+#include <random>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+
+#include "ssmrl/autodiff.hpp"
+#include "ssmrl/nn/init.hpp"
+#include "ssmrl/nn/layer_norm.hpp"
+#include "ssmrl/nn/linear.hpp"
+
+namespace ssmrl::policy {
+
+//! Sample from the distribution, or take its most likely action (mean, argmax).
+enum class ActMode { sample, greedy };
+
+//! Categorical over `actions` choices: logits = W features + b. Actions are stored as their index
+//! (a 1 x N matrix holding whole numbers).
+template <class Scalar>
+class CategoricalHead {
+public:
+  template <class T>
+  using params_type = nn::LinearParams<T>;
+  using Params = params_type<ad::Matrix<Scalar>>;
+  struct workspace_type {
+    ad::Matrix<Scalar> logits;
+  };
+
+  CategoricalHead(ad::Index input, ad::Index actions) : input_(input), actions_(actions) {
+    SSMRL_REQUIRE(input > 0 && actions > 1, "CategoricalHead: input ", input, " must be positive and actions ",
+                  actions, " at least 2");
+  }
+  [[nodiscard]] ad::Index input_size() const noexcept { return input_; }
+  [[nodiscard]] ad::Index action_size() const noexcept { return 1; }
+  [[nodiscard]] ad::Index num_actions() const noexcept { return actions_; }
+
+  //! Orthogonal weights with gain 0.01, so that the first policy is close to uniform.
+  [[nodiscard]] Params init_params(nn::init::Rng& rng) const {
+    return nn::init_linear<Scalar>(input_, actions_, rng, nn::LinearInit::orthogonal, 0.01);
+  }
+
+  [[nodiscard]] ad::Var<Scalar> logits(const params_type<ad::Var<Scalar>>& p, const ad::Var<Scalar>& features) const {
+    return nn::linear(p, features);
+  }
+  //! log pi(action | features) per column; actions: 1 x N indices.
+  [[nodiscard]] ad::Var<Scalar> log_prob(const params_type<ad::Var<Scalar>>& p, const ad::Var<Scalar>& features,
+                                         const ad::Matrix<Scalar>& actions) const {
+    SSMRL_REQUIRE(actions.rows() == 1 && actions.cols() == features.cols(), "CategoricalHead::log_prob: actions are ",
+                  actions.rows(), "x", actions.cols(), ", expected 1x", features.cols());
+    auto& tape = features.tape();
+    int* index = tape.template allocate_array<int>(static_cast<std::size_t>(actions.cols()));
+    for (ad::Index j = 0; j < actions.cols(); ++j) index[j] = static_cast<int>(actions(0, j));
+    return ad::pick(ad::log_softmax(logits(p, features)),
+                    std::span<const int>(index, static_cast<std::size_t>(actions.cols())));
+  }
+  [[nodiscard]] ad::Var<Scalar> entropy(const params_type<ad::Var<Scalar>>& p, const ad::Var<Scalar>& features) const {
+    return ad::categorical_entropy(logits(p, features));
+  }
+
+  [[nodiscard]] workspace_type make_workspace(ad::Index batch) const { return {ad::Matrix<Scalar>(actions_, batch)}; }
+
+  template <class Rng>
+  void act(const Params& p, Eigen::Ref<const ad::Matrix<Scalar>> features, ActMode mode, Rng& rng,
+           Eigen::Ref<ad::Matrix<Scalar>> actions, Eigen::Ref<ad::Matrix<Scalar>> log_prob, workspace_type& ws) const {
+    nn::linear_into(p, features, ws.logits);
+    std::uniform_real_distribution<double> uniform(0.0, 1.0);
+    for (ad::Index j = 0; j < features.cols(); ++j) {
+      auto col = ws.logits.col(j);
+      const Scalar m = col.maxCoeff();
+      const Scalar lse = m + std::log((col.array() - m).exp().sum());
+      ad::Index chosen = 0;
+      if (mode == ActMode::greedy) {
+        col.maxCoeff(&chosen);
+      } else {
+        double u = uniform(rng);
+        chosen = actions_ - 1;
+        for (ad::Index a = 0; a < actions_; ++a) {
+          u -= std::exp(static_cast<double>(col(a) - lse));
+          if (u < 0) {
+            chosen = a;
+            break;
+          }
+        }
+      }
+      actions(0, j) = static_cast<Scalar>(chosen);
+      log_prob(0, j) = col(chosen) - lse;
+    }
+  }
+
+private:
+  ad::Index input_;
+  ad::Index actions_;
+};
+
+//! Where a Gaussian head's log standard deviation comes from.
+enum class GaussianStd {
+  learned,          //!< one learned value per action dimension, independent of the state
+  state_dependent,  //!< a linear function of the features
+};
+
+template <class T>
+struct GaussianParams {
+  nn::LinearParams<T> mean;
+  T log_std;  //!< actions x 1
+  static constexpr std::array<std::string_view, 2> names{"mean", "log_std"};
+  auto fields() { return std::tie(mean, log_std); }
+  auto fields() const { return std::tie(mean, log_std); }
+  template <class U>
+  using rebind = GaussianParams<U>;
+};
+
+template <class T>
+struct GaussianStateStdParams {
+  nn::LinearParams<T> mean;
+  nn::LinearParams<T> log_std;
+  static constexpr std::array<std::string_view, 2> names{"mean", "log_std"};
+  auto fields() { return std::tie(mean, log_std); }
+  auto fields() const { return std::tie(mean, log_std); }
+  template <class U>
+  using rebind = GaussianStateStdParams<U>;
+};
+
+struct GaussianHeadConfig {
+  ad::Index input = 0;
+  ad::Index actions = 0;
+  double initial_log_std = 0.0;
+  //! Squash samples with tanh into (-1, 1); log-probabilities then include the change of variables.
+  bool squash = false;
+};
+
+//! Diagonal Gaussian: mean = W features + b; log_std learned or state-dependent. With squashing the
+//! environment sees tanh(u) and the log-probability is that of u minus sum log(1 - tanh(u)^2);
+//! entropy() is then the entropy of u (the squashed one has no closed form).
+template <class Scalar, GaussianStd std_kind = GaussianStd::learned>
+class GaussianHead {
+public:
+  template <class T>
+  using params_type = std::conditional_t<std_kind == GaussianStd::learned, GaussianParams<T>, GaussianStateStdParams<T>>;
+  using Params = params_type<ad::Matrix<Scalar>>;
+  struct workspace_type {
+    ad::Matrix<Scalar> mean;
+    ad::Matrix<Scalar> log_std;
+  };
+
+  explicit GaussianHead(const GaussianHeadConfig& config) : config_(config) {
+    SSMRL_REQUIRE(config.input > 0 && config.actions > 0, "GaussianHead: input ", config.input, " and actions ",
+                  config.actions, " must be positive");
+  }
+  [[nodiscard]] ad::Index input_size() const noexcept { return config_.input; }
+  [[nodiscard]] ad::Index action_size() const noexcept { return config_.actions; }
+  [[nodiscard]] const GaussianHeadConfig& config() const noexcept { return config_; }
+
+  [[nodiscard]] Params init_params(nn::init::Rng& rng) const {
+    Params p;
+    p.mean = nn::init_linear<Scalar>(config_.input, config_.actions, rng, nn::LinearInit::orthogonal, 0.01);
+    const auto initial = static_cast<Scalar>(config_.initial_log_std);
+    if constexpr (std_kind == GaussianStd::learned) {
+      p.log_std = ad::Matrix<Scalar>::Constant(config_.actions, 1, initial);
+    } else {
+      p.log_std = nn::init_linear<Scalar>(config_.input, config_.actions, rng, nn::LinearInit::orthogonal, 0.01);
+      p.log_std.b.setConstant(initial);
+    }
+    return p;
+  }
+
+  [[nodiscard]] ad::Var<Scalar> log_std(const params_type<ad::Var<Scalar>>& p, const ad::Var<Scalar>& features) const {
+    if constexpr (std_kind == GaussianStd::learned) {
+      (void)features;
+      return p.log_std;
+    } else {
+      return nn::linear(p.log_std, features);
+    }
+  }
+
+  //! actions: action_size x N, as the environment received them (squashed when squashing).
+  [[nodiscard]] ad::Var<Scalar> log_prob(const params_type<ad::Var<Scalar>>& p, const ad::Var<Scalar>& features,
+                                         const ad::Matrix<Scalar>& actions) const {
+    SSMRL_REQUIRE(actions.rows() == config_.actions && actions.cols() == features.cols(),
+                  "GaussianHead::log_prob: actions are ", actions.rows(), "x", actions.cols(), ", expected ",
+                  config_.actions, "x", features.cols());
+    auto& tape = features.tape();
+    const auto mean = nn::linear(p.mean, features);
+    if (!config_.squash) return ad::gaussian_log_prob(mean, log_std(p, features), tape.constant(actions));
+    // u = atanh(a), clipped away from +-1; the correction depends on the data only.
+    const Scalar limit = Scalar(1) - Scalar(std::is_same_v<Scalar, float> ? 1e-6 : 1e-12);
+    const ad::Matrix<Scalar> u = actions.array().max(-limit).min(limit).atanh().matrix();
+    const ad::Matrix<Scalar> correction =
+        (Scalar(2) * (std::numbers::ln2_v<Scalar> - u.array() - (Scalar(-2) * u.array()).exp().log1p()))
+            .colwise()
+            .sum()
+            .matrix();
+    return ad::sub(ad::gaussian_log_prob(mean, log_std(p, features), tape.constant(u)), tape.constant(correction));
+  }
+
+  //! Sum over dimensions of log_std + 0.5 log(2 pi e), per column.
+  [[nodiscard]] ad::Var<Scalar> entropy(const params_type<ad::Var<Scalar>>& p, const ad::Var<Scalar>& features) const {
+    const Scalar constant = Scalar(0.5) * std::log(Scalar(2) * std::numbers::pi_v<Scalar> * std::numbers::e_v<Scalar>);
+    const auto per_dim = ad::broadcast_to(log_std(p, features), config_.actions, features.cols());
+    return ad::colwise_sum(per_dim + constant);
+  }
+
+  [[nodiscard]] workspace_type make_workspace(ad::Index batch) const {
+    return {ad::Matrix<Scalar>(config_.actions, batch), ad::Matrix<Scalar>(config_.actions, batch)};
+  }
+
+  template <class Rng>
+  void act(const Params& p, Eigen::Ref<const ad::Matrix<Scalar>> features, ActMode mode, Rng& rng,
+           Eigen::Ref<ad::Matrix<Scalar>> actions, Eigen::Ref<ad::Matrix<Scalar>> log_prob, workspace_type& ws) const {
+    nn::linear_into(p.mean, features, ws.mean);
+    if constexpr (std_kind == GaussianStd::learned) {
+      for (ad::Index j = 0; j < features.cols(); ++j) ws.log_std.col(j) = p.log_std.col(0);
+    } else {
+      nn::linear_into(p.log_std, features, ws.log_std);
+    }
+    std::normal_distribution<double> normal(0.0, 1.0);
+    const Scalar half_log_two_pi = Scalar(0.5) * std::log(Scalar(2) * std::numbers::pi_v<Scalar>);
+    for (ad::Index j = 0; j < features.cols(); ++j) {
+      Scalar lp = 0;
+      for (ad::Index i = 0; i < config_.actions; ++i) {
+        const Scalar z = mode == ActMode::sample ? static_cast<Scalar>(normal(rng)) : Scalar(0);
+        const Scalar u = ws.mean(i, j) + std::exp(ws.log_std(i, j)) * z;
+        lp += Scalar(-0.5) * z * z - ws.log_std(i, j) - half_log_two_pi;
+        if (config_.squash) {
+          lp -= Scalar(2) * (std::numbers::ln2_v<Scalar> - u - std::log1p(std::exp(Scalar(-2) * u)));
+          actions(i, j) = std::tanh(u);
+        } else {
+          actions(i, j) = u;
+        }
+      }
+      log_prob(0, j) = lp;
+    }
+  }
+
+private:
+  GaussianHeadConfig config_;
+};
+
+//! State value: v = w^T features + b, 1 x N.
+template <class Scalar>
+class ValueHead {
+public:
+  template <class T>
+  using params_type = nn::LinearParams<T>;
+  using Params = params_type<ad::Matrix<Scalar>>;
+
+  explicit ValueHead(ad::Index input) : input_(input) {
+    SSMRL_REQUIRE(input > 0, "ValueHead: input ", input, " must be positive");
+  }
+  [[nodiscard]] Params init_params(nn::init::Rng& rng) const {
+    return nn::init_linear<Scalar>(input_, 1, rng, nn::LinearInit::orthogonal, 1.0);
+  }
+  [[nodiscard]] ad::Var<Scalar> value(const params_type<ad::Var<Scalar>>& p, const ad::Var<Scalar>& features) const {
+    return nn::linear(p, features);
+  }
+  void value_into(const Params& p, Eigen::Ref<const ad::Matrix<Scalar>> features, Eigen::Ref<ad::Matrix<Scalar>> out) const {
+    nn::linear_into(p, features, out);
+  }
+  static constexpr bool enabled = true;
+
+private:
+  ad::Index input_;
+};
+
+//! No value head (a pure policy-gradient policy).
+template <class Scalar>
+class NoValueHead {
+public:
+  template <class T>
+  using params_type = nn::EmptyParams<T>;
+  using Params = params_type<ad::Matrix<Scalar>>;
+  [[nodiscard]] Params init_params(nn::init::Rng&) const { return {}; }
+  static constexpr bool enabled = false;
+};
+
+}  // namespace ssmrl::policy

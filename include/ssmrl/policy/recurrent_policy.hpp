@@ -1,0 +1,188 @@
+// A recurrent policy: a cell, an optional normalisation of its features, an action head and an
+// optional value head, with one recurrent state per environment of a batch.
+#pragma once
+
+#include <array>
+#include <concepts>
+#include <random>
+#include <string_view>
+#include <tuple>
+
+#include "ssmrl/nn/cells/cell.hpp"
+#include "ssmrl/nn/layer_norm.hpp"
+#include "ssmrl/policy/heads.hpp"
+
+namespace ssmrl::policy {
+
+template <class CellP, class NormP, class HeadP, class ValueP>
+struct PolicyParams {
+  CellP cell;
+  NormP norm;
+  HeadP head;
+  ValueP value;
+  static constexpr std::array<std::string_view, 4> names{"cell", "norm", "head", "value"};
+  auto fields() { return std::tie(cell, norm, head, value); }
+  auto fields() const { return std::tie(cell, norm, head, value); }
+  template <class U>
+  using rebind = PolicyParams<typename CellP::template rebind<U>, typename NormP::template rebind<U>,
+                              typename HeadP::template rebind<U>, typename ValueP::template rebind<U>>;
+};
+
+//! Opt-in: a type is a Policy only when it says so, as well as having the members.
+template <class P>
+inline constexpr bool enable_policy = false;
+
+template <nn::Cell CellT, class HeadT, class NormT = nn::NoNorm<typename CellT::scalar_type>,
+          class ValueT = NoValueHead<typename CellT::scalar_type>>
+class RecurrentPolicy {
+public:
+  using scalar_type = typename CellT::scalar_type;
+  using Scalar = scalar_type;
+  using cell_type = CellT;
+  using head_type = HeadT;
+  template <class T>
+  using params_type = PolicyParams<typename CellT::template params_type<T>, typename NormT::template params_type<T>,
+                                   typename HeadT::template params_type<T>, typename ValueT::template params_type<T>>;
+  using Params = params_type<ad::Matrix<Scalar>>;
+  using VarParams = params_type<ad::Var<Scalar>>;
+
+  //! What act() returns: views of the policy's buffers, valid until the next call.
+  struct Step {
+    const ad::Matrix<Scalar>& actions;   //!< action_size x num_envs
+    const ad::Matrix<Scalar>& log_prob;  //!< 1 x num_envs
+    const ad::Matrix<Scalar>& value;     //!< 1 x num_envs (empty without a value head)
+  };
+
+  //! log-probabilities, entropies and values of whole trajectories, recorded on a tape.
+  struct Evaluation {
+    ad::Var<Scalar> features;  //!< cell output after normalisation, output_size x T*batch
+    ad::Var<Scalar> log_prob;  //!< 1 x T*batch
+    ad::Var<Scalar> entropy;   //!< 1 x T*batch
+    ad::Var<Scalar> value;     //!< 1 x T*batch; empty without a value head
+  };
+
+  RecurrentPolicy(CellT cell, HeadT head, NormT norm, ValueT value, std::uint64_t seed)
+      : cell_(std::move(cell)), head_(std::move(head)), norm_(std::move(norm)), value_head_(std::move(value)) {
+    SSMRL_REQUIRE(head_.input_size() == cell_.output_size(), "RecurrentPolicy: the head takes ", head_.input_size(),
+                  " features, the cell gives ", cell_.output_size());
+    nn::init::Rng rng(seed);
+    params_ = Params{cell_.init_params(rng), norm_.init_params(rng), head_.init_params(rng), value_head_.init_params(rng)};
+    set_num_envs(1);
+  }
+
+  [[nodiscard]] const CellT& cell() const noexcept { return cell_; }
+  [[nodiscard]] const HeadT& head() const noexcept { return head_; }
+  [[nodiscard]] const NormT& norm() const noexcept { return norm_; }
+  [[nodiscard]] const ValueT& value_head() const noexcept { return value_head_; }
+  [[nodiscard]] ad::Index observation_size() const noexcept { return cell_.input_size(); }
+  [[nodiscard]] ad::Index action_size() const noexcept { return head_.action_size(); }
+
+  [[nodiscard]] const Params& params() const noexcept { return params_; }
+  [[nodiscard]] Params& params() noexcept { return params_; }
+  //! Replaces every parameter; nothing changes unless all shapes match.
+  void set_params(Params p) {
+    check_shapes(p);
+    params_ = std::move(p);
+  }
+  void check_shapes(const Params& p) const {
+    cell_.check_shapes(p.cell);
+    std::size_t i = 0;
+    const auto expected = nn::to_list<ad::Matrix<Scalar>>(params_);
+    const auto names = nn::parameter_names(params_);
+    nn::for_each_parameter(p, [&](std::string_view name, const ad::Matrix<Scalar>& m) {
+      SSMRL_REQUIRE(i < expected.size() && m.rows() == expected[i].rows() && m.cols() == expected[i].cols(),
+                    "RecurrentPolicy::check_shapes: parameter ", name, " is ", m.rows(), "x", m.cols(), ", expected ",
+                    i < expected.size() ? expected[i].rows() : 0, "x", i < expected.size() ? expected[i].cols() : 0);
+      ++i;
+    });
+  }
+
+  // ---- acting, one recurrent state per environment, no tape ----
+
+  //! Sizes the per-environment state and buffers for `count` environments and zeroes the state.
+  void set_num_envs(ad::Index count) {
+    SSMRL_REQUIRE(count > 0, "RecurrentPolicy::set_num_envs: count ", count, " must be positive");
+    state_.setZero(cell_.state_size(), count);
+    features_.resize(cell_.output_size(), count);
+    actions_.resize(head_.action_size(), count);
+    log_prob_.resize(1, count);
+    if constexpr (ValueT::enabled) value_.resize(1, count);
+    cell_workspace_ = cell_.make_workspace(count);
+    head_workspace_ = head_.make_workspace(count);
+  }
+  [[nodiscard]] ad::Index num_envs() const noexcept { return state_.cols(); }
+  //! Zeroes one environment's recurrent state (its episode ended).
+  void reset(ad::Index env) {
+    SSMRL_REQUIRE(env >= 0 && env < num_envs(), "RecurrentPolicy::reset: environment ", env, " is outside [0, ",
+                  num_envs(), ")");
+    state_.col(env).setZero();
+  }
+  void reset_all() { state_.setZero(); }
+  [[nodiscard]] const ad::Matrix<Scalar>& state() const noexcept { return state_; }
+  [[nodiscard]] ad::Matrix<Scalar>& state() noexcept { return state_; }
+
+  //! One step for every environment: observations are observation_size x num_envs.
+  template <class Rng>
+  Step act(Eigen::Ref<const ad::Matrix<Scalar>> observations, ActMode mode, Rng& rng) {
+    SSMRL_REQUIRE(observations.rows() == cell_.input_size() && observations.cols() == num_envs(),
+                  "RecurrentPolicy::act: observations are ", observations.rows(), "x", observations.cols(),
+                  ", expected ", cell_.input_size(), "x", num_envs(), " (observation size x environments)");
+    cell_.step(params_.cell, state_, observations, features_, cell_workspace_);
+    norm_.apply(params_.norm, features_);
+    head_.act(params_.head, features_, mode, rng, actions_, log_prob_, head_workspace_);
+    if constexpr (ValueT::enabled) value_head_.value_into(params_.value, features_, value_);
+    return {actions_, log_prob_, value_};
+  }
+
+  // ---- training, on a tape ----
+
+  //! Evaluates trajectories: observations observation_size x (T * batch) in time-major blocks,
+  //! actions action_size x (T * batch) as act() produced them.
+  [[nodiscard]] Evaluation evaluate(const VarParams& p, const ad::Var<Scalar>& observations, ad::Index batch,
+                                    const ad::Matrix<Scalar>& actions,
+                                    const nn::SequenceOptions<Scalar>& options = {}) const {
+    Evaluation e;
+    e.features = norm_.forward(p.norm, cell_.forward_sequence(p.cell, observations, batch, options));
+    e.log_prob = head_.log_prob(p.head, e.features, actions);
+    e.entropy = head_.entropy(p.head, e.features);
+    if constexpr (ValueT::enabled) e.value = value_head_.value(p.value, e.features);
+    return e;
+  }
+
+private:
+  CellT cell_;
+  HeadT head_;
+  NormT norm_;
+  ValueT value_head_;
+  Params params_;
+  ad::Matrix<Scalar> state_;
+  ad::Matrix<Scalar> features_;
+  ad::Matrix<Scalar> actions_;
+  ad::Matrix<Scalar> log_prob_;
+  ad::Matrix<Scalar> value_;
+  typename CellT::workspace_type cell_workspace_;
+  typename HeadT::workspace_type head_workspace_;
+};
+
+template <class C, class H, class N, class V>
+inline constexpr bool enable_policy<RecurrentPolicy<C, H, N, V>> = true;
+
+//! A Policy has `scalar_type`, `template <class T> params_type`, `params()`, per-environment state
+//! (`set_num_envs`, `num_envs`, `reset`), `act(observations, mode, rng)` without a tape, and
+//! `evaluate(params_on_tape, observations, batch, actions, options)` on a tape; `enable_policy<P>`.
+template <class P>
+concept Policy = enable_policy<P> &&
+    requires(P& policy, const P& cpolicy, std::mt19937_64& rng, ad::Index n,
+             Eigen::Ref<const ad::Matrix<typename P::scalar_type>> observations,
+             const typename P::template params_type<ad::Var<typename P::scalar_type>>& vars,
+             const ad::Var<typename P::scalar_type>& obs_on_tape, const ad::Matrix<typename P::scalar_type>& actions) {
+      typename P::scalar_type;
+      { cpolicy.params() } -> std::same_as<const typename P::template params_type<ad::Matrix<typename P::scalar_type>>&>;
+      policy.set_num_envs(n);
+      { cpolicy.num_envs() } -> std::same_as<ad::Index>;
+      policy.reset(n);
+      policy.act(observations, ActMode::sample, rng);
+      cpolicy.evaluate(vars, obs_on_tape, n, actions);
+    };
+
+}  // namespace ssmrl::policy
