@@ -168,6 +168,30 @@ TEST_CASE("distributions per column") {
   }
 }
 
+TEST_CASE("the fused diagonal scan, both directions, with restarts") {
+  const auto a = random_matrix(3, 1, 30, 0.3, 0.95);
+  const auto u = random_matrix(3, 2 * 5, 31);
+  Matrix<double> keep = Matrix<double>::Ones(1, 10);
+  keep(0, 5) = 0;
+  keep(0, 2) = 0;
+  for (const bool reverse : {false, true}) {
+    for (const double* mask : {static_cast<const double*>(nullptr), static_cast<const double*>(keep.data())}) {
+      expect_gradients(std::string("diag_scan") + (reverse ? ", reverse" : "") + (mask ? ", with restarts" : ""),
+                       [=](Tape<double>&, Inputs x) { return ad::diag_scan(x[0], x[1], 2, mask, reverse); }, {a, u});
+    }
+  }
+  // Against its definition.
+  Tape<double> tape;
+  const Matrix<double> h = ad::diag_scan(tape.constant(a), tape.constant(u), 2, keep.data()).value();
+  Matrix<double> expected = u;
+  for (ad::Index t = 1; t < 5; ++t) {
+    for (ad::Index b = 0; b < 2; ++b) {
+      expected.col(t * 2 + b) += (a.array() * keep(0, t * 2 + b) * expected.col((t - 1) * 2 + b).array()).matrix();
+    }
+  }
+  CHECK((h - expected).cwiseAbs().maxCoeff() < 1e-14);
+}
+
 TEST_CASE("forward values match closed forms") {
   Tape<double> tape;
   Matrix<double> logits(3, 2);
