@@ -10,3 +10,4 @@
 #include "ssmrl/policy/heads.hpp"
 #include "ssmrl/policy/recurrent_policy.hpp"
 #include "ssmrl/rl/losses.hpp"
+#include "ssmrl/io.hpp"

@@ -86,6 +86,7 @@ auto transform_parameters(const P& params, F&& f) {
         return static_cast<U>(f(field));
       }
     };
+    (void)convert;  // unused for structs without fields
     return Out{convert(std::get<I>(fields))...};
   }(std::make_index_sequence<std::tuple_size_v<decltype(fields)>>{});
 }

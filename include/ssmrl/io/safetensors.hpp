@@ -1,0 +1,157 @@
+// The safetensors format: an 8-byte little-endian header length, a JSON header mapping each tensor
+// name to its dtype, shape and data_offsets (plus an optional "__metadata__" map of strings), then
+// the tensors' bytes, row-major and little-endian.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <bit>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "ssmrl/io/file.hpp"
+
+namespace ssmrl::io {
+
+static_assert(std::endian::native == std::endian::little, "ssmrl::io: files are written on little-endian machines only");
+
+enum class DType { f32, f64 };
+
+inline const char* dtype_name(DType d) { return d == DType::f32 ? "F32" : "F64"; }
+inline std::size_t dtype_size(DType d) { return d == DType::f32 ? 4 : 8; }
+template <class Scalar>
+constexpr DType dtype_of() {
+  static_assert(std::is_same_v<Scalar, float> || std::is_same_v<Scalar, double>, "ssmrl::io: float or double only");
+  return std::is_same_v<Scalar, float> ? DType::f32 : DType::f64;
+}
+
+//! One tensor: its values as stored (row-major, little-endian).
+struct Tensor {
+  std::string name;
+  DType dtype = DType::f64;
+  std::vector<std::int64_t> shape;
+  std::string bytes;
+
+  [[nodiscard]] std::int64_t element_count() const {
+    std::int64_t n = 1;
+    for (auto s : shape) n *= s;
+    return n;
+  }
+};
+
+struct SafetensorsFile {
+  std::map<std::string, std::string> metadata;
+  std::vector<Tensor> tensors;  //!< in order of their data offsets
+};
+
+//! Serialises tensors and metadata; tensors are laid out in the order given.
+inline std::string encode_safetensors(const SafetensorsFile& file) {
+  nlohmann::ordered_json header;
+  if (!file.metadata.empty()) header["__metadata__"] = file.metadata;
+  std::uint64_t offset = 0;
+  for (const auto& t : file.tensors) {
+    SSMRL_REQUIRE(t.name != "__metadata__" && !t.name.empty(), "io::encode_safetensors: invalid tensor name '", t.name, "'");
+    SSMRL_REQUIRE(static_cast<std::int64_t>(t.bytes.size()) == t.element_count() * std::int64_t(dtype_size(t.dtype)),
+                  "io::encode_safetensors: tensor ", t.name, " has ", t.bytes.size(), " bytes for ", t.element_count(),
+                  " elements of ", dtype_name(t.dtype));
+    header[t.name] = {{"dtype", dtype_name(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.bytes.size()}}};
+    offset += t.bytes.size();
+  }
+  std::string json = header.dump();
+  json.append((8 - json.size() % 8) % 8, ' ');  // keeps the data 8-byte aligned
+  std::string out(8, '\0');
+  const std::uint64_t length = json.size();
+  std::memcpy(out.data(), &length, 8);
+  out += json;
+  for (const auto& t : file.tensors) out += t.bytes;
+  return out;
+}
+
+//! Parses and validates a whole file's bytes; any inconsistency throws ssmrl::InvalidArgument.
+inline SafetensorsFile decode_safetensors(const std::string& bytes, const std::string& origin = "<memory>") {
+  const char* fn = "io::read_safetensors";
+  SSMRL_REQUIRE(bytes.size() >= 8, fn, ": '", origin, "' has ", bytes.size(), " bytes, too short for a header length");
+  std::uint64_t header_length = 0;
+  std::memcpy(&header_length, bytes.data(), 8);
+  SSMRL_REQUIRE(header_length <= bytes.size() - 8, fn, ": '", origin, "' declares a ", header_length,
+                "-byte header but holds only ", bytes.size() - 8, " bytes after the length (truncated or not safetensors)");
+  nlohmann::json header;
+  try {
+    header = nlohmann::json::parse(bytes.begin() + 8, bytes.begin() + 8 + static_cast<std::ptrdiff_t>(header_length));
+  } catch (const nlohmann::json::exception& e) {
+    SSMRL_THROW(::ssmrl::InvalidArgument,
+                ::ssmrl::detail::message(fn, ": '", origin, "': the header is not valid JSON (", e.what(), ")"));
+  }
+  SSMRL_REQUIRE(header.is_object(), fn, ": '", origin, "': the header is not a JSON object");
+  const std::uint64_t data_size = bytes.size() - 8 - header_length;
+  const char* data = bytes.data() + 8 + header_length;
+  SafetensorsFile out;
+  std::vector<std::pair<std::uint64_t, std::size_t>> order;
+  for (auto it = header.begin(); it != header.end(); ++it) {
+    if (it.key() == "__metadata__") {
+      SSMRL_REQUIRE(it->is_object(), fn, ": '", origin, "': __metadata__ is not an object");
+      for (auto m = it->begin(); m != it->end(); ++m) {
+        SSMRL_REQUIRE(m->is_string(), fn, ": '", origin, "': metadata '", m.key(), "' is not a string");
+        out.metadata[m.key()] = m->get<std::string>();
+      }
+      continue;
+    }
+    const auto& entry = *it;
+    SSMRL_REQUIRE(entry.is_object() && entry.contains("dtype") && entry.contains("shape") &&
+                      entry.contains("data_offsets"),
+                  fn, ": '", origin, "': tensor '", it.key(), "' lacks dtype, shape or data_offsets");
+    Tensor t;
+    t.name = it.key();
+    const auto dtype = entry["dtype"].is_string() ? entry["dtype"].get<std::string>() : std::string("?");
+    SSMRL_REQUIRE(dtype == "F32" || dtype == "F64", fn, ": '", origin, "': tensor '", t.name, "' has dtype ", dtype,
+                  "; F32 and F64 are supported");
+    t.dtype = dtype == "F32" ? DType::f32 : DType::f64;
+    SSMRL_REQUIRE(entry["shape"].is_array(), fn, ": '", origin, "': tensor '", t.name, "' has no shape array");
+    for (const auto& s : entry["shape"]) {
+      SSMRL_REQUIRE(s.is_number_integer() && s.get<std::int64_t>() >= 0, fn, ": '", origin, "': tensor '", t.name,
+                    "' has a negative or non-integer dimension");
+      t.shape.push_back(s.get<std::int64_t>());
+    }
+    const auto& offsets = entry["data_offsets"];
+    SSMRL_REQUIRE(offsets.is_array() && offsets.size() == 2 && offsets[0].is_number_unsigned() &&
+                      offsets[1].is_number_unsigned(),
+                  fn, ": '", origin, "': tensor '", t.name, "' has malformed data_offsets");
+    const auto begin = offsets[0].get<std::uint64_t>();
+    const auto end = offsets[1].get<std::uint64_t>();
+    SSMRL_REQUIRE(begin <= end && end <= data_size, fn, ": '", origin, "': tensor '", t.name, "' spans bytes [", begin,
+                  ", ", end, ") of a ", data_size, "-byte data section (truncated?)");
+    SSMRL_REQUIRE(end - begin == std::uint64_t(t.element_count()) * dtype_size(t.dtype), fn, ": '", origin,
+                  "': tensor '", t.name, "' has ", end - begin, " bytes for ", t.element_count(), " elements of ", dtype);
+    t.bytes.assign(data + begin, data + end);
+    order.emplace_back(begin, out.tensors.size());
+    out.tensors.push_back(std::move(t));
+  }
+  std::sort(order.begin(), order.end());
+  std::vector<Tensor> sorted;
+  for (std::size_t i = 0; i < order.size(); ++i) {
+    if (i > 0) {
+      const auto& prev = out.tensors[order[i - 1].second];
+      SSMRL_REQUIRE(order[i - 1].first + prev.bytes.size() <= order[i].first, fn, ": '", origin, "': tensors '",
+                    prev.name, "' and '", out.tensors[order[i].second].name, "' overlap");
+    }
+    sorted.push_back(std::move(out.tensors[order[i].second]));
+  }
+  out.tensors = std::move(sorted);
+  return out;
+}
+
+inline SafetensorsFile read_safetensors(const std::filesystem::path& path) {
+  return decode_safetensors(read_file("io::read_safetensors", path), path.string());
+}
+
+//! Written atomically: a failed write leaves any existing file as it was.
+inline void write_safetensors(const std::filesystem::path& path, const SafetensorsFile& file) {
+  write_file_atomically("io::write_safetensors", path, encode_safetensors(file));
+}
+
+}  // namespace ssmrl::io
