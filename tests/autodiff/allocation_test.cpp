@@ -7,7 +7,9 @@
 #include <array>
 #include <atomic>
 #include <cstdlib>
+#include <cmath>
 #include <new>
+#include <random>
 
 #include "support/workloads.hpp"
 
@@ -66,4 +68,22 @@ TEST_CASE("the W2 forward and backward loop allocates nothing after its first it
   }
   REQUIRE(grads.size() == 7);
   CHECK(grads[0].cwiseAbs().maxCoeff() > 0);
+}
+
+TEST_CASE("acting allocates nothing after the first step") {
+  auto policy = test::make_w2_policy<float>(3);
+  policy.set_num_envs(4);
+  const auto data = test::random_sequence_batch<float>(W2::obs, W2::actions, 4, 10, 4);
+  std::mt19937_64 rng(5);
+  (void)policy.act(data.obs.leftCols(4), policy::ActMode::sample, rng);
+  const long before = allocation_count.load();
+  float total = 0;
+  for (ad::Index t = 1; t < 10; ++t) {
+    const auto step = policy.act(data.obs.middleCols(t * 4, 4), policy::ActMode::sample, rng);
+    total += step.log_prob.sum();
+    policy.reset(t % 4);
+  }
+  const long allocations = allocation_count.load() - before;
+  CHECK(allocations == 0);
+  CHECK(std::isfinite(total));
 }
