@@ -11,3 +11,4 @@
 #include "ssmrl/policy/recurrent_policy.hpp"
 #include "ssmrl/rl/losses.hpp"
 #include "ssmrl/io.hpp"
+#include "ssmrl/env.hpp"

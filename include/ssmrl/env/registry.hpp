@@ -1,0 +1,109 @@
+// Environments by name, for command lines and configuration files: a type-erased AnyEnv over every
+// registered environment, built from its Gymnasium id.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ssmrl/env/classic_control.hpp"
+#include "ssmrl/env/navigation.hpp"
+
+namespace ssmrl::env {
+
+//! Any environment behind one interface. The state is not exposed: use the concrete type for that.
+class AnyEnv {
+public:
+  virtual ~AnyEnv() = default;
+  [[nodiscard]] virtual std::string_view id() const = 0;
+  [[nodiscard]] virtual Space observation_space() const = 0;
+  [[nodiscard]] virtual Space action_space() const = 0;
+  [[nodiscard]] virtual std::size_t observation_size() const = 0;
+  [[nodiscard]] virtual std::size_t action_size() const = 0;
+  [[nodiscard]] virtual int max_episode_steps() const = 0;
+  virtual void reset(std::mt19937_64& rng) = 0;
+  virtual StepResult step(std::span<const float> action) = 0;
+  virtual void observe(std::span<float> out) const = 0;
+  [[nodiscard]] virtual bool needs_reset() const = 0;
+  [[nodiscard]] virtual int elapsed_steps() const = 0;
+};
+
+template <Environment Env>
+class AnyEnvOf final : public AnyEnv {
+public:
+  explicit AnyEnvOf(Env env) : env_(std::move(env)) {}
+  [[nodiscard]] std::string_view id() const override { return env_.id(); }
+  [[nodiscard]] Space observation_space() const override { return env_.observation_space(); }
+  [[nodiscard]] Space action_space() const override { return env_.action_space(); }
+  [[nodiscard]] std::size_t observation_size() const override { return Env::observation_size; }
+  [[nodiscard]] std::size_t action_size() const override { return Env::action_size; }
+  [[nodiscard]] int max_episode_steps() const override { return env_.max_episode_steps(); }
+  void reset(std::mt19937_64& rng) override { env_.reset(rng); }
+  StepResult step(std::span<const float> action) override { return env_.step(action); }
+  void observe(std::span<float> out) const override { env_.observe(out); }
+  [[nodiscard]] bool needs_reset() const override { return env_.needs_reset(); }
+  [[nodiscard]] int elapsed_steps() const override { return env_.elapsed_steps(); }
+  [[nodiscard]] Env& get() { return env_; }
+
+private:
+  Env env_;
+};
+
+//! The registry: a name to a factory. The classic-control ids and "Navigation2D" are built in;
+//! add_env() registers more (a later registration of a name replaces the earlier one).
+class Registry {
+public:
+  using Factory = std::function<std::unique_ptr<AnyEnv>()>;
+
+  static Registry& instance() {
+    static Registry registry;
+    return registry;
+  }
+  void add(const std::string& id, Factory factory) {
+    SSMRL_REQUIRE(!id.empty() && factory, "env::Registry::add: an id and a factory are needed");
+    factories_[id] = std::move(factory);
+  }
+  [[nodiscard]] std::unique_ptr<AnyEnv> make(const std::string& id) const {
+    const auto it = factories_.find(id);
+    if (it == factories_.end()) {
+      std::string known;
+      for (const auto& [name, f] : factories_) known += (known.empty() ? "" : ", ") + name;
+      SSMRL_THROW(::ssmrl::InvalidArgument,
+                  ::ssmrl::detail::message("env::make: unknown environment '", id, "'; known: ", known));
+    }
+    return it->second();
+  }
+  [[nodiscard]] std::vector<std::string> ids() const {
+    std::vector<std::string> out;
+    for (const auto& [name, f] : factories_) out.push_back(name);
+    return out;
+  }
+
+private:
+  Registry() {
+    add_type<CartPole>("CartPole-v1");
+    add_type<Pendulum>("Pendulum-v1");
+    add_type<MountainCar>("MountainCar-v0");
+    add_type<MountainCarContinuous>("MountainCarContinuous-v0");
+    add_type<Acrobot>("Acrobot-v1");
+    add_type<Navigation2D>("Navigation2D");
+  }
+  template <class Env>
+  void add_type(const std::string& id) {
+    add(id, [] { return std::make_unique<AnyEnvOf<Env>>(Env{}); });
+  }
+  std::map<std::string, Factory> factories_;
+};
+
+//! An environment by id ("CartPole-v1"); an unknown id throws, listing the known ones.
+inline std::unique_ptr<AnyEnv> make(const std::string& id) { return Registry::instance().make(id); }
+//! Registers a user environment type under `id`.
+template <Environment Env>
+void add_env(const std::string& id, std::function<Env()> factory) {
+  Registry::instance().add(id, [f = std::move(factory)] { return std::make_unique<AnyEnvOf<Env>>(f()); });
+}
+inline std::vector<std::string> registered_ids() { return Registry::instance().ids(); }
+
+}  // namespace ssmrl::env

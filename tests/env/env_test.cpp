@@ -1,0 +1,174 @@
+// Environments beyond the traces: bad input, the registry, task families, Navigation2D and EnvBatch.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+#include <ssmrl/env.hpp>
+
+#include <string>
+
+using namespace ssmrl;
+
+static_assert(env::Environment<env::CartPole>);
+static_assert(env::Environment<env::Pendulum>);
+static_assert(env::Environment<env::MountainCar>);
+static_assert(env::Environment<env::MountainCarContinuous>);
+static_assert(env::Environment<env::Acrobot>);
+static_assert(env::Environment<env::Navigation2D>);
+static_assert(!env::Environment<int>);
+static_assert(env::TaskDistribution<env::Navigation2DTasks>);
+static_assert(env::TaskDistribution<env::CartPoleTasks>);
+static_assert(env::TaskDistribution<env::PendulumTasks>);
+
+namespace {
+template <class E, class Fn>
+std::string message_of(Fn&& fn) {
+  try {
+    fn();
+  } catch (const E& e) {
+    return e.what();
+  }
+  FAIL("expected an exception");
+  return {};
+}
+}  // namespace
+
+TEST_CASE("bad actions and stepping an ended episode are refused and change nothing") {
+  std::mt19937_64 rng(1);
+  env::CartPole cartpole;
+  cartpole.reset(rng);
+  const auto before = cartpole.state();
+  const float two[] = {2.0f};
+  const float half[] = {0.5f};
+  CHECK(message_of<InvalidArgument>([&] { cartpole.step(std::span<const float>(two)); }) ==
+        "CartPole-v1::step: action 2 is not one of 0..1");
+  CHECK_THROWS_AS(cartpole.step(std::span<const float>(half)), InvalidArgument);
+  CHECK(cartpole.state() == before);
+  CHECK(cartpole.elapsed_steps() == 0);
+
+  env::Pendulum pendulum;
+  pendulum.reset(rng);
+  const auto pendulum_before = pendulum.state();
+  const float nan[] = {std::numeric_limits<float>::quiet_NaN()};
+  const float pair[] = {0.1f, 0.2f};
+  CHECK(message_of<InvalidArgument>([&] { pendulum.step(std::span<const float>(nan)); }) == "Pendulum-v1::step: action is NaN");
+  CHECK(message_of<InvalidArgument>([&] { pendulum.step(std::span<const float>(pair)); }) ==
+        "Pendulum-v1::step: action has 2 values, expected 1");
+  CHECK(pendulum.state() == pendulum_before);
+
+  // An ended episode.
+  env::MountainCar car(3);
+  car.reset(rng);
+  for (int i = 0; i < 3; ++i) car.step(1);
+  CHECK(car.needs_reset());
+  const auto car_before = car.state();
+  CHECK(message_of<UsageError>([&] { car.step(1); }).find("the episode has ended") != std::string::npos);
+  CHECK(car.state() == car_before);
+  car.reset(rng);
+  CHECK_NOTHROW(car.step(1));
+  // Never reset.
+  env::Acrobot acrobot;
+  CHECK_THROWS_AS(acrobot.step(0), UsageError);
+}
+
+TEST_CASE("the registry builds environments by id and lists the known ones for an unknown id") {
+  auto e = env::make("MountainCarContinuous-v0");
+  CHECK(e->id() == "MountainCarContinuous-v0");
+  CHECK(e->action_space().kind == env::Space::Kind::box);
+  CHECK(e->max_episode_steps() == 999);
+  std::mt19937_64 rng(2);
+  e->reset(rng);
+  const float push[] = {1.0f};
+  CHECK(e->step(std::span<const float>(push)).reward == doctest::Approx(-0.1));
+  const auto msg = message_of<InvalidArgument>([] { (void)env::make("CartPole-v0"); });
+  CHECK(msg.find("unknown environment 'CartPole-v0'") != std::string::npos);
+  CHECK(msg.find("CartPole-v1") != std::string::npos);
+  CHECK(msg.find("Acrobot-v1") != std::string::npos);
+  env::add_env<env::CartPole>("LongPole-v0", [] { return env::CartPole({.length = 1.0}); });
+  CHECK(env::make("LongPole-v0")->id() == "CartPole-v1");
+}
+
+TEST_CASE("Navigation2D moves by clipped velocities, rewards minus the distance, ends at the goal") {
+  env::Navigation2D nav({.goal = {0.25, -0.1}});
+  std::mt19937_64 rng(3);
+  nav.reset(rng);
+  const float far[] = {0.5f, -0.05f};
+  auto r = nav.step(std::span<const float>(far));
+  CHECK(nav.state()[0] == doctest::Approx(0.1));
+  CHECK(nav.state()[1] == doctest::Approx(-0.05));
+  CHECK(r.reward == doctest::Approx(-std::hypot(0.15, 0.05)));
+  CHECK_FALSE(r.done());
+  const float move[] = {0.1f, -0.05f};
+  nav.step(std::span<const float>(move));
+  const float last[] = {0.05f, 0.0f};
+  r = nav.step(std::span<const float>(last));
+  CHECK(r.terminated);
+  CHECK(r.reward > -0.01);
+  float obs[2];
+  nav.observe(obs);
+  CHECK(obs[0] == doctest::Approx(0.25f));
+}
+
+TEST_CASE("task families sample inside their ranges and never a held-out task") {
+  std::mt19937_64 rng(4);
+  const env::Navigation2DTasks nav;
+  CHECK(nav.held_out().size() == 40);
+  for (int i = 0; i < 20000; ++i) {
+    const auto t = nav.sample(rng);
+    CHECK_FALSE(nav.is_held_out(t));
+    CHECK(std::abs(t.goal[0]) <= 0.5);
+  }
+  for (const auto& h : nav.held_out()) CHECK(nav.is_held_out(h));
+  const env::CartPoleTasks cartpole;
+  for (int i = 0; i < 2000; ++i) {
+    const auto t = cartpole.sample(rng);
+    CHECK_FALSE(cartpole.is_held_out(t));
+    CHECK((t.length >= 0.25 && t.length <= 0.75 && t.gravity >= 7 && t.gravity <= 12));
+  }
+  env::CartPole env;
+  env::CartPoleTasks::apply(env, cartpole.held_out()[0]);
+  CHECK(env.physics().length == cartpole.held_out()[0].length);
+  const env::PendulumTasks pendulum;
+  for (int i = 0; i < 2000; ++i) CHECK_FALSE(pendulum.is_held_out(pendulum.sample(rng)));
+}
+
+TEST_CASE("EnvBatch: automatic resets keep the final observation, and threads change nothing") {
+  auto run = [](unsigned threads) {
+    env::EnvBatch<env::CartPole> batch(7, env::CartPole(), 42, threads);
+    Eigen::MatrixXf actions(1, 7);
+    std::mt19937_64 rng(5);
+    std::vector<float> trace;
+    int ended = 0;
+    for (int t = 0; t < 300; ++t) {
+      for (int i = 0; i < 7; ++i) actions(0, i) = static_cast<float>(rng() % 2);
+      batch.step(actions);
+      for (int i = 0; i < 7; ++i) {
+        if (batch.terminated()[i] || batch.truncated()[i]) {
+          ++ended;
+          // The final observation is the ended episode's; the current one starts a new episode.
+          const float x = batch.final_observations()(2, i);
+          CHECK(std::abs(x) > 0.2);  // the pole fell past 12 degrees
+          CHECK(std::abs(batch.observations()(2, i)) <= 0.05f);
+          CHECK(batch.finished_returns()[i] >= 1.0);
+        }
+      }
+      trace.insert(trace.end(), batch.observations().data(), batch.observations().data() + batch.observations().size());
+    }
+    CHECK(ended > 0);
+    return trace;
+  };
+  const auto one = run(1);
+  CHECK(one == run(2));
+  CHECK(one == run(3));
+
+  env::EnvBatch<env::Navigation2D> nav(3, env::Navigation2D(), 1);
+  Eigen::MatrixXf bad = Eigen::MatrixXf::Zero(2, 3);
+  bad(1, 2) = std::numeric_limits<float>::quiet_NaN();
+  CHECK(message_of<InvalidArgument>([&] { nav.step(bad); }) == "EnvBatch::step: action of environment 2 is NaN");
+  CHECK(nav.env(0).elapsed_steps() == 0);  // nothing moved
+  CHECK_THROWS_AS(nav.step(Eigen::MatrixXf::Zero(2, 4)), InvalidArgument);
+}
+
+TEST_CASE("derived seeds differ per environment and repeat per seed") {
+  CHECK(env::derive_seed(1, 0) != env::derive_seed(1, 1));
+  CHECK(env::derive_seed(1, 0) != env::derive_seed(2, 0));
+  CHECK(env::derive_seed(7, 3) == env::derive_seed(7, 3));
+}
