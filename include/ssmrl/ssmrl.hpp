@@ -9,6 +9,6 @@
 #include "ssmrl/optim/adam.hpp"
 #include "ssmrl/policy/heads.hpp"
 #include "ssmrl/policy/recurrent_policy.hpp"
-#include "ssmrl/rl/losses.hpp"
+#include "ssmrl/rl.hpp"
 #include "ssmrl/io.hpp"
 #include "ssmrl/env.hpp"

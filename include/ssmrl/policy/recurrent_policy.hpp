@@ -45,6 +45,7 @@ public:
                                    typename HeadT::template params_type<T>, typename ValueT::template params_type<T>>;
   using Params = params_type<ad::Matrix<Scalar>>;
   using VarParams = params_type<ad::Var<Scalar>>;
+  static constexpr bool has_value_head = ValueT::enabled;
 
   //! What act() returns: views of the policy's buffers, valid until the next call.
   struct Step {
@@ -106,7 +107,12 @@ public:
     features_.resize(cell_.output_size(), count);
     actions_.resize(head_.action_size(), count);
     log_prob_.resize(1, count);
-    if constexpr (ValueT::enabled) value_.resize(1, count);
+    if constexpr (ValueT::enabled) {
+      value_.resize(1, count);
+      peek_state_.resize(cell_.state_size(), count);
+      peek_features_.resize(cell_.output_size(), count);
+      peek_value_.resize(1, count);
+    }
     cell_workspace_ = cell_.make_workspace(count);
     head_workspace_ = head_.make_workspace(count);
   }
@@ -132,6 +138,21 @@ public:
     head_.act(params_.head, features_, mode, rng, actions_, log_prob_, head_workspace_);
     if constexpr (ValueT::enabled) value_head_.value_into(params_.value, features_, value_);
     return {actions_, log_prob_, value_};
+  }
+
+  //! The values each environment would see if it took one more step with `observations`, from
+  //! its current recurrent state, without changing that state: bootstraps a truncated episode from
+  //! its final observation. Needs a value head.
+  const ad::Matrix<Scalar>& peek_values(Eigen::Ref<const ad::Matrix<Scalar>> observations) {
+    static_assert(ValueT::enabled, "RecurrentPolicy::peek_values: the policy has no value head");
+    SSMRL_REQUIRE(observations.rows() == cell_.input_size() && observations.cols() == num_envs(),
+                  "RecurrentPolicy::peek_values: observations are ", observations.rows(), "x", observations.cols(),
+                  ", expected ", cell_.input_size(), "x", num_envs());
+    peek_state_ = state_;
+    cell_.step(params_.cell, peek_state_, observations, peek_features_, cell_workspace_);
+    norm_.apply(params_.norm, peek_features_);
+    value_head_.value_into(params_.value, peek_features_, peek_value_);
+    return peek_value_;
   }
 
   // ---- training, on a tape ----
@@ -160,6 +181,9 @@ private:
   ad::Matrix<Scalar> actions_;
   ad::Matrix<Scalar> log_prob_;
   ad::Matrix<Scalar> value_;
+  ad::Matrix<Scalar> peek_state_;
+  ad::Matrix<Scalar> peek_features_;
+  ad::Matrix<Scalar> peek_value_;
   typename CellT::workspace_type cell_workspace_;
   typename HeadT::workspace_type head_workspace_;
 };

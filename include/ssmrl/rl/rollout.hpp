@@ -1,0 +1,98 @@
+// Rollouts: a policy acting in a batch of environments for a fixed number of steps, recorded in the
+// library's layout (T blocks of N columns) with everything training needs, recurrent state included.
+#pragma once
+
+#include <random>
+
+#include "ssmrl/env/env_batch.hpp"
+#include "ssmrl/policy/recurrent_policy.hpp"
+
+namespace ssmrl::rl {
+
+template <class Scalar>
+struct TrajectoryBatch {
+  ad::Index envs = 0;
+  ad::Index steps = 0;
+  ad::Matrix<Scalar> observations;   //!< obs x (T * N): what the policy saw at each step
+  ad::Matrix<Scalar> actions;        //!< action_size x (T * N)
+  ad::Matrix<Scalar> rewards;        //!< 1 x (T * N)
+  ad::Matrix<Scalar> terminated;     //!< 1 x (T * N), 1 where the episode ended in failure or success
+  ad::Matrix<Scalar> truncated;      //!< 1 x (T * N), 1 where the time limit ended it
+  ad::Matrix<Scalar> log_probs;      //!< 1 x (T * N), of the actions when they were taken
+  ad::Matrix<Scalar> values;         //!< 1 x (T * N), empty without a value head
+  ad::Matrix<Scalar> bootstrap;      //!< 1 x (T * N): value of the final observation where truncated, else 0
+  ad::Matrix<Scalar> last_values;    //!< 1 x N: values of the observations after the last step
+  ad::Matrix<Scalar> keep;           //!< 1 x (T * N): 0 where a new episode starts (for SequenceOptions::keep)
+  ad::Matrix<Scalar> initial_state;  //!< state x N: the policy's recurrent state before the first step
+  std::vector<double> finished_returns;  //!< returns of the episodes that ended during the rollout
+
+  [[nodiscard]] ad::Index columns() const { return envs * steps; }
+};
+
+//! Runs `policy` (whose state continues from earlier calls) for `steps` steps of `batch`.
+template <class PolicyT, class Env, class Rng>
+TrajectoryBatch<typename PolicyT::scalar_type> collect(PolicyT& policy, env::EnvBatch<Env>& batch, ad::Index steps,
+                                                       policy::ActMode mode, Rng& rng) {
+  using Scalar = typename PolicyT::scalar_type;
+  const auto n = static_cast<ad::Index>(batch.size());
+  SSMRL_REQUIRE(steps > 0, "rl::collect: steps ", steps, " must be positive");
+  SSMRL_REQUIRE(policy.observation_size() == static_cast<ad::Index>(Env::observation_size) &&
+                    policy.action_size() == static_cast<ad::Index>(Env::action_size),
+                "rl::collect: the policy takes ", policy.observation_size(), " observations and gives ",
+                policy.action_size(), " actions; the environment has ", Env::observation_size, " and ",
+                Env::action_size);
+  if (policy.num_envs() != n) policy.set_num_envs(n);
+  constexpr bool with_values = PolicyT::has_value_head;
+  TrajectoryBatch<Scalar> t;
+  t.envs = n;
+  t.steps = steps;
+  const ad::Index cols = n * steps;
+  t.observations.resize(Env::observation_size, cols);
+  t.actions.resize(Env::action_size, cols);
+  t.rewards.resize(1, cols);
+  t.terminated.resize(1, cols);
+  t.truncated.resize(1, cols);
+  t.log_probs.resize(1, cols);
+  t.bootstrap.setZero(1, cols);
+  t.keep.setOnes(1, cols);
+  t.initial_state = policy.state();
+  if constexpr (with_values) t.values.resize(1, cols);
+  Eigen::MatrixXf env_actions(Env::action_size, n);
+  for (ad::Index k = 0; k < steps; ++k) {
+    const auto block = t.observations.middleCols(k * n, n);
+    t.observations.middleCols(k * n, n) = batch.observations().template cast<Scalar>();
+    const auto step = policy.act(block, mode, rng);
+    t.actions.middleCols(k * n, n) = step.actions;
+    t.log_probs.middleCols(k * n, n) = step.log_prob;
+    if constexpr (with_values) t.values.middleCols(k * n, n) = step.value;
+    env_actions = step.actions.template cast<float>();
+    batch.step(env_actions);
+    bool any_truncated = false;
+    for (ad::Index i = 0; i < n; ++i) {
+      const auto c = k * n + i;
+      t.rewards(0, c) = static_cast<Scalar>(batch.rewards()[i]);
+      t.terminated(0, c) = batch.terminated()[static_cast<std::size_t>(i)];
+      t.truncated(0, c) = batch.truncated()[static_cast<std::size_t>(i)] && !batch.terminated()[static_cast<std::size_t>(i)];
+      any_truncated = any_truncated || t.truncated(0, c) != 0;
+    }
+    if constexpr (with_values) {
+      if (any_truncated) {
+        const auto& v = policy.peek_values(batch.final_observations().template cast<Scalar>());
+        for (ad::Index i = 0; i < n; ++i) {
+          if (t.truncated(0, k * n + i) != 0) t.bootstrap(0, k * n + i) = v(0, i);
+        }
+      }
+    }
+    for (ad::Index i = 0; i < n; ++i) {
+      if (batch.terminated()[static_cast<std::size_t>(i)] || batch.truncated()[static_cast<std::size_t>(i)]) {
+        policy.reset(i);
+        t.finished_returns.push_back(batch.finished_returns()[static_cast<std::size_t>(i)]);
+        if (k + 1 < steps) t.keep(0, (k + 1) * n + i) = 0;
+      }
+    }
+  }
+  if constexpr (with_values) t.last_values = policy.peek_values(batch.observations().template cast<Scalar>());
+  return t;
+}
+
+}  // namespace ssmrl::rl
