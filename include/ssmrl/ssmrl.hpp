@@ -12,3 +12,4 @@
 #include "ssmrl/rl.hpp"
 #include "ssmrl/io.hpp"
 #include "ssmrl/env.hpp"
+#include "ssmrl/meta.hpp"

@@ -85,6 +85,24 @@ void check_case(PolicyT& policy, const nlohmann::json& c) {
   const auto at_adapted = nn::on_tape(first_order, nn::values_of<double>(adapted));
   first_order.backward(loss_of(policy, first_order, at_adapted, query));
   check_named("first-order meta-gradient", nn::gradients_of<double>(at_adapted), maml["meta_grads_first_order"]);
+
+  // The same through MamlLearner, both orders.
+  for (const bool fo : {false, true}) {
+    INFO("MamlLearner, " << (fo ? "first" : "second") << " order");
+    meta::MamlLearner<double, typename PolicyT::Params> learner(policy.params(),
+                                                                 {.inner_lr = inner_lr, .first_order = fo});
+    Tape<double> t;
+    const auto meta_vars = learner.meta_variables(t);
+    auto clone = learner.clone(meta_vars);
+    for (int k = 0; k < inner_steps; ++k) clone.adapt(loss_of(policy, t, clone.params(), support));
+    check_named("adapted parameter", nn::values_of<double>(clone.params()), maml["adapted_params"]);
+    const auto query_loss = loss_of(policy, t, clone.params(), query);
+    CHECK(test::scalar_error(query_loss.item(), maml["meta_loss"].get<double>()) <= tolerance);
+    t.backward(query_loss);
+    check_named(fo ? "first-order meta-gradient" : "second-order meta-gradient",
+                learner.meta_gradient(meta_vars).params,
+                fo ? maml["meta_grads_first_order"] : maml["meta_grads_second_order"]);
+  }
 }
 
 struct Dims {

@@ -1,0 +1,4 @@
+// Meta-learning: MAML.
+#pragma once
+
+#include "ssmrl/meta/maml.hpp"
