@@ -5,6 +5,7 @@
 #include "ssmrl/nn/cells/dense_ssm.hpp"
 #include "ssmrl/nn/cells/diag_ssm.hpp"
 #include "ssmrl/nn/cells/gru.hpp"
+#include "ssmrl/nn/cells/mlp.hpp"
 #include "ssmrl/nn/cells/mlp_ssm.hpp"
 #include "ssmrl/nn/init.hpp"
 #include "ssmrl/nn/layer_norm.hpp"

@@ -25,6 +25,7 @@ static_assert(nn::Cell<nn::DiagSsmCell<double>>);
 static_assert(nn::Cell<nn::MlpSsmCell<float>>);
 static_assert(nn::Cell<nn::GruCell<double>>);
 static_assert(nn::Cell<nn::LstmCell<float>>);
+static_assert(nn::Cell<nn::MlpCell<double>>);
 using GaussianSsmPolicy = policy::RecurrentPolicy<nn::DiagSsmCell<double>, policy::GaussianHead<double>,
                                                   nn::LayerNorm<double>, policy::ValueHead<double>>;
 static_assert(policy::Policy<policy::RecurrentPolicy<nn::GruCell<double>, policy::CategoricalHead<double>>>);
@@ -125,6 +126,7 @@ TEST_CASE("each cell's inference step reproduces its training path, with restart
   check_inference_matches_training(nn::MlpSsmCell<double>({.input = 3, .state = 5, .output = 4, .hidden = 7}), 14);
   check_inference_matches_training(nn::GruCell<double>({.input = 3, .hidden = 4}), 15);
   check_inference_matches_training(nn::LstmCell<double>({.input = 3, .hidden = 4}), 16);
+  check_inference_matches_training(nn::MlpCell<double>({.input = 3, .hidden = {5, 4}}), 17);
 }
 
 TEST_CASE("the diagonal SSM's fused scan agrees with the node-per-step path, values and gradients") {
@@ -181,6 +183,7 @@ TEST_CASE("cells pass gradcheck on short sequences, first and second order") {
   check(nn::MlpSsmCell<double>({.input = 2, .state = 3, .output = 2, .hidden = 4}), 32);
   check(nn::GruCell<double>({.input = 2, .hidden = 3}), 33);
   check(nn::LstmCell<double>({.input = 2, .hidden = 3}), 34);
+  check(nn::MlpCell<double>({.input = 2, .hidden = {3, 2}}), 35);
 }
 
 TEST_CASE("layer norm matches its definition and passes gradcheck") {

@@ -55,6 +55,11 @@ template <class S, class B>
 nlohmann::ordered_json describe(const nn::LstmCell<S, B>& c) {
   return {{"type", "LstmCell"}, {"input", c.config().input}, {"hidden", c.config().hidden}};
 }
+template <class S, class B>
+nlohmann::ordered_json describe(const nn::MlpCell<S, B>& c) {
+  return {{"type", "MlpCell"}, {"input", c.config().input}, {"hidden", c.config().hidden},
+          {"activation", activation_name(c.config().activation)}};
+}
 template <class S>
 nlohmann::ordered_json describe(const nn::LayerNorm<S>& n) {
   return {{"type", "LayerNorm"}, {"features", n.features()}};
