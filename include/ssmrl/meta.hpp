@@ -2,3 +2,4 @@
 #pragma once
 
 #include "ssmrl/meta/maml.hpp"
+#include "ssmrl/meta/trainer.hpp"
