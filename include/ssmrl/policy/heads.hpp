@@ -64,6 +64,16 @@ public:
     return ad::categorical_entropy(logits(p, features));
   }
 
+  //! KL(old || new) per column, from logits (old usually detached): sum p_old (log p_old - log p_new).
+  [[nodiscard]] static ad::Var<Scalar> kl_divergence(const ad::Var<Scalar>& old_logits, const ad::Var<Scalar>& new_logits) {
+    const auto old_log_p = ad::log_softmax(old_logits);
+    return ad::colwise_sum(ad::mul(ad::exp(old_log_p), ad::sub(old_log_p, ad::log_softmax(new_logits))));
+  }
+  //! The distribution's parameters for kl_divergence(): the logits.
+  [[nodiscard]] ad::Var<Scalar> distribution(const params_type<ad::Var<Scalar>>& p, const ad::Var<Scalar>& features) const {
+    return logits(p, features);
+  }
+
   [[nodiscard]] workspace_type make_workspace(ad::Index batch) const { return {ad::Matrix<Scalar>(actions_, batch)}; }
 
   template <class Rng>
@@ -197,6 +207,25 @@ public:
             .sum()
             .matrix();
     return ad::sub(ad::gaussian_log_prob(mean, log_std(p, features), tape.constant(u)), tape.constant(correction));
+  }
+
+  //! The distribution's parameters for kl_divergence(): mean and log-std stacked, 2 actions x N.
+  [[nodiscard]] ad::Var<Scalar> distribution(const params_type<ad::Var<Scalar>>& p, const ad::Var<Scalar>& features) const {
+    const auto mean = nn::linear(p.mean, features);
+    return ad::concat_rows({mean, ad::broadcast_to(log_std(p, features), config_.actions, features.cols())});
+  }
+  //! KL(old || new) of diagonal Gaussians per column (of the unsquashed variable), summed over
+  //! dimensions: log s_new - log s_old + (s_old^2 + (m_old - m_new)^2) / (2 s_new^2) - 1/2.
+  [[nodiscard]] ad::Var<Scalar> kl_divergence(const ad::Var<Scalar>& old_dist, const ad::Var<Scalar>& new_dist) const {
+    const auto a = config_.actions;
+    const auto m0 = ad::slice_rows(old_dist, 0, a);
+    const auto s0 = ad::slice_rows(old_dist, a, a);
+    const auto m1 = ad::slice_rows(new_dist, 0, a);
+    const auto s1 = ad::slice_rows(new_dist, a, a);
+    const auto var_ratio = ad::exp(ad::affine(ad::sub(s0, s1), Scalar(2), Scalar(0)));
+    const auto mean_term = ad::mul(ad::square(ad::sub(m0, m1)), ad::exp(ad::affine(s1, Scalar(-2), Scalar(0))));
+    const auto per_dim = ad::sub(ad::add(s1, ad::affine(ad::add(var_ratio, mean_term), Scalar(0.5), Scalar(-0.5))), s0);
+    return ad::colwise_sum(per_dim);
   }
 
   //! Sum over dimensions of log_std + 0.5 log(2 pi e), per column.

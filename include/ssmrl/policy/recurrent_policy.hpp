@@ -170,6 +170,17 @@ public:
     return e;
   }
 
+  //! The head's distribution parameters for every column of trajectories (for kl_divergence()).
+  [[nodiscard]] ad::Var<Scalar> distribution(const VarParams& p, const ad::Var<Scalar>& observations, ad::Index batch,
+                                             const nn::SequenceOptions<Scalar>& options = {}) const {
+    return head_.distribution(p.head,
+                              norm_.forward(p.norm, cell_.forward_sequence(p.cell, observations, batch, options)));
+  }
+  //! Mean over columns of KL(old || new); pass old detached (tape.detach) to differentiate in new.
+  [[nodiscard]] ad::Var<Scalar> mean_kl(const ad::Var<Scalar>& old_distribution, const ad::Var<Scalar>& new_distribution) const {
+    return ad::mean(head_.kl_divergence(old_distribution, new_distribution));
+  }
+
 private:
   CellT cell_;
   HeadT head_;

@@ -1,0 +1,118 @@
+// TRPO's parts: conjugate gradient, the KL divergences of the heads, the KL Hessian-vector product
+// against finite differences of KL gradients, and one trust-region step.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+#include <ssmrl/ssmrl.hpp>
+
+#include "support/random.hpp"
+
+using namespace ssmrl;
+using ad::Matrix;
+using test::random_matrix;
+
+TEST_CASE("conjugate gradient solves a symmetric positive definite system") {
+  const Matrix<double> m = random_matrix(8, 8, 1);
+  const Matrix<double> a = m * m.transpose() + 0.5 * Matrix<double>::Identity(8, 8);
+  const Eigen::VectorXd b = random_matrix(8, 1, 2);
+  const auto x = optim::conjugate_gradient<double>([&](const Eigen::VectorXd& v) { return Eigen::VectorXd(a * v); }, b, 8,
+                                                   1e-30);
+  CHECK((a * x - b).norm() < 1e-8 * b.norm());
+}
+
+TEST_CASE("the heads' KL divergences match closed forms") {
+  ad::Tape<double> tape;
+  const policy::GaussianHead<double> gaussian({.input = 1, .actions = 1});
+  const auto old_dist = tape.constant((Matrix<double>(2, 1) << 0.3, std::log(0.5)).finished());
+  const auto new_dist = tape.constant((Matrix<double>(2, 1) << -0.2, std::log(1.5)).finished());
+  const double expected = std::log(1.5 / 0.5) + (0.25 + 0.25) / (2 * 2.25) - 0.5;
+  CHECK(gaussian.kl_divergence(old_dist, new_dist).item() == doctest::Approx(expected));
+  CHECK(gaussian.kl_divergence(old_dist, old_dist).item() == doctest::Approx(0.0));
+  const auto p = tape.constant((Matrix<double>(3, 1) << 1.0, 0.0, -1.0).finished());
+  const auto q = tape.constant((Matrix<double>(3, 1) << 0.0, 0.5, 0.0).finished());
+  const Eigen::VectorXd pp = ad::softmax(p).value();
+  const Eigen::VectorXd qq = ad::softmax(q).value();
+  CHECK(policy::CategoricalHead<double>::kl_divergence(p, q).item() ==
+        doctest::Approx((pp.array() * (pp.array().log() - qq.array().log())).sum()));
+}
+
+namespace {
+
+// Hessian-vector products of the mean KL against finite differences of its gradient.
+template <class PolicyT>
+void check_kl_hvp(const PolicyT& pi, const Matrix<double>& obs, ad::Index batch) {
+  const auto theta0 = pi.params();
+  ad::Tape<double> old_tape;
+  const Matrix<double> old = pi.distribution(nn::on_tape(old_tape, theta0), old_tape.constant(obs), batch).value();
+  auto kl_at = [&](ad::Tape<double>& tape, const typename PolicyT::VarParams& vars) {
+    return pi.mean_kl(tape.constant(old), pi.distribution(vars, tape.constant(obs), batch));
+  };
+  auto gradient_at = [&](const typename PolicyT::Params& p) {
+    ad::Tape<double> tape;
+    const auto vars = nn::on_tape(tape, p);
+    tape.backward(kl_at(tape, vars));
+    return nn::flatten<double>(nn::gradients_of<double>(vars));
+  };
+  const Eigen::VectorXd v = random_matrix(nn::parameter_count(theta0), 1, 9);
+  ad::Tape<double> tape;
+  const auto vars = nn::on_tape(tape, theta0);
+  const auto list = nn::to_list<ad::Var<double>>(vars);
+  auto direction = theta0;
+  nn::unflatten(direction, v);
+  const auto dirs = nn::to_list<Matrix<double>>(direction);
+  const auto hv_list = ad::hessian_vector_product(kl_at(tape, vars), std::span<const ad::Var<double>>(list),
+                                                  std::span<const Matrix<double>>(dirs));
+  const Eigen::VectorXd hv = nn::flatten<double>(nn::from_list(theta0, hv_list));
+  const double h = 1e-5;
+  auto plus = theta0;
+  auto minus = theta0;
+  nn::unflatten(plus, Eigen::VectorXd(nn::flatten<double>(theta0) + h * v));
+  nn::unflatten(minus, Eigen::VectorXd(nn::flatten<double>(theta0) - h * v));
+  const Eigen::VectorXd numeric = (gradient_at(plus) - gradient_at(minus)) / (2 * h);
+  CHECK(hv.cwiseAbs().maxCoeff() > 1e-6);
+  CHECK((hv - numeric).cwiseAbs().maxCoeff() < 1e-6 * std::max(1.0, numeric.cwiseAbs().maxCoeff()));
+  // At the old parameters the KL and its gradient vanish.
+  CHECK(gradient_at(theta0).cwiseAbs().maxCoeff() < 1e-12);
+}
+
+}  // namespace
+
+TEST_CASE("the KL Hessian-vector product matches finite differences of KL gradients") {
+  using namespace ssmrl::policy;
+  const auto obs = random_matrix(3, 4 * 6, 10);
+  check_kl_hvp(RecurrentPolicy<nn::GruCell<double>, CategoricalHead<double>>(
+                   nn::GruCell<double>({.input = 3, .hidden = 4}), CategoricalHead<double>(4, 3), {}, {}, 11),
+               obs, 4);
+  check_kl_hvp(RecurrentPolicy<nn::MlpCell<double>, GaussianHead<double, GaussianStd::state_dependent>>(
+                   nn::MlpCell<double>({.input = 3, .hidden = {5}}),
+                   GaussianHead<double, GaussianStd::state_dependent>({.input = 5, .actions = 2}), {}, {}, 12),
+               obs, 4);
+}
+
+TEST_CASE("a TRPO step lowers the surrogate within the KL limit") {
+  using Policy = policy::RecurrentPolicy<nn::DenseSsmCell<double>, policy::CategoricalHead<double>>;
+  Policy pi(nn::DenseSsmCell<double>({.input = 3, .state = 4, .output = 5}), policy::CategoricalHead<double>(5, 3), {},
+            {}, 13);
+  const ad::Index batch = 6;
+  const auto obs = random_matrix(3, batch * 10, 14);
+  Matrix<double> actions(1, batch * 10);
+  for (ad::Index i = 0; i < actions.cols(); ++i) actions(0, i) = static_cast<double>(i % 3);
+  const auto advantages = random_matrix(1, batch * 10, 15);
+  ad::Tape<double> old_tape;
+  const auto old_vars = nn::on_tape(old_tape, pi.params());
+  const Matrix<double> old_log_prob = pi.evaluate(old_vars, old_tape.constant(obs), batch, actions).log_prob.value();
+  const Matrix<double> old_dist = pi.distribution(old_vars, old_tape.constant(obs), batch).value();
+  auto surrogate = [&](ad::Tape<double>& tape, const Policy::VarParams& vars) {
+    const auto lp = pi.evaluate(vars, tape.constant(obs), batch, actions).log_prob;
+    return -ad::mean(ad::mul(ad::exp(ad::sub(lp, tape.constant(old_log_prob))), tape.constant(advantages)));
+  };
+  auto kl = [&](ad::Tape<double>& tape, const Policy::VarParams& vars) {
+    return pi.mean_kl(tape.constant(old_dist), pi.distribution(vars, tape.constant(obs), batch));
+  };
+  auto params = pi.params();
+  const auto result = optim::trpo_step<double>(params, surrogate, kl, {.max_kl = 0.01});
+  CHECK(result.accepted);
+  CHECK(result.loss_after < result.loss_before);
+  CHECK(result.kl <= 0.01);
+  CHECK(result.kl > 0.001);  // the step is scaled to the limit, not timid
+  CHECK(nn::flatten<double>(params) != nn::flatten<double>(pi.params()));
+}
