@@ -43,3 +43,27 @@ TEST_CASE("meta-training improves the post-adaptation return; the run without me
   CHECK(maml_last - maml_first > margin);
   CHECK(control_last - control_first < margin);
 }
+
+TEST_CASE("meta-training with the TRPO outer step keeps the KL limit and improves") {
+  Policy pi(nn::MlpCell<float>({.input = 2, .hidden = {16, 16}}), policy::GaussianHead<float>({.input = 16, .actions = 2}),
+            {}, {}, 8);
+  meta::MetaTrainer trainer(std::move(pi), env::Navigation2DTasks(),
+                            {.meta_batch = 5, .trajectories = 10, .horizon = 100, .inner_lr = 0.1, .trpo = true,
+                             .max_kl = 0.01, .seed = 4});
+  int accepted = 0;
+  double first = 0;
+  double last = 0;
+  for (int it = 0; it < 20; ++it) {
+    const auto s = trainer.iteration();
+    if (s.trpo.accepted) {
+      ++accepted;
+      CHECK(s.trpo.kl <= 0.01);
+      CHECK(s.trpo.loss_after < s.trpo.loss_before);
+    }
+    if (it < 5) first += s.post_adaptation_return / 5;
+    if (it >= 15) last += s.post_adaptation_return / 5;
+  }
+  MESSAGE("TRPO: " << accepted << " of 20 steps accepted; post-adaptation return " << first << " -> " << last);
+  CHECK(accepted >= 15);
+  CHECK(last - first > 5.0);
+}

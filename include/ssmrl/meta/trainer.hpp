@@ -11,6 +11,7 @@
 #include "ssmrl/env/tasks.hpp"
 #include "ssmrl/meta/maml.hpp"
 #include "ssmrl/optim/adam.hpp"
+#include "ssmrl/optim/trpo.hpp"
 #include "ssmrl/rl/advantages.hpp"
 #include "ssmrl/rl/linear_baseline.hpp"
 #include "ssmrl/rl/losses.hpp"
@@ -28,6 +29,8 @@ struct MetaTrainerOptions {
   int inner_steps = 1;
   bool first_order = false;
   double outer_lr = 1e-3;     //!< Adam
+  bool trpo = false;          //!< outer step by TRPO (the MAML paper's choice) instead of Adam
+  double max_kl = 0.01;       //!< TRPO's limit on the mean KL of the adapted policies
   bool zero_meta_gradient = false;  //!< ablation: skip the outer update (the test's control run)
   std::uint64_t seed = 1;
 };
@@ -36,6 +39,7 @@ struct MetaTrainerOptions {
 struct IterationStats {
   double pre_adaptation_return = 0;
   double post_adaptation_return = 0;
+  optim::TrpoResult trpo{};  //!< with the TRPO outer step
 };
 
 template <class PolicyT, env::TaskDistribution Tasks>
@@ -61,7 +65,105 @@ public:
   [[nodiscard]] const PolicyT& policy() const { return policy_; }
   [[nodiscard]] PolicyT& policy() { return policy_; }
 
-  IterationStats iteration() {
+  IterationStats iteration() { return options_.trpo ? trpo_iteration() : adam_iteration(); }
+
+private:
+  // What TRPO replays: the data of one task, and what the adapted policy did on its query data.
+  struct TaskData {
+    rl::TrajectoryBatch<Scalar> support;
+    ad::Matrix<Scalar> support_advantages;
+    rl::TrajectoryBatch<Scalar> query;
+    ad::Matrix<Scalar> query_advantages;
+    ad::Matrix<Scalar> old_distribution;
+  };
+
+  IterationStats trpo_iteration() {
+    IterationStats stats;
+    std::vector<TaskData> data;
+    learner_.params() = policy_.params();
+    for (int task_index = 0; task_index < options_.meta_batch; ++task_index) {
+      const auto task = tasks_.sample(rng_);
+      TaskData d;
+      PolicyT acting = policy_;
+      d.support = rollout(acting, task);
+      stats.pre_adaptation_return += mean_return(d.support);
+      d.support_advantages = advantages(d.support);
+      tape_.clear();
+      const auto meta_vars = learner_.meta_variables(tape_);
+      auto clone = adapted_clone(meta_vars.params, d, options_.inner_steps);
+      acting.set_params(nn::values_of<Scalar>(clone.params()));
+      d.query = rollout(acting, task);
+      stats.post_adaptation_return += mean_return(d.query);
+      d.query_advantages = advantages(d.query);
+      d.old_distribution = policy_.distribution(clone.params(), tape_.constant(d.query.observations), d.query.envs,
+                                                {.initial_state = tape_.constant(d.query.initial_state),
+                                                 .keep = d.query.keep.data()})
+                               .value();
+      data.push_back(std::move(d));
+    }
+    stats.pre_adaptation_return /= options_.meta_batch;
+    stats.post_adaptation_return /= options_.meta_batch;
+    if (options_.zero_meta_gradient) return stats;
+    const auto scale = static_cast<Scalar>(1.0 / options_.meta_batch);
+    // The surrogate: importance-weighted query advantages of the policies adapted from `vars`.
+    auto surrogate = [&](ad::Tape<Scalar>& tape, const typename PolicyT::VarParams& vars) {
+      std::vector<ad::Var<Scalar>> terms;
+      for (const auto& d : data) {
+        auto clone = adapted_clone(vars, d, options_.inner_steps, &tape);
+        const auto lp = evaluate(tape, clone.params(), d.query).log_prob;
+        const auto ratio = ad::exp(ad::sub(lp, tape.constant(d.query.log_probs)));
+        terms.push_back(-ad::mean(ad::mul(ratio, tape.constant(d.query_advantages))));
+      }
+      return ad::add_n<Scalar>(terms) * scale;
+    };
+    auto kl = [&](ad::Tape<Scalar>& tape, const typename PolicyT::VarParams& vars) {
+      std::vector<ad::Var<Scalar>> terms;
+      for (const auto& d : data) {
+        auto clone = adapted_clone(vars, d, options_.inner_steps, &tape);
+        const auto dist = policy_.distribution(clone.params(), tape.constant(d.query.observations), d.query.envs,
+                                               {.initial_state = tape.constant(d.query.initial_state),
+                                                .keep = d.query.keep.data()});
+        terms.push_back(policy_.mean_kl(tape.constant(d.old_distribution), dist));
+      }
+      return ad::add_n<Scalar>(terms) * scale;
+    };
+    auto params = policy_.params();
+    stats.trpo = optim::trpo_step<Scalar>(params, surrogate, kl, {.max_kl = options_.max_kl});
+    if (stats.trpo.accepted) policy_.set_params(std::move(params));
+    return stats;
+  }
+
+  // A clone of `vars` adapted on the task's support data (recorded on the tape of `vars`).
+  typename MamlLearner<Scalar, typename PolicyT::Params>::Clone adapted_clone(const typename PolicyT::VarParams& vars,
+                                                                               const TaskData& d, int steps,
+                                                                               ad::Tape<Scalar>* tape = nullptr) {
+    auto& t = tape != nullptr ? *tape : tape_;
+    auto clone = learner_.clone({vars, std::nullopt});
+    for (int k = 0; k < steps; ++k) {
+      const auto lp = evaluate(t, clone.params(), d.support).log_prob;
+      clone.adapt(rl::policy_gradient_loss(lp, t.constant(d.support_advantages)));
+    }
+    return clone;
+  }
+
+  typename PolicyT::Evaluation evaluate(ad::Tape<Scalar>& tape, const typename PolicyT::VarParams& params,
+                                        const rl::TrajectoryBatch<Scalar>& t) const {
+    return policy_.evaluate(params, tape.constant(t.observations), t.envs, t.actions,
+                            {.initial_state = tape.constant(t.initial_state), .keep = t.keep.data()});
+  }
+
+  // Normalised GAE advantages with the linear feature baseline fitted on these trajectories.
+  ad::Matrix<Scalar> advantages(const rl::TrajectoryBatch<Scalar>& t) const {
+    rl::LinearFeatureBaseline<Scalar> baseline;
+    baseline.fit(t, options_.gamma);
+    const ad::Matrix<Scalar> values = baseline.predict(t);
+    const ad::Matrix<Scalar> no_values = ad::Matrix<Scalar>::Zero(1, t.envs);
+    auto without_bootstrap = t;
+    without_bootstrap.bootstrap.setZero();
+    return rl::normalized(rl::gae(without_bootstrap, values, no_values, options_.gamma, options_.gae_lambda).advantages);
+  }
+
+  IterationStats adam_iteration() {
     IterationStats stats;
     std::vector<ad::Matrix<Scalar>> meta_gradient;
     learner_.params() = policy_.params();
@@ -96,7 +198,6 @@ public:
     return stats;
   }
 
-private:
   rl::TrajectoryBatch<Scalar> rollout(PolicyT& acting, const typename Tasks::task_type& task) {
     for (std::size_t i = 0; i < batch_.size(); ++i) Tasks::apply(batch_.env(i), task);
     batch_.reset();
@@ -109,18 +210,9 @@ private:
     return static_cast<double>(t.rewards.sum()) / static_cast<double>(t.envs);
   }
 
-  // REINFORCE with the linear feature baseline fitted on these trajectories, advantages normalised.
+  // REINFORCE with the linear feature baseline's advantages.
   ad::Var<Scalar> loss(const typename PolicyT::VarParams& params, const rl::TrajectoryBatch<Scalar>& t) {
-    rl::LinearFeatureBaseline<Scalar> baseline;
-    baseline.fit(t, options_.gamma);
-    const ad::Matrix<Scalar> values = baseline.predict(t);
-    const ad::Matrix<Scalar> no_values = ad::Matrix<Scalar>::Zero(1, t.envs);
-    auto without_bootstrap = t;
-    without_bootstrap.bootstrap.setZero();
-    const auto adv = rl::normalized(rl::gae(without_bootstrap, values, no_values, options_.gamma, options_.gae_lambda).advantages);
-    const auto e = policy_.evaluate(params, tape_.constant(t.observations), t.envs, t.actions,
-                                    {.initial_state = tape_.constant(t.initial_state), .keep = t.keep.data()});
-    return rl::policy_gradient_loss(e.log_prob, tape_.constant(adv));
+    return rl::policy_gradient_loss(evaluate(tape_, params, t).log_prob, tape_.constant(advantages(t)));
   }
 
   PolicyT policy_;
