@@ -67,6 +67,30 @@ public:
 
   IterationStats iteration() { return options_.trpo ? trpo_iteration() : adam_iteration(); }
 
+  //! Mean return per trajectory on `task` before adaptation and after each of `steps` policy-gradient
+  //! steps (the step size halved after the first, as in the MAML paper's evaluation).
+  std::vector<double> adaptation_curve(const typename Tasks::task_type& task, int steps) {
+    std::vector<double> curve;
+    PolicyT acting = policy_;
+    auto data = rollout(acting, task);
+    curve.push_back(mean_return(data));
+    auto params = policy_.params();
+    for (int k = 0; k < steps; ++k) {
+      tape_.clear();
+      const auto vars = nn::on_tape(tape_, params);
+      tape_.backward(loss(vars, data));
+      const auto lr = static_cast<Scalar>(k == 0 ? options_.inner_lr : options_.inner_lr / 2);
+      auto values = nn::to_list<ad::Matrix<Scalar>>(params);
+      const auto grads = nn::to_list<ad::Matrix<Scalar>>(nn::gradients_of<Scalar>(vars));
+      for (std::size_t i = 0; i < values.size(); ++i) values[i] -= lr * grads[i];
+      params = nn::from_list(params, values);
+      acting.set_params(params);
+      data = rollout(acting, task);
+      curve.push_back(mean_return(data));
+    }
+    return curve;
+  }
+
 private:
   // What TRPO replays: the data of one task, and what the adapted policy did on its query data.
   struct TaskData {
@@ -128,7 +152,8 @@ private:
       return ad::add_n<Scalar>(terms) * scale;
     };
     auto params = policy_.params();
-    stats.trpo = optim::trpo_step<Scalar>(params, surrogate, kl, {.max_kl = options_.max_kl});
+    tape_.clear();
+    stats.trpo = optim::trpo_step<Scalar>(params, surrogate, kl, {.max_kl = options_.max_kl}, &tape_);
     if (stats.trpo.accepted) policy_.set_params(std::move(params));
     return stats;
   }

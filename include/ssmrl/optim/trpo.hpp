@@ -53,9 +53,12 @@ struct TrpoResult {
 //! One TRPO update of `params` (a parameter struct of matrices). `loss(tape, vars)` is the
 //! surrogate to minimise; `kl(tape, vars)` the mean KL from the current policy (fixed inside it)
 //! to the one with `vars`. The parameters change only when a step is accepted.
+//! `workspace` (optional) is a tape to record on; one kept across calls keeps its memory.
 template <class Scalar, class Params, class LossFn, class KlFn>
-TrpoResult trpo_step(Params& params, LossFn&& loss, KlFn&& kl, TrpoOptions options = {}) {
-  ad::Tape<Scalar> tape;
+TrpoResult trpo_step(Params& params, LossFn&& loss, KlFn&& kl, TrpoOptions options = {},
+                     ad::Tape<Scalar>* workspace = nullptr) {
+  ad::Tape<Scalar> own_tape(workspace == nullptr ? std::size_t{1} << 16 : 64);
+  ad::Tape<Scalar>& tape = workspace != nullptr ? *workspace : own_tape;
   auto value_at = [&](const Params& p, auto&& fn) {
     typename ad::Tape<Scalar>::Scope scope(tape);
     return static_cast<double>(fn(tape, nn::on_tape(tape, p)).item());
