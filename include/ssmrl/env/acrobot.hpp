@@ -10,7 +10,7 @@
 
 namespace ssmrl::env {
 
-class Acrobot {
+class Acrobot : public detail::EpisodicState<std::array<double, 4>> {
 public:
   using State = std::array<double, 4>;  //!< theta1, theta2, dtheta1, dtheta2
   static constexpr std::size_t observation_size = 6;
@@ -20,7 +20,7 @@ public:
   static constexpr double max_vel_1 = 4 * std::numbers::pi;
   static constexpr double max_vel_2 = 9 * std::numbers::pi;
 
-  explicit Acrobot(int max_episode_steps = default_max_episode_steps) : clock_(max_episode_steps) {}
+  explicit Acrobot(int max_episode_steps = default_max_episode_steps) : EpisodicState(max_episode_steps) {}
 
   [[nodiscard]] std::string_view id() const { return "Acrobot-v1"; }
   [[nodiscard]] Space observation_space() const {
@@ -29,7 +29,6 @@ public:
     return Space::box({-1, -1, -1, -1, -v1, -v2}, {1, 1, 1, 1, v1, v2});
   }
   [[nodiscard]] Space action_space() const { return Space::discrete(3); }
-  [[nodiscard]] int max_episode_steps() const { return clock_.max_steps(); }
 
   //! Each state variable uniform in [-0.1, 0.1], rounded to float32 as Gymnasium does.
   template <class Rng>
@@ -38,13 +37,6 @@ public:
     for (auto& s : state_) s = static_cast<double>(static_cast<float>(u(rng)));
     clock_.restart();
   }
-  void set_state(const State& s, int elapsed_steps = 0) {
-    clock_.restart(elapsed_steps);
-    state_ = s;
-  }
-  [[nodiscard]] const State& state() const { return state_; }
-  [[nodiscard]] int elapsed_steps() const { return clock_.elapsed(); }
-  [[nodiscard]] bool needs_reset() const { return clock_.needs_reset(); }
 
   StepResult step(std::span<const float> action) { return step(detail::discrete_action(id(), action, 3)); }
 
@@ -113,8 +105,6 @@ private:
     return {dtheta1, dtheta2, ddtheta1, ddtheta2};
   }
 
-  State state_{};
-  detail::EpisodeClock clock_;
 };
 
 template <>

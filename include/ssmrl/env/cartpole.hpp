@@ -18,7 +18,7 @@ struct CartPolePhysics {
   double force_mag = 10.0;
 };
 
-class CartPole {
+class CartPole : public detail::EpisodicState<std::array<double, 4>> {
 public:
   using State = std::array<double, 4>;  //!< x, x_dot, theta, theta_dot
   static constexpr std::size_t observation_size = 4;
@@ -29,7 +29,7 @@ public:
   static constexpr double theta_threshold = 12 * 2 * std::numbers::pi / 360;
 
   explicit CartPole(CartPolePhysics physics = {}, int max_episode_steps = default_max_episode_steps)
-      : clock_(max_episode_steps) {
+      : EpisodicState(max_episode_steps) {
     set_physics(physics);
   }
 
@@ -41,7 +41,6 @@ public:
     return Space::box({-x, -big, -t, -big}, {x, big, t, big});
   }
   [[nodiscard]] Space action_space() const { return Space::discrete(2); }
-  [[nodiscard]] int max_episode_steps() const { return clock_.max_steps(); }
 
   [[nodiscard]] const CartPolePhysics& physics() const { return physics_; }
   //! New physics apply from the next step; every value must be positive.
@@ -61,13 +60,6 @@ public:
     for (auto& s : state_) s = u(rng);
     clock_.restart();
   }
-  void set_state(const State& s, int elapsed_steps = 0) {
-    clock_.restart(elapsed_steps);
-    state_ = s;
-  }
-  [[nodiscard]] const State& state() const { return state_; }
-  [[nodiscard]] int elapsed_steps() const { return clock_.elapsed(); }
-  [[nodiscard]] bool needs_reset() const { return clock_.needs_reset(); }
 
   StepResult step(std::span<const float> action) { return step(detail::discrete_action(id(), action, 2)); }
 
@@ -100,8 +92,6 @@ private:
   CartPolePhysics physics_;
   double total_mass_ = 0;
   double polemass_length_ = 0;
-  State state_{};
-  detail::EpisodeClock clock_;
 };
 
 template <>

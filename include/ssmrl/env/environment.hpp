@@ -121,6 +121,27 @@ private:
   bool needs_reset_ = true;
 };
 
+// The state, the clock and their accessors, shared by every environment.
+template <class StateT>
+class EpisodicState {
+public:
+  using State = StateT;
+  explicit EpisodicState(int max_episode_steps) : clock_(max_episode_steps) {}
+  //! Puts the environment in `s` with `elapsed_steps` already taken (the time limit counts them).
+  void set_state(const State& s, int elapsed_steps = 0) {
+    clock_.restart(elapsed_steps);
+    state_ = s;
+  }
+  [[nodiscard]] const State& state() const { return state_; }
+  [[nodiscard]] int elapsed_steps() const { return clock_.elapsed(); }
+  [[nodiscard]] bool needs_reset() const { return clock_.needs_reset(); }
+  [[nodiscard]] int max_episode_steps() const { return clock_.max_steps(); }
+
+protected:
+  State state_{};
+  EpisodeClock clock_;
+};
+
 inline int discrete_action(std::string_view id, std::span<const float> action, int n) {
   SSMRL_REQUIRE(action.size() == 1, id, "::step: action has ", action.size(), " values, expected 1 (an index)");
   const float a = action[0];

@@ -10,7 +10,7 @@
 
 namespace ssmrl::env {
 
-class MountainCar {
+class MountainCar : public detail::EpisodicState<std::array<double, 2>> {
 public:
   using State = std::array<double, 2>;  //!< position, velocity
   static constexpr std::size_t observation_size = 2;
@@ -24,12 +24,11 @@ public:
   static constexpr double force = 0.001;
   static constexpr double gravity = 0.0025;
 
-  explicit MountainCar(int max_episode_steps = default_max_episode_steps) : clock_(max_episode_steps) {}
+  explicit MountainCar(int max_episode_steps = default_max_episode_steps) : EpisodicState(max_episode_steps) {}
 
   [[nodiscard]] std::string_view id() const { return "MountainCar-v0"; }
   [[nodiscard]] Space observation_space() const { return Space::box({-1.2f, -0.07f}, {0.6f, 0.07f}); }
   [[nodiscard]] Space action_space() const { return Space::discrete(3); }
-  [[nodiscard]] int max_episode_steps() const { return clock_.max_steps(); }
 
   //! Position uniform in [-0.6, -0.4], velocity 0.
   template <class Rng>
@@ -37,13 +36,6 @@ public:
     state_ = {std::uniform_real_distribution<double>(-0.6, -0.4)(rng), 0.0};
     clock_.restart();
   }
-  void set_state(const State& s, int elapsed_steps = 0) {
-    clock_.restart(elapsed_steps);
-    state_ = s;
-  }
-  [[nodiscard]] const State& state() const { return state_; }
-  [[nodiscard]] int elapsed_steps() const { return clock_.elapsed(); }
-  [[nodiscard]] bool needs_reset() const { return clock_.needs_reset(); }
 
   StepResult step(std::span<const float> action) { return step(detail::discrete_action(id(), action, 3)); }
 
@@ -67,11 +59,9 @@ public:
   }
 
 private:
-  State state_{};
-  detail::EpisodeClock clock_;
 };
 
-class MountainCarContinuous {
+class MountainCarContinuous : public detail::EpisodicState<std::array<double, 2>> {
 public:
   using State = std::array<double, 2>;  //!< position, velocity (float32 values after a step)
   static constexpr std::size_t observation_size = 2;
@@ -86,25 +76,17 @@ public:
   static constexpr double goal_velocity = 0;
   static constexpr double power = 0.0015;
 
-  explicit MountainCarContinuous(int max_episode_steps = default_max_episode_steps) : clock_(max_episode_steps) {}
+  explicit MountainCarContinuous(int max_episode_steps = default_max_episode_steps) : EpisodicState(max_episode_steps) {}
 
   [[nodiscard]] std::string_view id() const { return "MountainCarContinuous-v0"; }
   [[nodiscard]] Space observation_space() const { return Space::box({-1.2f, -0.07f}, {0.6f, 0.07f}); }
   [[nodiscard]] Space action_space() const { return Space::box({-1}, {1}); }
-  [[nodiscard]] int max_episode_steps() const { return clock_.max_steps(); }
 
   template <class Rng>
   void reset(Rng& rng) {
     state_ = {std::uniform_real_distribution<double>(-0.6, -0.4)(rng), 0.0};
     clock_.restart();
   }
-  void set_state(const State& s, int elapsed_steps = 0) {
-    clock_.restart(elapsed_steps);
-    state_ = s;
-  }
-  [[nodiscard]] const State& state() const { return state_; }
-  [[nodiscard]] int elapsed_steps() const { return clock_.elapsed(); }
-  [[nodiscard]] bool needs_reset() const { return clock_.needs_reset(); }
 
   StepResult step(std::span<const float> action) { return step(detail::continuous_action(id(), action)); }
 
@@ -134,8 +116,6 @@ public:
   }
 
 private:
-  State state_{};
-  detail::EpisodeClock clock_;
 };
 
 template <>

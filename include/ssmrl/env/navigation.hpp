@@ -17,7 +17,7 @@ struct Navigation2DTask {
   friend bool operator==(const Navigation2DTask&, const Navigation2DTask&) = default;
 };
 
-class Navigation2D {
+class Navigation2D : public detail::EpisodicState<std::array<double, 2>> {
 public:
   using State = std::array<double, 2>;  //!< position
   using task_type = Navigation2DTask;
@@ -28,7 +28,7 @@ public:
   static constexpr double goal_tolerance = 0.01;
 
   explicit Navigation2D(Navigation2DTask task = {}, int max_episode_steps = default_max_episode_steps)
-      : task_(task), clock_(max_episode_steps) {}
+      : EpisodicState(max_episode_steps), task_(task) {}
 
   [[nodiscard]] std::string_view id() const { return "Navigation2D"; }
   [[nodiscard]] Space observation_space() const {
@@ -36,7 +36,6 @@ public:
     return Space::box({-big, -big}, {big, big});
   }
   [[nodiscard]] Space action_space() const { return Space::box({-0.1f, -0.1f}, {0.1f, 0.1f}); }
-  [[nodiscard]] int max_episode_steps() const { return clock_.max_steps(); }
 
   [[nodiscard]] const Navigation2DTask& task() const { return task_; }
   //! A new goal applies from the next reset.
@@ -52,13 +51,6 @@ public:
     state_ = {0.0, 0.0};
     clock_.restart();
   }
-  void set_state(const State& s, int elapsed_steps = 0) {
-    clock_.restart(elapsed_steps);
-    state_ = s;
-  }
-  [[nodiscard]] const State& state() const { return state_; }
-  [[nodiscard]] int elapsed_steps() const { return clock_.elapsed(); }
-  [[nodiscard]] bool needs_reset() const { return clock_.needs_reset(); }
 
   StepResult step(std::span<const float> action) {
     SSMRL_REQUIRE(action.size() == 2, "Navigation2D::step: action has ", action.size(), " values, expected 2");
@@ -81,8 +73,6 @@ public:
 
 private:
   Navigation2DTask task_;
-  State state_{};
-  detail::EpisodeClock clock_;
 };
 
 template <>

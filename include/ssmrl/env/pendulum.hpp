@@ -16,7 +16,7 @@ struct PendulumPhysics {
   double l = 1.0;
 };
 
-class Pendulum {
+class Pendulum : public detail::EpisodicState<std::array<double, 2>> {
 public:
   using State = std::array<double, 2>;  //!< theta, theta_dot
   static constexpr std::size_t observation_size = 3;
@@ -27,14 +27,13 @@ public:
   static constexpr double dt = 0.05;
 
   explicit Pendulum(PendulumPhysics physics = {}, int max_episode_steps = default_max_episode_steps)
-      : clock_(max_episode_steps) {
+      : EpisodicState(max_episode_steps) {
     set_physics(physics);
   }
 
   [[nodiscard]] std::string_view id() const { return "Pendulum-v1"; }
   [[nodiscard]] Space observation_space() const { return Space::box({-1, -1, -8}, {1, 1, 8}); }
   [[nodiscard]] Space action_space() const { return Space::box({-2}, {2}); }
-  [[nodiscard]] int max_episode_steps() const { return clock_.max_steps(); }
 
   [[nodiscard]] const PendulumPhysics& physics() const { return physics_; }
   void set_physics(const PendulumPhysics& p) {
@@ -52,13 +51,6 @@ public:
     state_[1] = speed(rng);
     clock_.restart();
   }
-  void set_state(const State& s, int elapsed_steps = 0) {
-    clock_.restart(elapsed_steps);
-    state_ = s;
-  }
-  [[nodiscard]] const State& state() const { return state_; }
-  [[nodiscard]] int elapsed_steps() const { return clock_.elapsed(); }
-  [[nodiscard]] bool needs_reset() const { return clock_.needs_reset(); }
 
   StepResult step(std::span<const float> action) { return step(detail::continuous_action(id(), action)); }
 
@@ -87,8 +79,6 @@ public:
 
 private:
   PendulumPhysics physics_;
-  State state_{};
-  detail::EpisodeClock clock_;
 };
 
 template <>
