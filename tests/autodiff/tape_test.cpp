@@ -6,27 +6,18 @@
 
 #include <string>
 
+#include "support/errors.hpp"
+
 #include "support/random.hpp"
 
 using namespace ssmrl;
+using test::message_of;
 using ad::Matrix;
 using ad::Tape;
 using ad::Var;
 using test::random_matrix;
 
 namespace {
-
-// Runs `fn`, expects it to throw E, and returns the message.
-template <class E, class Fn>
-std::string message_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const E& e) {
-    return e.what();
-  }
-  FAIL("expected an exception");
-  return {};
-}
 
 // A user-defined operation: y = x^3 with its own forward, backward and backward_graph.
 class CubeNode final : public ad::Node<double> {

@@ -5,7 +5,10 @@
 
 #include <string>
 
+#include "support/errors.hpp"
+
 using namespace ssmrl;
+using test::message_of;
 
 static_assert(env::Environment<env::CartPole>);
 static_assert(env::Environment<env::Pendulum>);
@@ -17,19 +20,6 @@ static_assert(!env::Environment<int>);
 static_assert(env::TaskDistribution<env::Navigation2DTasks>);
 static_assert(env::TaskDistribution<env::CartPoleTasks>);
 static_assert(env::TaskDistribution<env::PendulumTasks>);
-
-namespace {
-template <class E, class Fn>
-std::string message_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const E& e) {
-    return e.what();
-  }
-  FAIL("expected an exception");
-  return {};
-}
-}  // namespace
 
 TEST_CASE("bad actions and stepping an ended episode are refused and change nothing") {
   std::mt19937_64 rng(1);

@@ -3,7 +3,9 @@
 // adapted ones.
 #pragma once
 
+#include <array>
 #include <concepts>
+#include <utility>
 #include <cstdint>
 
 #include "ssmrl/autodiff.hpp"
@@ -71,6 +73,19 @@ void check_sequence(const char* cell, const ad::Var<Scalar>& inputs, ad::Index i
                   "::forward_sequence: initial_state is ", options.initial_state.rows(), "x",
                   options.initial_state.cols(), ", expected ", state_size, "x", batch);
   }
+}
+
+// Throws unless each parameter, in declaration order, has the expected rows x cols.
+template <class Scalar, class P, std::size_t N>
+void check_parameter_shapes(const char* cell, const P& params,
+                            const std::array<std::pair<ad::Index, ad::Index>, N>& expected) {
+  std::size_t i = 0;
+  for_each_parameter(params, [&](std::string_view name, const ad::Matrix<Scalar>& m) {
+    SSMRL_REQUIRE(i < N && m.rows() == expected[i].first && m.cols() == expected[i].second, cell, ": parameter ",
+                  name, " is ", m.rows(), "x", m.cols(), ", expected ", i < N ? expected[i].first : 0, "x",
+                  i < N ? expected[i].second : 0);
+    ++i;
+  });
 }
 
 // The previous state as step t sees it: multiplied by the keep mask when a sample restarts there.

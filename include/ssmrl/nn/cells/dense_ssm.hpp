@@ -73,14 +73,10 @@ public:
   //! Throws ssmrl::InvalidArgument unless every parameter has its configured shape.
   void check_shapes(const Params& p) const {
     const auto& c = config_;
-    const std::array<std::pair<ad::Index, ad::Index>, 5> expected{
-        {{c.state, c.state}, {c.state, c.input}, {c.output, c.state}, {c.output, c.input}, {c.output, 1}}};
-    std::size_t i = 0;
-    for_each_parameter(p, [&](std::string_view name, const ad::Matrix<Scalar>& m) {
-      SSMRL_REQUIRE(m.rows() == expected[i].first && m.cols() == expected[i].second, "DenseSsmCell: parameter ",
-                    name, " is ", m.rows(), "x", m.cols(), ", expected ", expected[i].first, "x", expected[i].second);
-      ++i;
-    });
+    detail::check_parameter_shapes<Scalar>(
+        "DenseSsmCell", p,
+        std::array<std::pair<ad::Index, ad::Index>, 5>{
+            {{c.state, c.state}, {c.state, c.input}, {c.output, c.state}, {c.output, c.input}, {c.output, 1}}});
   }
 
   [[nodiscard]] workspace_type make_workspace(ad::Index batch) const {

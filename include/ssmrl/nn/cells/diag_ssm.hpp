@@ -96,14 +96,10 @@ public:
 
   void check_shapes(const Params& p) const {
     const auto& c = config_;
-    const std::array<std::pair<ad::Index, ad::Index>, 6> expected{
-        {{c.state, 1}, {c.state, 1}, {c.state, c.input}, {c.output, c.state}, {c.output, c.input}, {c.output, 1}}};
-    std::size_t i = 0;
-    for_each_parameter(p, [&](std::string_view name, const ad::Matrix<Scalar>& m) {
-      SSMRL_REQUIRE(m.rows() == expected[i].first && m.cols() == expected[i].second, "DiagSsmCell: parameter ", name,
-                    " is ", m.rows(), "x", m.cols(), ", expected ", expected[i].first, "x", expected[i].second);
-      ++i;
-    });
+    detail::check_parameter_shapes<Scalar>(
+        "DiagSsmCell", p,
+        std::array<std::pair<ad::Index, ad::Index>, 6>{
+            {{c.state, 1}, {c.state, 1}, {c.state, c.input}, {c.output, c.state}, {c.output, c.input}, {c.output, 1}}});
   }
 
   [[nodiscard]] workspace_type make_workspace(ad::Index batch) const {

@@ -60,15 +60,9 @@ public:
 
   void check_shapes(const Params& p) const {
     const auto g = Derived::gates * config_.hidden;
-    const std::array<std::pair<ad::Index, ad::Index>, 4> expected{
-        {{g, config_.input}, {g, config_.hidden}, {g, 1}, {g, 1}}};
-    std::size_t i = 0;
-    for_each_parameter(p, [&](std::string_view name, const ad::Matrix<Scalar>& m) {
-      SSMRL_REQUIRE(m.rows() == expected[i].first && m.cols() == expected[i].second, Derived::cell_name,
-                    ": parameter ", name, " is ", m.rows(), "x", m.cols(), ", expected ", expected[i].first, "x",
-                    expected[i].second);
-      ++i;
-    });
+    nn::detail::check_parameter_shapes<Scalar>(
+        Derived::cell_name, p,
+        std::array<std::pair<ad::Index, ad::Index>, 4>{{{g, config_.input}, {g, config_.hidden}, {g, 1}, {g, 1}}});
   }
 
 protected:
