@@ -4,7 +4,7 @@
 // (max KL 0.01). Then evaluates on the 40 held-out goals: mean return before adaptation and after
 // 1, 2 and 3 steps.
 //
-// usage: maml_navigation [--iterations N] [--seed S] [--first-order] [--adam]
+// usage: maml_navigation [--iterations N] [--seed S] [--first-order] [--adam] [--exact-fisher]
 #include <ssmrl/ssmrl.hpp>
 
 #include <chrono>
@@ -19,14 +19,16 @@ int main(int argc, char** argv) {
   std::uint64_t seed = 1;
   bool first_order = false;
   bool adam = false;
+  bool exact_fisher = false;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--iterations" && i + 1 < argc) iterations = std::stoi(argv[++i]);
     else if (arg == "--seed" && i + 1 < argc) seed = std::stoull(argv[++i]);
     else if (arg == "--first-order") first_order = true;
     else if (arg == "--adam") adam = true;
+    else if (arg == "--exact-fisher") exact_fisher = true;
     else {
-      std::fprintf(stderr, "usage: %s [--iterations N] [--seed S] [--first-order] [--adam]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--iterations N] [--seed S] [--first-order] [--adam] [--exact-fisher]\n", argv[0]);
       return 2;
     }
   }
@@ -37,7 +39,9 @@ int main(int argc, char** argv) {
   meta::MetaTrainer trainer(std::move(pi), tasks,
                             {.meta_batch = 20, .trajectories = 20, .horizon = 100, .gamma = 0.99, .gae_lambda = 1.0,
                              .inner_lr = 0.1, .first_order = first_order, .outer_lr = 1e-3, .trpo = !adam,
-                             .max_kl = 0.01, .seed = seed});
+                             .max_kl = 0.01,
+                             .fisher = exact_fisher ? meta::TrpoFisher::through_adaptation : meta::TrpoFisher::at_adapted,
+                             .seed = seed});
   std::printf("2D navigation, %s-order MAML, %s outer step, seed %llu, %d iterations\n", first_order ? "first" : "second",
               adam ? "Adam" : "TRPO", static_cast<unsigned long long>(seed), iterations);
   const auto start = std::chrono::steady_clock::now();

@@ -19,6 +19,16 @@
 
 namespace ssmrl::meta {
 
+//! What the TRPO outer step's Fisher products differentiate.
+enum class TrpoFisher {
+  //! The KL of the adapted policies as a function of the meta-parameters, through the inner
+  //! adaptation (third-order derivatives; exact; as pytorch-maml-rl does).
+  through_adaptation,
+  //! The KL's Hessian at the adapted parameters, with the adaptation's Jacobian taken as the identity
+  //! (second order; several times cheaper). The line search still checks the exact KL.
+  at_adapted,
+};
+
 struct MetaTrainerOptions {
   int meta_batch = 20;        //!< tasks per iteration
   int trajectories = 20;      //!< environments (trajectories) per task and phase
@@ -31,6 +41,7 @@ struct MetaTrainerOptions {
   double outer_lr = 1e-3;     //!< Adam
   bool trpo = false;          //!< outer step by TRPO (the MAML paper's choice) instead of Adam
   double max_kl = 0.01;       //!< TRPO's limit on the mean KL of the adapted policies
+  TrpoFisher fisher = TrpoFisher::at_adapted;
   bool zero_meta_gradient = false;  //!< ablation: skip the outer update (the test's control run)
   std::uint64_t seed = 1;
 };
@@ -99,6 +110,7 @@ private:
     rl::TrajectoryBatch<Scalar> query;
     ad::Matrix<Scalar> query_advantages;
     ad::Matrix<Scalar> old_distribution;
+    std::vector<ad::Matrix<Scalar>> adaptation_shift;  //!< adapted minus meta-parameters
   };
 
   IterationStats trpo_iteration() {
@@ -115,7 +127,11 @@ private:
       tape_.clear();
       const auto meta_vars = learner_.meta_variables(tape_);
       auto clone = adapted_clone(meta_vars.params, d, options_.inner_steps);
-      acting.set_params(nn::values_of<Scalar>(clone.params()));
+      const auto adapted = nn::values_of<Scalar>(clone.params());
+      d.adaptation_shift = nn::to_list<ad::Matrix<Scalar>>(adapted);
+      const auto meta_values = nn::to_list<ad::Matrix<Scalar>>(learner_.params());
+      for (std::size_t i = 0; i < meta_values.size(); ++i) d.adaptation_shift[i] -= meta_values[i];
+      acting.set_params(adapted);
       d.query = rollout(acting, task);
       stats.post_adaptation_return += mean_return(d.query);
       d.query_advantages = advantages(d.query);
@@ -140,20 +156,35 @@ private:
       }
       return ad::add_n<Scalar>(terms) * scale;
     };
+    auto kl_of = [&](ad::Tape<Scalar>& tape, const TaskData& d, const typename PolicyT::VarParams& adapted) {
+      const auto dist = policy_.distribution(adapted, tape.constant(d.query.observations), d.query.envs,
+                                             {.initial_state = tape.constant(d.query.initial_state),
+                                              .keep = d.query.keep.data()});
+      return policy_.mean_kl(tape.constant(d.old_distribution), dist);
+    };
     auto kl = [&](ad::Tape<Scalar>& tape, const typename PolicyT::VarParams& vars) {
       std::vector<ad::Var<Scalar>> terms;
+      for (const auto& d : data) terms.push_back(kl_of(tape, d, adapted_clone(vars, d, options_.inner_steps, &tape).params()));
+      return ad::add_n<Scalar>(terms) * scale;
+    };
+    // The adapted parameters as the meta-parameters plus a constant shift: the exact adapted values,
+    // with the adaptation's Jacobian replaced by the identity.
+    auto kl_at_adapted = [&](ad::Tape<Scalar>& tape, const typename PolicyT::VarParams& vars) {
+      const auto list = nn::to_list<ad::Var<Scalar>>(vars);
+      std::vector<ad::Var<Scalar>> terms;
       for (const auto& d : data) {
-        auto clone = adapted_clone(vars, d, options_.inner_steps, &tape);
-        const auto dist = policy_.distribution(clone.params(), tape.constant(d.query.observations), d.query.envs,
-                                               {.initial_state = tape.constant(d.query.initial_state),
-                                                .keep = d.query.keep.data()});
-        terms.push_back(policy_.mean_kl(tape.constant(d.old_distribution), dist));
+        std::vector<ad::Var<Scalar>> shifted;
+        for (std::size_t i = 0; i < list.size(); ++i) shifted.push_back(ad::add(list[i], tape.constant(d.adaptation_shift[i])));
+        terms.push_back(kl_of(tape, d, nn::from_list(vars, shifted)));
       }
       return ad::add_n<Scalar>(terms) * scale;
     };
     auto params = policy_.params();
     tape_.clear();
-    stats.trpo = optim::trpo_step<Scalar>(params, surrogate, kl, {.max_kl = options_.max_kl}, &tape_);
+    const optim::TrpoOptions trpo_options{.max_kl = options_.max_kl};
+    stats.trpo = options_.fisher == TrpoFisher::through_adaptation
+                     ? optim::trpo_step<Scalar>(params, surrogate, kl, trpo_options, &tape_)
+                     : optim::trpo_step<Scalar>(params, surrogate, kl, kl_at_adapted, trpo_options, &tape_);
     if (stats.trpo.accepted) policy_.set_params(std::move(params));
     return stats;
   }

@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <functional>
+#include <vector>
 
 #include "ssmrl/autodiff.hpp"
 #include "ssmrl/nn/parameters.hpp"
@@ -54,8 +55,11 @@ struct TrpoResult {
 //! surrogate to minimise; `kl(tape, vars)` the mean KL from the current policy (fixed inside it)
 //! to the one with `vars`. The parameters change only when a step is accepted.
 //! `workspace` (optional) is a tape to record on; one kept across calls keeps its memory.
-template <class Scalar, class Params, class LossFn, class KlFn>
-TrpoResult trpo_step(Params& params, LossFn&& loss, KlFn&& kl, TrpoOptions options = {},
+//! `fisher_kl(tape, vars)` is the KL whose Hessian preconditions the step (the same as `kl` in the
+//! overload below; a cheaper stand-in with the same Hessian, or an approximation of it, otherwise);
+//! the line search always checks `kl` itself.
+template <class Scalar, class Params, class LossFn, class KlFn, class FisherKlFn>
+TrpoResult trpo_step(Params& params, LossFn&& loss, KlFn&& kl, FisherKlFn&& fisher_kl, TrpoOptions options = {},
                      ad::Tape<Scalar>* workspace = nullptr) {
   ad::Tape<Scalar> own_tape(workspace == nullptr ? std::size_t{1} << 16 : 64);
   ad::Tape<Scalar>& tape = workspace != nullptr ? *workspace : own_tape;
@@ -73,25 +77,39 @@ TrpoResult trpo_step(Params& params, LossFn&& loss, KlFn&& kl, TrpoOptions optio
     tape.backward(l);
     gradient = nn::flatten<Scalar>(nn::gradients_of<Scalar>(vars));
   }
-  // F v: the Hessian of the KL at the current parameters, by differentiating its gradient.
-  auto fisher_product = [&](const Vector<Scalar>& v) {
-    typename ad::Tape<Scalar>::Scope scope(tape);
+  // F v: the Hessian of the KL at the current parameters. The KL's gradient is recorded once as a
+  // graph (create_graph); each product is then one reverse pass of <gradient, v> over it.
+  TrpoResult result{false, loss_before, loss_before, 0, 0};
+  Vector<Scalar> full_step;
+  {
+    typename ad::Tape<Scalar>::Scope graph_scope(tape);
     const auto vars = nn::on_tape(tape, params);
     const auto list = nn::to_list<ad::Var<Scalar>>(vars);
-    Params direction = params;
-    nn::unflatten(direction, v);
-    const auto dirs = nn::to_list<ad::Matrix<Scalar>>(direction);
-    const auto hv = ad::hessian_vector_product(kl(tape, vars), std::span<const ad::Var<Scalar>>(list),
-                                               std::span<const ad::Matrix<Scalar>>(dirs));
-    Params out = params;
-    out = nn::from_list(out, hv);
-    return Vector<Scalar>(nn::flatten<Scalar>(out) + static_cast<Scalar>(options.cg_damping) * v);
-  };
-  TrpoResult result{false, loss_before, loss_before, 0, 0};
-  const Vector<Scalar> direction = conjugate_gradient<Scalar>(fisher_product, -gradient, options.cg_iterations);
-  const double shs = static_cast<double>(direction.dot(fisher_product(direction)));
-  if (!(shs > 0) || !std::isfinite(shs)) return result;
-  const Vector<Scalar> full_step = static_cast<Scalar>(std::sqrt(2 * options.max_kl / shs)) * direction;
+    const auto kl_gradient = ad::grad(fisher_kl(tape, vars), std::span<const ad::Var<Scalar>>(list), {.create_graph = true});
+    auto fisher_product = [&](const Vector<Scalar>& v) {
+      typename ad::Tape<Scalar>::Scope scope(tape);
+      Params direction = params;
+      nn::unflatten(direction, v);
+      const auto dirs = nn::to_list<ad::Matrix<Scalar>>(direction);
+      std::vector<ad::Var<Scalar>> terms;
+      for (std::size_t i = 0; i < list.size(); ++i) {
+        if (kl_gradient[i].requires_grad()) terms.push_back(ad::sum(ad::mul(kl_gradient[i], tape.constant(dirs[i]))));
+      }
+      std::vector<ad::Matrix<Scalar>> hv;
+      if (!terms.empty()) tape.backward(ad::add_n<Scalar>(terms));
+      for (const auto& w : list) {
+        hv.push_back(!terms.empty() && w.requires_grad() ? ad::Matrix<Scalar>(w.grad())
+                                                         : ad::Matrix<Scalar>::Zero(w.rows(), w.cols()));
+      }
+      Params out = params;
+      out = nn::from_list(out, hv);
+      return Vector<Scalar>(nn::flatten<Scalar>(out) + static_cast<Scalar>(options.cg_damping) * v);
+    };
+    const Vector<Scalar> direction = conjugate_gradient<Scalar>(fisher_product, -gradient, options.cg_iterations);
+    const double shs = static_cast<double>(direction.dot(fisher_product(direction)));
+    if (!(shs > 0) || !std::isfinite(shs)) return result;
+    full_step = static_cast<Scalar>(std::sqrt(2 * options.max_kl / shs)) * direction;
+  }
   const Vector<Scalar> start = nn::flatten<Scalar>(params);
   double fraction = 1;
   for (int i = 0; i < options.line_search_steps; ++i, fraction *= options.backtrack_ratio) {
@@ -105,6 +123,12 @@ TrpoResult trpo_step(Params& params, LossFn&& loss, KlFn&& kl, TrpoOptions optio
     }
   }
   return result;
+}
+
+template <class Scalar, class Params, class LossFn, class KlFn>
+TrpoResult trpo_step(Params& params, LossFn&& loss, KlFn&& kl, TrpoOptions options = {},
+                     ad::Tape<Scalar>* workspace = nullptr) {
+  return trpo_step<Scalar>(params, loss, kl, kl, options, workspace);
 }
 
 }  // namespace ssmrl::optim

@@ -33,7 +33,7 @@ class SumToNode final : public Node<Scalar> {
 public:
   SumToNode(Node<Scalar>* x, Scalar factor) : x_(x), factor_(factor) {}
   [[nodiscard]] const char* name() const noexcept override { return "sum_to"; }
-  void backward() override { x_->accumulate(factor_ * broadcast(this->adjoint(), x_->rows(), x_->cols())); }
+  void backward() override { accumulate_broadcast(x_, this->adjoint(), factor_); }
   void backward_graph(GraphContext<Scalar>& ctx) const override {
     auto g = broadcast_to(ctx.grad(), x_->rows(), x_->cols());
     ctx.accumulate(x_, factor_ == Scalar(1) ? g : affine(g, factor_, Scalar(0)));
@@ -286,7 +286,8 @@ Var<Scalar> broadcast_to(const Var<Scalar>& x, Index rows, Index cols) {
                 x.rows(), "x", x.cols(), " to ", rows, "x", cols);
   auto& tape = x.tape();
   auto* node = tape.template make_node<detail::BroadcastToNode<Scalar>>(rows, cols, x.requires_grad(), x.node());
-  node->value() = detail::broadcast(x.value(), rows, cols);
+  const auto xv = x.value();
+  detail::expand_into(node->value().data(), rows, cols, Eigen::Map<const Matrix<Scalar>>(xv.data(), xv.rows(), xv.cols()));
   return tape.var(node);
 }
 

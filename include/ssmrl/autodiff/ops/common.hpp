@@ -51,6 +51,31 @@ void expand_into(Scalar* dst, Index rows, Index cols, const Eigen::Map<const Mat
   }
 }
 
+// Adds factor times the broadcast of `small` to `node`'s shape to its adjoint, a column at a time
+// (Eigen's replicate with run-time factors does not vectorise).
+template <class Scalar, class MapType>
+void accumulate_broadcast(Node<Scalar>* node, const MapType& small, Scalar factor) {
+  const Index rows = node->rows();
+  const Index cols = node->cols();
+  if (small.rows() == rows && small.cols() == cols) {
+    node->accumulate(factor * small);
+    return;
+  }
+  const bool fresh = node->adjoint_for_update_is_fresh();
+  auto out = node->adjoint();
+  for (Index j = 0; j < cols; ++j) {
+    auto column = out.col(j);
+    if (small.rows() == rows) {
+      if (fresh) column = factor * small.col(0);
+      else column += factor * small.col(0);
+    } else {
+      const Scalar v = factor * small(0, small.cols() == cols ? j : 0);
+      if (fresh) column.setConstant(v);
+      else column.array() += v;
+    }
+  }
+}
+
 // Adds a full-shape contribution to `node`, summed over the dimensions along which it was broadcast.
 template <class Scalar, class Expr>
 void accumulate_reduced(Node<Scalar>* node, const Expr& full) {
