@@ -1,7 +1,9 @@
-// Files: safetensors checkpoints with metadata, and .npz export.
+// Files: safetensors checkpoints with metadata, .npz export, CSV tables and SVG line plots.
 #pragma once
 
 #include "ssmrl/io/checkpoint.hpp"
+#include "ssmrl/io/csv.hpp"
 #include "ssmrl/io/file.hpp"
 #include "ssmrl/io/npz.hpp"
 #include "ssmrl/io/safetensors.hpp"
+#include "ssmrl/io/svg_plot.hpp"

@@ -69,6 +69,11 @@ public:
   [[nodiscard]] const Env& env(std::size_t i) const { return envs_.at(i); }
   [[nodiscard]] std::mt19937_64& rng(std::size_t i) { return rngs_.at(i); }
 
+  //! Re-derives every environment's generator from `seed`, as the constructor does.
+  void reseed(std::uint64_t seed) {
+    for (std::size_t i = 0; i < size(); ++i) rngs_[i].seed(derive_seed(seed, i));
+  }
+
   //! Resets every environment.
   void reset() {
     for (std::size_t i = 0; i < size(); ++i) reset_one(i);

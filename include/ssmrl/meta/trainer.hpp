@@ -46,8 +46,9 @@ struct MetaTrainerOptions {
   std::uint64_t seed = 1;
 };
 
-//! Mean undiscounted return per trajectory before and after adaptation, over the meta-batch.
+//! Mean undiscounted return per trajectory (its first episode) before and after adaptation, over the meta-batch.
 struct IterationStats {
+  long iteration = 0;
   double pre_adaptation_return = 0;
   double post_adaptation_return = 0;
   optim::TrpoResult trpo{};  //!< with the TRPO outer step
@@ -76,7 +77,24 @@ public:
   [[nodiscard]] const PolicyT& policy() const { return policy_; }
   [[nodiscard]] PolicyT& policy() { return policy_; }
 
-  IterationStats iteration() { return options_.trpo ? trpo_iteration() : adam_iteration(); }
+  //! One meta-iteration. Its randomness (tasks, actions, resets) is derived from the seed and the
+  //! iteration's index alone, so a run resumed at iteration n from saved parameters continues exactly
+  //! as the uninterrupted run would have (with TRPO; Adam's moments are not part of a checkpoint).
+  IterationStats iteration() {
+    rng_.seed(env::derive_seed(options_.seed, static_cast<std::uint64_t>(2 * iteration_)));
+    batch_.reseed(env::derive_seed(options_.seed, static_cast<std::uint64_t>(2 * iteration_ + 1)));
+    auto stats = options_.trpo ? trpo_iteration() : adam_iteration();
+    stats.iteration = iteration_++;
+    return stats;
+  }
+  //! The index of the next iteration.
+  [[nodiscard]] long iterations_done() const noexcept { return iteration_; }
+  void set_iterations_done(long n) {
+    SSMRL_REQUIRE(n >= 0, "meta::MetaTrainer::set_iterations_done: n ", n, " must not be negative");
+    iteration_ = n;
+  }
+  [[nodiscard]] const MetaTrainerOptions& options() const noexcept { return options_; }
+  [[nodiscard]] const Tasks& tasks() const noexcept { return tasks_; }
 
   //! Mean return per trajectory on `task` before adaptation and after each of `steps` policy-gradient
   //! steps (the step size halved after the first, as in the MAML paper's evaluation).
@@ -262,8 +280,12 @@ private:
     return rl::collect(acting, batch_, options_.horizon, policy::ActMode::sample, rng_);
   }
 
+  // Mean over the trajectories of their first episode's return.
   static double mean_return(const rl::TrajectoryBatch<Scalar>& t) {
-    return static_cast<double>(t.rewards.sum()) / static_cast<double>(t.envs);
+    const auto returns = rl::first_episode_returns(t);
+    double sum = 0;
+    for (const double r : returns) sum += r;
+    return sum / static_cast<double>(returns.size());
   }
 
   // REINFORCE with the linear feature baseline's advantages.
@@ -279,6 +301,7 @@ private:
   std::mt19937_64 rng_;
   env::EnvBatch<Env> batch_;
   ad::Tape<Scalar> tape_;
+  long iteration_ = 0;
 };
 
 }  // namespace ssmrl::meta

@@ -95,4 +95,20 @@ TrajectoryBatch<typename PolicyT::scalar_type> collect(PolicyT& policy, env::Env
   return t;
 }
 
+//! Per environment, the return of its first episode in the rollout (cut at the rollout's end when
+//! the episode had not ended): with automatic resets, the sum of all rewards would count the
+//! episodes that follow too.
+template <class Scalar>
+std::vector<double> first_episode_returns(const TrajectoryBatch<Scalar>& t) {
+  std::vector<double> out(static_cast<std::size_t>(t.envs), 0.0);
+  for (ad::Index i = 0; i < t.envs; ++i) {
+    for (ad::Index k = 0; k < t.steps; ++k) {
+      const auto c = k * t.envs + i;
+      out[static_cast<std::size_t>(i)] += static_cast<double>(t.rewards(0, c));
+      if (t.terminated(0, c) != 0 || t.truncated(0, c) != 0) break;
+    }
+  }
+  return out;
+}
+
 }  // namespace ssmrl::rl

@@ -1,0 +1,153 @@
+// `ssmrl train`, `eval` and `adapt` for meta-training configurations.
+#pragma once
+
+#include <cstdio>
+#include <filesystem>
+#include <limits>
+#include <map>
+#include <string>
+
+#include <ssmrl/ssmrl.hpp>
+
+#include "arguments.hpp"
+#include "configs.hpp"
+#include "console.hpp"
+
+namespace ssmrl::cli {
+
+namespace fs = std::filesystem;
+
+inline const std::vector<std::string>& training_columns() {
+  static const std::vector<std::string> columns{"iteration", "pre_adaptation_return", "post_adaptation_return",
+                                                "trpo_accepted", "trpo_kl", "seconds"};
+  return columns;
+}
+
+inline void plot_training(const io::CsvTable& log, const fs::path& path, const std::string& title) {
+  const auto x = log.column("iteration");
+  io::write_svg(path, {title,
+                       "meta-iteration",
+                       "mean return per trajectory",
+                       {{"before adaptation", x, log.column("pre_adaptation_return")},
+                        {"after one step", x, log.column("post_adaptation_return")}}});
+}
+
+inline std::string metadata_value(const std::map<std::string, std::string>& metadata, const std::string& key,
+                                  const fs::path& path) {
+  const auto it = metadata.find(key);
+  SSMRL_REQUIRE(it != metadata.end(), "ssmrl: '", path.string(), "' has no '", key,
+                "' metadata; it was not written by `ssmrl train`");
+  return it->second;
+}
+
+template <class Config>
+meta::MetaTrainerOptions trainer_options(const Config& config, const std::map<std::string, std::string>& metadata,
+                                         const fs::path& path) {
+  auto options = config.options;
+  options.seed = std::stoull(metadata_value(metadata, "ssmrl.seed", path));
+  options.meta_batch = std::stoi(metadata_value(metadata, "ssmrl.tasks_per_batch", path));
+  options.first_order = metadata_value(metadata, "ssmrl.first_order", path) == "true";
+  return options;
+}
+
+template <class Config>
+int train(const Config& config, const Arguments& args) {
+  const bool resume = args.flag("resume");
+  const auto seed = static_cast<std::uint64_t>(args.integer("seed", 1));
+  const fs::path dir = args.text("ckpt-dir", "runs/" + config.name + "-seed" + std::to_string(seed));
+  const fs::path latest = dir / "latest.safetensors";
+  const fs::path csv = dir / "train.csv";
+  const fs::path svg = dir / "train.svg";
+  auto policy = config.make_policy(seed);
+  std::map<std::string, std::string> metadata{{"ssmrl.config", config.name},
+                                              {"ssmrl.seed", std::to_string(seed)},
+                                              {"ssmrl.tasks_per_batch", std::to_string(args.integer("tasks-per-batch", config.options.meta_batch, 1))},
+                                              {"ssmrl.first_order", args.flag("first-order") ? "true" : "false"}};
+  long start = 0;
+  double best = -std::numeric_limits<double>::infinity();
+  io::CsvTable log(training_columns());
+  if (resume) {
+    SSMRL_REQUIRE(fs::exists(latest), "ssmrl train: --resume, but '", latest.string(), "' does not exist");
+    const auto saved = io::read_safetensors(latest).metadata;
+    SSMRL_REQUIRE(metadata_value(saved, "ssmrl.config", latest) == config.name, "ssmrl train: '", latest.string(),
+                  "' is a run of config '", saved.at("ssmrl.config"), "', not '", config.name, "'");
+    for (const char* key : {"ssmrl.seed", "ssmrl.tasks_per_batch", "ssmrl.first_order"}) {
+      const std::string option = std::string(key).substr(6);
+      SSMRL_REQUIRE(!args.has(option == "tasks_per_batch" ? "tasks-per-batch" : option == "first_order" ? "first-order" : option) ||
+                        saved.at(key) == metadata.at(key),
+                    "ssmrl train: --resume continues the run in '", dir.string(), "', whose ", option, " is ",
+                    saved.at(key), ", not ", metadata.at(key));
+      metadata[key] = saved.at(key);
+    }
+    policy = config.make_policy(std::stoull(metadata.at("ssmrl.seed")));
+    io::load_checkpoint(latest, policy);
+    start = std::stol(metadata_value(saved, "ssmrl.iteration", latest));
+    best = std::stod(metadata_value(saved, "ssmrl.best_post_adaptation_return", latest));
+    log = io::CsvTable::read(csv, training_columns());
+    SSMRL_REQUIRE(log.rows().size() >= static_cast<std::size_t>(start), "ssmrl train: '", csv.string(), "' has ",
+                  log.rows().size(), " rows, the checkpoint is at iteration ", start);
+    log.truncate(static_cast<std::size_t>(start));
+  } else {
+    SSMRL_REQUIRE(!fs::exists(latest), "ssmrl train: '", dir.string(),
+                  "' already holds a run; pass --resume to continue it or --ckpt-dir for a new one");
+    fs::create_directories(dir);
+  }
+  const long total = args.integer("outer-steps", config.outer_steps, 1);
+  const long save_every = args.integer("save-every", 50, 1);
+  auto options = trainer_options(config, metadata, latest);
+  meta::MetaTrainer trainer(std::move(policy), typename Config::Tasks{}, options);
+  trainer.set_iterations_done(start);
+  auto save = [&](const fs::path& path, long iteration, double post_return) {
+    auto m = metadata;
+    m["ssmrl.iteration"] = std::to_string(iteration);
+    m["ssmrl.post_adaptation_return"] = std::to_string(post_return);
+    m["ssmrl.best_post_adaptation_return"] = std::to_string(best);
+    io::save_checkpoint(path, trainer.policy(), m);
+  };
+  if (!resume) save(dir / "step_0.safetensors", 0, std::nan(""));
+  std::printf("%s: %s\nseed %s, %s-order, %d tasks per batch, meta-iterations %ld to %ld, checkpoints in %s\n",
+              config.name.c_str(), config.summary.c_str(), metadata.at("ssmrl.seed").c_str(),
+              options.first_order ? "first" : "second", options.meta_batch, start, total, dir.string().c_str());
+  std::fflush(stdout);
+  Progress progress(start, total, args.flag("quiet"));
+  for (long it = start; it < total; ++it) {
+    const double before = progress.elapsed();
+    const auto s = trainer.iteration();
+    log.add_row({static_cast<double>(s.iteration), s.pre_adaptation_return, s.post_adaptation_return,
+                 s.trpo.accepted ? 1.0 : 0.0, s.trpo.kl, progress.elapsed() - before});
+    log.write(csv);  // before the checkpoint: a resume may find extra rows, never missing ones
+    if (s.post_adaptation_return > best) {
+      best = s.post_adaptation_return;
+      save(dir / "best.safetensors", it + 1, s.post_adaptation_return);
+    }
+    save(latest, it + 1, s.post_adaptation_return);
+    if ((it + 1) % save_every == 0 || it + 1 == total) save(dir / ("step_" + std::to_string(it + 1) + ".safetensors"), it + 1, s.post_adaptation_return);
+    if ((it + 1) % 10 == 0 || it + 1 == total) plot_training(log, svg, config.name);
+    char status[96];
+    std::snprintf(status, sizeof status, "before %7.2f  after %7.2f  best %7.2f", s.pre_adaptation_return,
+                  s.post_adaptation_return, best);
+    progress.update(it + 1, status);
+  }
+  if (start < total) std::printf("meta-training: %ld iterations in %.1f s\n", total - start, progress.elapsed());
+  std::printf("log %s\nplot %s\n", csv.string().c_str(), svg.string().c_str());
+  return 0;
+}
+
+//! Returns on the held-out tasks before adaptation and after each of `steps` policy-gradient steps.
+template <class Config>
+Evaluation evaluate(const Config& config, const fs::path& path, const std::map<std::string, std::string>& metadata,
+                    long episodes, long steps, bool online) {
+  auto options = trainer_options(config, metadata, path);
+  auto policy = config.make_policy(options.seed);
+  io::load_checkpoint(path, policy);
+  options.trajectories = online ? 1 : static_cast<int>(episodes);
+  meta::MetaTrainer trainer(std::move(policy), typename Config::Tasks{}, options);
+  Evaluation e{path.string(), config.name, std::stol(metadata_value(metadata, "ssmrl.iteration", path)),
+               trainer.tasks().held_out().size(), episodes, online, {}};
+  for (const auto& task : trainer.tasks().held_out()) {
+    for (long run = 0; run < (online ? episodes : 1); ++run) e.returns.push_back(trainer.adaptation_curve(task, static_cast<int>(steps)));
+  }
+  return e;
+}
+
+}  // namespace ssmrl::cli
