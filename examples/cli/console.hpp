@@ -64,7 +64,7 @@ struct Evaluation {
   std::string checkpoint;
   std::string config;
   long iteration = 0;
-  std::size_t tasks = 0;
+  std::size_t tasks = 0;  //!< held-out tasks; 0 for a policy trained on one environment
   long episodes = 0;
   bool online = false;
   std::vector<std::vector<double>> returns;  //!< [run][step]
@@ -85,6 +85,13 @@ inline nlohmann::ordered_json to_json(const Evaluation& e) {
   j["checkpoint"] = e.checkpoint;
   j["config"] = e.config;
   j["iteration"] = e.iteration;
+  if (e.tasks == 0) {
+    const auto s = column_stats(e.returns, 0);
+    j["episodes"] = e.episodes;
+    j["mean_return"] = s[0];
+    j["std_return"] = s[1];
+    return j;
+  }
   j["held_out_tasks"] = e.tasks;
   j["episodes_per_task"] = e.episodes;
   j["online"] = e.online;
@@ -99,15 +106,19 @@ inline nlohmann::ordered_json to_json(const Evaluation& e) {
 }
 
 inline void print_table(const Evaluation& e) {
-  std::printf("checkpoint %s (config %s, after %ld meta-iterations)\n", e.checkpoint.c_str(), e.config.c_str(),
-              e.iteration);
+  std::printf("checkpoint %s (config %s, iteration %ld)\n", e.checkpoint.c_str(), e.config.c_str(), e.iteration);
+  const std::size_t columns = e.returns.empty() ? 0 : e.returns.front().size();
+  if (e.tasks == 0) {
+    const auto s = column_stats(e.returns, 0);
+    std::printf("%ld episodes: mean return %.2f, std %.2f\n", e.episodes, s[0], s[1]);
+    return;
+  }
   if (e.online) {
     std::printf("held-out tasks: %zu; online: %ld runs per task of one episode per step\n", e.tasks, e.episodes);
   } else {
     std::printf("held-out tasks: %zu, %ld episodes per task and step\n", e.tasks, e.episodes);
   }
   std::printf("%-22s %12s %12s\n", "", "mean return", "std");
-  const std::size_t columns = e.returns.empty() ? 0 : e.returns.front().size();
   for (std::size_t c = 0; c < columns; ++c) {
     const auto s = column_stats(e.returns, c);
     const std::string label = c == 0 ? "before adaptation" : "after " + std::to_string(c) + (c == 1 ? " step" : " steps");

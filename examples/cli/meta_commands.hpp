@@ -137,6 +137,7 @@ int train(const Config& config, const Arguments& args) {
 template <class Config>
 Evaluation evaluate(const Config& config, const fs::path& path, const std::map<std::string, std::string>& metadata,
                     long episodes, long steps, bool online) {
+  if (episodes <= 0) episodes = 20;
   auto options = trainer_options(config, metadata, path);
   auto policy = config.make_policy(options.seed);
   io::load_checkpoint(path, policy);

@@ -9,11 +9,13 @@
 #include <cstdio>
 #include <exception>
 #include <string>
+#include <type_traits>
 
 #include "arguments.hpp"
 #include "configs.hpp"
 #include "console.hpp"
 #include "meta_commands.hpp"
+#include "plain_commands.hpp"
 
 using namespace ssmrl;
 using namespace ssmrl::cli;
@@ -50,7 +52,7 @@ int evaluate_command(const Arguments& args, long default_steps) {
   SSMRL_REQUIRE(!path.empty(), "ssmrl: --checkpoint is required");
   const auto metadata = io::read_safetensors(path).metadata;
   const std::string config = metadata_value(metadata, "ssmrl.config", path);
-  const long episodes = args.integer("episodes", 20, 1);
+  const long episodes = args.integer("episodes", 0, 1);  // 0: the configuration's default
   const long steps = args.integer("adapt-steps", default_steps, 0);
   with_config(config, [&](const auto& c) { report(evaluate(c, path, metadata, episodes, steps, args.flag("online")), args.flag("json")); });
   return 0;
@@ -72,12 +74,15 @@ int main(int argc, char** argv) {
       int status = 0;
       with_config(args.text("config"), [&](const auto& c) {
         status = train(c, args);
-        if (status == 0 && !args.flag("no-eval")) {
-          const fs::path dir = args.text("ckpt-dir", "runs/" + c.name + "-seed" + std::to_string(args.integer("seed", 1)));
-          const fs::path latest = dir / "latest.safetensors";
-          std::printf("\nevaluation of the final policy on the held-out tasks:\n");
-          print_table(evaluate(c, latest, io::read_safetensors(latest).metadata, 20, 3, false));
-          std::printf("plot %s\n", (dir / "train.svg").string().c_str());
+        using C = std::decay_t<decltype(c)>;
+        if constexpr (requires { typename C::Tasks; }) {
+          if (status == 0 && !args.flag("no-eval")) {
+            const fs::path dir = args.text("ckpt-dir", "runs/" + c.name + "-seed" + std::to_string(args.integer("seed", 1)));
+            const fs::path latest = dir / "latest.safetensors";
+            std::printf("\nevaluation of the final policy on the held-out tasks:\n");
+            print_table(evaluate(c, latest, io::read_safetensors(latest).metadata, 20, 3, false));
+            std::printf("plot %s\n", (dir / "train.svg").string().c_str());
+          }
         }
       });
       return status;

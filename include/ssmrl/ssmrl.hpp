@@ -7,6 +7,7 @@
 #include "ssmrl/autodiff.hpp"
 #include "ssmrl/nn.hpp"
 #include "ssmrl/optim/adam.hpp"
+#include "ssmrl/optim/clip.hpp"
 #include "ssmrl/optim/trpo.hpp"
 #include "ssmrl/policy/heads.hpp"
 #include "ssmrl/policy/recurrent_policy.hpp"

@@ -86,6 +86,11 @@ public:
   }
 
   [[nodiscard]] long steps() const noexcept { return steps_; }
+  //! Changes the learning rate from the next step on (schedules).
+  void set_lr(double lr) {
+    SSMRL_REQUIRE(lr >= 0 && std::isfinite(lr), "optim::Adam::set_lr: lr ", lr, " must be finite and not negative");
+    options_.lr = lr;
+  }
   [[nodiscard]] const AdamOptions& options() const noexcept { return options_; }
 
 private:
