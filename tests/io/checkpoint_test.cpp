@@ -10,6 +10,8 @@
 #include <fstream>
 #include <string>
 
+#include "support/errors.hpp"
+
 using namespace ssmrl;
 namespace fs = std::filesystem;
 
@@ -132,4 +134,30 @@ TEST_CASE("python reads the checkpoint and the npz export, and writes a checkpoi
   io::load_checkpoint(dir / "from_python.safetensors", loaded);
   const Eigen::VectorXd want = nn::flatten<double>(policy.params()).array() * 2.0 + 1.0;
   CHECK(nn::flatten<double>(loaded.params()) == want);
+}
+
+TEST_CASE("a CSV table round-trips exactly and rejects a file with other columns") {
+  const auto dir = scratch_dir("csv");
+  io::CsvTable table({"iteration", "return"});
+  table.add_row({0, -41.399999999999999});
+  table.add_row({1, 1.0 / 3.0});
+  table.write(dir / "log.csv");
+  const auto back = io::CsvTable::read(dir / "log.csv", {"iteration", "return"});
+  CHECK(back.rows() == table.rows());
+  const auto wrong = test::message_of<InvalidArgument>([&] { (void)io::CsvTable::read(dir / "log.csv", {"iteration", "loss"}); });
+  CHECK(wrong.find("has columns 'iteration,return', expected 'iteration,loss'") != std::string::npos);
+  CHECK(test::message_of<InvalidArgument>([&] { table.add_row({1}); }).find("1 values for 2 columns") != std::string::npos);
+  const auto header_only = io::CsvTable({"a"});
+  header_only.write(dir / "empty.csv");
+  CHECK(io::CsvTable::read(dir / "empty.csv", {"a"}).rows().empty());
+}
+
+TEST_CASE("an SVG plot holds one polyline per series, with escaped labels") {
+  const auto svg = io::svg_text({"returns <train>", "x", "y", {{"a", {0, 1, 2}, {1, 3, 2}}, {"b", {0, 2}, {0, 1}}}});
+  std::size_t count = 0;
+  for (auto at = svg.find("<polyline"); at != std::string::npos; at = svg.find("<polyline", at + 1)) ++count;
+  CHECK(count == 2);
+  CHECK(svg.find("returns &lt;train&gt;") != std::string::npos);
+  CHECK(test::message_of<InvalidArgument>([] { (void)io::svg_text({"t", "x", "y", {{"a", {0, 1}, {1}}}}); })
+            .find("series 'a' has 2 x and 1 y values") != std::string::npos);
 }

@@ -1,0 +1,120 @@
+// Plain policy-gradient training: environment selection, first-episode returns, gradient clipping,
+// and REINFORCE, A2C and PPO each raising CartPole's return.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+#include <ssmrl/ssmrl.hpp>
+
+#include <numeric>
+
+#include "support/errors.hpp"
+
+using namespace ssmrl;
+using ad::Matrix;
+
+namespace {
+
+using Actor = policy::RecurrentPolicy<nn::MlpCell<float>, policy::CategoricalHead<float>>;
+using ActorCritic =
+    policy::RecurrentPolicy<nn::MlpCell<float>, policy::CategoricalHead<float>, nn::NoNorm<float>, policy::ValueHead<float>>;
+
+Actor actor(std::uint64_t seed) {
+  return {nn::MlpCell<float>({.input = 4, .hidden = {32, 32}}), policy::CategoricalHead<float>(32, 2), {}, {}, seed};
+}
+ActorCritic actor_critic(std::uint64_t seed) {
+  return {nn::MlpCell<float>({.input = 4, .hidden = {32, 32}}), policy::CategoricalHead<float>(32, 2), {},
+          policy::ValueHead<float>(32), seed};
+}
+
+double mean(const std::vector<double>& v) { return std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size()); }
+
+// Mean return of 50 fresh episodes before and after `updates` updates.
+template <class PolicyT>
+std::pair<double, double> improvement(PolicyT pi, rl::TrainerOptions options, int updates) {
+  rl::Trainer<PolicyT, env::CartPole> trainer(std::move(pi), options);
+  const double before = mean(trainer.evaluate(50, policy::ActMode::sample, 77));
+  for (int i = 0; i < updates; ++i) trainer.update();
+  return {before, mean(trainer.evaluate(50, policy::ActMode::sample, 77))};
+}
+
+}  // namespace
+
+TEST_CASE("select_envs keeps the chosen environments' columns in time-major order") {
+  rl::TrajectoryBatch<double> t;
+  t.envs = 3;
+  t.steps = 2;
+  t.observations = (Matrix<double>(1, 6) << 0, 1, 2, 10, 11, 12).finished();
+  t.actions = t.observations;
+  t.rewards = t.observations;
+  t.terminated = Matrix<double>::Zero(1, 6);
+  t.truncated = Matrix<double>::Zero(1, 6);
+  t.log_probs = t.observations;
+  t.bootstrap = Matrix<double>::Zero(1, 6);
+  t.keep = Matrix<double>::Ones(1, 6);
+  t.initial_state = (Matrix<double>(2, 3) << 1, 2, 3, 4, 5, 6).finished();
+  const auto part = rl::select_envs(t, {2, 0});
+  CHECK(part.envs == 2);
+  CHECK(part.observations == (Matrix<double>(1, 4) << 2, 0, 12, 10).finished());
+  CHECK(part.initial_state == (Matrix<double>(2, 2) << 3, 1, 6, 4).finished());
+}
+
+TEST_CASE("first-episode returns stop at the first episode's end despite automatic resets") {
+  auto pi = actor(3);
+  env::EnvBatch<env::CartPole> batch(4, env::CartPole{}, 5);
+  pi.set_num_envs(4);
+  std::mt19937_64 rng(6);
+  const auto t = rl::collect(pi, batch, 300, policy::ActMode::sample, rng);
+  const auto firsts = rl::first_episode_returns(t);
+  REQUIRE(firsts.size() == 4);
+  // An untrained policy drops the pole within 300 steps: each first episode ended, and its return is
+  // the number of its steps, less than the 300 rewards of the rollout.
+  for (const double r : firsts) {
+    CHECK(r >= 8);
+    CHECK(r < 300);
+  }
+  double total = 0;
+  for (const double r : t.finished_returns) total += r;
+  CHECK(t.finished_returns.size() > 4);
+  CHECK(total <= static_cast<double>(t.rewards.sum()));
+}
+
+TEST_CASE("clip_grad_norm scales to the limit and reports the norm before") {
+  std::vector<Matrix<float>> g{Matrix<float>::Constant(1, 1, 3.0f), Matrix<float>::Constant(1, 1, 4.0f)};
+  CHECK(optim::clip_grad_norm(std::span<Matrix<float>>(g), 1.0) == doctest::Approx(5.0));
+  CHECK(g[0](0, 0) == doctest::Approx(0.6));
+  CHECK(g[1](0, 0) == doctest::Approx(0.8));
+  CHECK(optim::clip_grad_norm(std::span<Matrix<float>>(g), 2.0) == doctest::Approx(1.0));
+  CHECK(g[1](0, 0) == doctest::Approx(0.8));  // under the limit: unchanged
+}
+
+TEST_CASE("REINFORCE raises CartPole's return") {
+  const auto [before, after] =
+      improvement(actor(1), {.algorithm = rl::Algorithm::reinforce, .envs = 8, .steps = 500, .lr = 1e-3, .max_grad_norm = 1.0}, 60);
+  MESSAGE("REINFORCE: " << before << " -> " << after);
+  CHECK(after > before + 50);  // from about 23 (random) to over 73
+}
+
+TEST_CASE("A2C raises CartPole's return") {
+  const auto [before, after] = improvement(
+      actor_critic(1),
+      {.algorithm = rl::Algorithm::a2c, .envs = 8, .steps = 8, .lr = 7e-4, .max_grad_norm = 0.5, .value_coef = 0.02}, 1500);
+  MESSAGE("A2C: " << before << " -> " << after);
+  CHECK(after > before + 50);  // from about 23 (random) to over 73
+}
+
+TEST_CASE("PPO raises CartPole's return") {
+  const auto [before, after] = improvement(actor_critic(1),
+                                           {.algorithm = rl::Algorithm::ppo, .envs = 16, .steps = 128, .lr = 1e-3,
+                                            .max_grad_norm = 0.5, .epochs = 4, .minibatches = 4, .value_coef = 0.02},
+                                           60);
+  MESSAGE("PPO: " << before << " -> " << after);
+  CHECK(after > before + 50);  // from about 23 (random) to over 73
+}
+
+TEST_CASE("the trainer rejects bad options with a message") {
+  const auto a2c_without_value = test::message_of<InvalidArgument>(
+      [] { rl::Trainer<Actor, env::CartPole>(actor(1), {.algorithm = rl::Algorithm::a2c}); });
+  CHECK(a2c_without_value.find("a2c needs a policy with a value head") != std::string::npos);
+  const auto minibatches = test::message_of<InvalidArgument>(
+      [] { rl::Trainer<ActorCritic, env::CartPole>(actor_critic(1), {.envs = 2, .minibatches = 4}); });
+  CHECK(minibatches.find("minibatches 4") != std::string::npos);
+}
