@@ -95,6 +95,7 @@ int train(const Config& config, const Arguments& args) {
   const long total = args.integer("outer-steps", config.outer_steps, 1);
   const long save_every = args.integer("save-every", 50, 1);
   auto options = trainer_options(config, metadata, latest);
+  options.threads = static_cast<unsigned>(args.integer("threads", 2, 1));
   meta::MetaTrainer trainer(std::move(policy), typename Config::Tasks{}, options);
   trainer.set_iterations_done(start);
   auto save = [&](const fs::path& path, long iteration, double post_return) {
@@ -105,9 +106,10 @@ int train(const Config& config, const Arguments& args) {
     io::save_checkpoint(path, trainer.policy(), m);
   };
   if (!resume) save(dir / "step_0.safetensors", 0, std::nan(""));
-  std::printf("%s: %s\nseed %s, %s-order, %d tasks per batch, meta-iterations %ld to %ld, checkpoints in %s\n",
+  std::printf("%s: %s\nseed %s, %s-order, %d tasks per batch, meta-iterations %ld to %ld, %u threads, checkpoints in %s\n",
               config.name.c_str(), config.summary.c_str(), metadata.at("ssmrl.seed").c_str(),
-              options.first_order ? "first" : "second", options.meta_batch, start, total, dir.string().c_str());
+              options.first_order ? "first" : "second", options.meta_batch, start, total, options.threads,
+              dir.string().c_str());
   std::fflush(stdout);
   Progress progress(start, total, args.flag("quiet"));
   for (long it = start; it < total; ++it) {

@@ -2,7 +2,7 @@
 // held-out tasks, and adapt it with policy-gradient steps.
 //
 //   ssmrl train --config NAME [--seed S] [--outer-steps N] [--tasks-per-batch N] [--ckpt-dir DIR]
-//               [--resume] [--first-order] [--save-every N] [--no-eval] [--quiet]
+//               [--resume] [--first-order] [--save-every N] [--threads N] [--no-eval] [--quiet]
 //   ssmrl eval  --checkpoint FILE [--episodes N] [--json]
 //   ssmrl adapt --checkpoint FILE [--episodes N] [--adapt-steps K] [--online] [--json]
 //   ssmrl configs
@@ -25,7 +25,7 @@ namespace {
 constexpr const char* usage =
     "usage:\n"
     "  ssmrl train --config NAME [--seed S] [--outer-steps N] [--tasks-per-batch N] [--ckpt-dir DIR]\n"
-    "              [--resume] [--first-order] [--save-every N] [--no-eval] [--quiet]\n"
+    "              [--resume] [--first-order] [--save-every N] [--threads N] [--no-eval] [--quiet]\n"
     "  ssmrl eval  --checkpoint FILE [--episodes N] [--json]\n"
     "  ssmrl adapt --checkpoint FILE [--episodes N] [--adapt-steps K] [--online] [--json]\n"
     "  ssmrl configs\n";
@@ -68,7 +68,7 @@ int main(int argc, char** argv) {
   const std::string command = argv[1];
   try {
     if (command == "train") {
-      const Arguments args(argc, argv, 2, {"config", "seed", "outer-steps", "tasks-per-batch", "ckpt-dir", "save-every"},
+      const Arguments args(argc, argv, 2, {"config", "seed", "outer-steps", "tasks-per-batch", "ckpt-dir", "save-every", "threads"},
                            {"resume", "first-order", "no-eval", "quiet"});
       SSMRL_REQUIRE(args.has("config"), "ssmrl train: --config is required; known: ", known_configs());
       int status = 0;

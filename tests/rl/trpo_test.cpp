@@ -116,3 +116,55 @@ TEST_CASE("a TRPO step lowers the surrogate within the KL limit") {
   CHECK(result.kl > 0.001);  // the step is scaled to the limit, not timid
   CHECK(nn::flatten<double>(params) != nn::flatten<double>(pi.params()));
 }
+
+TEST_CASE("a TRPO step over parts on several threads equals the step over the whole") {
+  using Policy = policy::RecurrentPolicy<nn::GruCell<double>, policy::CategoricalHead<double>>;
+  Policy pi(nn::GruCell<double>({.input = 3, .hidden = 4}), policy::CategoricalHead<double>(4, 3), {}, {}, 21);
+  const ad::Index batch = 6;
+  const ad::Index steps = 5;
+  const auto obs = random_matrix(3, batch * steps, 22);
+  Matrix<double> actions(1, batch * steps);
+  for (ad::Index i = 0; i < actions.cols(); ++i) actions(0, i) = static_cast<double>((i * 7) % 3);
+  const auto advantages = random_matrix(1, batch * steps, 23);
+  ad::Tape<double> old_tape;
+  const auto old_vars = nn::on_tape(old_tape, pi.params());
+  const Matrix<double> old_log_prob = pi.evaluate(old_vars, old_tape.constant(obs), batch, actions).log_prob.value();
+  const Matrix<double> old_dist = pi.distribution(old_vars, old_tape.constant(obs), batch).value();
+  // Part p: environments 2p and 2p + 1 (their columns of the time-major matrices).
+  auto columns = [&](const Matrix<double>& m, std::size_t p) {
+    return rl::select_env_columns(m, batch, {static_cast<ad::Index>(2 * p), static_cast<ad::Index>(2 * p + 1)});
+  };
+  auto surrogate_part = [&](ad::Tape<double>& tape, const Policy::VarParams& vars, std::size_t p) {
+    const auto lp = pi.evaluate(vars, tape.constant(columns(obs, p)), 2, columns(actions, p)).log_prob;
+    return -ad::mean(ad::mul(ad::exp(ad::sub(lp, tape.constant(columns(old_log_prob, p)))),
+                             tape.constant(columns(advantages, p)))) * (1.0 / 3.0);
+  };
+  auto kl_part = [&](ad::Tape<double>& tape, const Policy::VarParams& vars, std::size_t p) {
+    return pi.mean_kl(tape.constant(columns(old_dist, p)), pi.distribution(vars, tape.constant(columns(obs, p)), 2)) *
+           (1.0 / 3.0);
+  };
+  auto surrogate = [&](ad::Tape<double>& tape, const Policy::VarParams& vars) {
+    const auto lp = pi.evaluate(vars, tape.constant(obs), batch, actions).log_prob;
+    return -ad::mean(ad::mul(ad::exp(ad::sub(lp, tape.constant(old_log_prob))), tape.constant(advantages)));
+  };
+  auto kl = [&](ad::Tape<double>& tape, const Policy::VarParams& vars) {
+    return pi.mean_kl(tape.constant(old_dist), pi.distribution(vars, tape.constant(obs), batch));
+  };
+  // Two conjugate-gradient iterations: more amplify rounding in this ill-conditioned Fisher matrix
+  // (with ten, summing the same products in another order moves the step by 1e-2).
+  const optim::TrpoOptions options{.max_kl = 0.01, .cg_iterations = 2};
+  auto whole = pi.params();
+  const auto reference = optim::trpo_step<double>(whole, surrogate, kl, options);
+  REQUIRE(reference.accepted);
+  for (const std::size_t threads : {1, 2, 3}) {
+    CAPTURE(threads);
+    std::vector<ad::Tape<double>> tapes(threads);
+    auto parts = pi.params();
+    const auto r = optim::trpo_step_parts<double>(parts, 3, surrogate_part, kl_part, kl_part, options,
+                                                  std::span<ad::Tape<double>>(tapes));
+    CHECK(r.accepted);
+    CHECK(r.loss_before == doctest::Approx(reference.loss_before).epsilon(1e-12));
+    CHECK(r.kl == doctest::Approx(reference.kl).epsilon(1e-9));
+    CHECK((nn::flatten<double>(parts) - nn::flatten<double>(whole)).cwiseAbs().maxCoeff() < 1e-10);
+  }
+}

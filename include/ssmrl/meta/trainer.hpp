@@ -43,6 +43,7 @@ struct MetaTrainerOptions {
   double max_kl = 0.01;       //!< TRPO's limit on the mean KL of the adapted policies
   TrpoFisher fisher = TrpoFisher::at_adapted;
   bool zero_meta_gradient = false;  //!< ablation: skip the outer update (the test's control run)
+  unsigned threads = 1;       //!< threads of the TRPO step (the tasks are shared among them)
   std::uint64_t seed = 1;
 };
 
@@ -67,7 +68,8 @@ public:
         learner_(policy_.params(), {.inner_lr = options.inner_lr, .first_order = options.first_order}),
         adam_({.lr = options.outer_lr}),
         rng_(options.seed),
-        batch_(static_cast<std::size_t>(options.trajectories), prototype, options.seed + 1) {
+        batch_(static_cast<std::size_t>(options.trajectories), prototype, options.seed + 1),
+        workspaces_(std::max(1u, options.threads)) {
     SSMRL_REQUIRE(options.meta_batch > 0 && options.trajectories > 0 && options.horizon > 0 && options.inner_steps >= 0,
                   "meta::MetaTrainer: meta_batch ", options.meta_batch, ", trajectories ", options.trajectories,
                   ", horizon ", options.horizon, " must be positive and inner_steps ", options.inner_steps,
@@ -163,46 +165,41 @@ private:
     stats.post_adaptation_return /= options_.meta_batch;
     if (options_.zero_meta_gradient) return stats;
     const auto scale = static_cast<Scalar>(1.0 / options_.meta_batch);
-    // The surrogate: importance-weighted query advantages of the policies adapted from `vars`.
-    auto surrogate = [&](ad::Tape<Scalar>& tape, const typename PolicyT::VarParams& vars) {
-      std::vector<ad::Var<Scalar>> terms;
-      for (const auto& d : data) {
-        auto clone = adapted_clone(vars, d, options_.inner_steps, &tape);
-        const auto lp = evaluate(tape, clone.params(), d.query).log_prob;
-        const auto ratio = ad::exp(ad::sub(lp, tape.constant(d.query.log_probs)));
-        terms.push_back(-ad::mean(ad::mul(ratio, tape.constant(d.query_advantages))));
-      }
-      return ad::add_n<Scalar>(terms) * scale;
+    using VarParams = typename PolicyT::VarParams;
+    // Task i's term of the surrogate: importance-weighted query advantages of the policy adapted from `vars`.
+    auto surrogate = [&](ad::Tape<Scalar>& tape, const VarParams& vars, std::size_t i) {
+      const auto& d = data[i];
+      auto clone = adapted_clone(vars, d, options_.inner_steps, &tape);
+      const auto lp = evaluate(tape, clone.params(), d.query).log_prob;
+      const auto ratio = ad::exp(ad::sub(lp, tape.constant(d.query.log_probs)));
+      return -ad::mean(ad::mul(ratio, tape.constant(d.query_advantages))) * scale;
     };
-    auto kl_of = [&](ad::Tape<Scalar>& tape, const TaskData& d, const typename PolicyT::VarParams& adapted) {
+    auto kl_of = [&](ad::Tape<Scalar>& tape, const TaskData& d, const VarParams& adapted) {
       const auto dist = policy_.distribution(adapted, tape.constant(d.query.observations), d.query.envs,
                                              {.initial_state = tape.constant(d.query.initial_state),
                                               .keep = d.query.keep.data()});
-      return policy_.mean_kl(tape.constant(d.old_distribution), dist);
+      return policy_.mean_kl(tape.constant(d.old_distribution), dist) * scale;
     };
-    auto kl = [&](ad::Tape<Scalar>& tape, const typename PolicyT::VarParams& vars) {
-      std::vector<ad::Var<Scalar>> terms;
-      for (const auto& d : data) terms.push_back(kl_of(tape, d, adapted_clone(vars, d, options_.inner_steps, &tape).params()));
-      return ad::add_n<Scalar>(terms) * scale;
+    auto kl = [&](ad::Tape<Scalar>& tape, const VarParams& vars, std::size_t i) {
+      return kl_of(tape, data[i], adapted_clone(vars, data[i], options_.inner_steps, &tape).params());
     };
     // The adapted parameters as the meta-parameters plus a constant shift: the exact adapted values,
     // with the adaptation's Jacobian replaced by the identity.
-    auto kl_at_adapted = [&](ad::Tape<Scalar>& tape, const typename PolicyT::VarParams& vars) {
+    auto kl_at_adapted = [&](ad::Tape<Scalar>& tape, const VarParams& vars, std::size_t i) {
       const auto list = nn::to_list<ad::Var<Scalar>>(vars);
-      std::vector<ad::Var<Scalar>> terms;
-      for (const auto& d : data) {
-        std::vector<ad::Var<Scalar>> shifted;
-        for (std::size_t i = 0; i < list.size(); ++i) shifted.push_back(ad::add(list[i], tape.constant(d.adaptation_shift[i])));
-        terms.push_back(kl_of(tape, d, nn::from_list(vars, shifted)));
+      std::vector<ad::Var<Scalar>> shifted;
+      for (std::size_t k = 0; k < list.size(); ++k) {
+        shifted.push_back(ad::add(list[k], tape.constant(data[i].adaptation_shift[k])));
       }
-      return ad::add_n<Scalar>(terms) * scale;
+      return kl_of(tape, data[i], nn::from_list(vars, shifted));
     };
     auto params = policy_.params();
     tape_.clear();
     const optim::TrpoOptions trpo_options{.max_kl = options_.max_kl};
+    const std::span<ad::Tape<Scalar>> tapes(workspaces_);
     stats.trpo = options_.fisher == TrpoFisher::through_adaptation
-                     ? optim::trpo_step<Scalar>(params, surrogate, kl, trpo_options, &tape_)
-                     : optim::trpo_step<Scalar>(params, surrogate, kl, kl_at_adapted, trpo_options, &tape_);
+                     ? optim::trpo_step_parts<Scalar>(params, data.size(), surrogate, kl, kl, trpo_options, tapes)
+                     : optim::trpo_step_parts<Scalar>(params, data.size(), surrogate, kl, kl_at_adapted, trpo_options, tapes);
     if (stats.trpo.accepted) policy_.set_params(std::move(params));
     return stats;
   }
@@ -301,6 +298,7 @@ private:
   std::mt19937_64 rng_;
   env::EnvBatch<Env> batch_;
   ad::Tape<Scalar> tape_;
+  std::vector<ad::Tape<Scalar>> workspaces_;  //!< one per thread of the TRPO step
   long iteration_ = 0;
 };
 

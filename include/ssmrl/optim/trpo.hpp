@@ -3,8 +3,12 @@
 // backtracking line search that keeps the KL limit and demands improvement.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
+#include <exception>
 #include <functional>
+#include <span>
+#include <thread>
 #include <vector>
 
 #include "ssmrl/autodiff.hpp"
@@ -51,62 +55,131 @@ struct TrpoResult {
   int backtracks = 0;
 };
 
-//! One TRPO update of `params` (a parameter struct of matrices). `loss(tape, vars)` is the
-//! surrogate to minimise; `kl(tape, vars)` the mean KL from the current policy (fixed inside it)
-//! to the one with `vars`. The parameters change only when a step is accepted.
-//! `workspace` (optional) is a tape to record on; one kept across calls keeps its memory.
-//! `fisher_kl(tape, vars)` is the KL whose Hessian preconditions the step (the same as `kl` in the
-//! overload below; a cheaper stand-in with the same Hessian, or an approximation of it, otherwise);
-//! the line search always checks `kl` itself.
+//! Runs fn(worker, begin, end) over [0, parts) split into `workers` contiguous chunks, the first on
+//! the calling thread, and waits for all; an exception in any worker is rethrown here.
+template <class Fn>
+void for_chunks(std::size_t parts, std::size_t workers, Fn&& fn) {
+  workers = std::max<std::size_t>(1, std::min(workers, parts));
+  auto chunk = [&](std::size_t w) { return std::pair{parts * w / workers, parts * (w + 1) / workers}; };
+  std::vector<std::thread> threads;
+  std::vector<std::exception_ptr> errors(workers);
+  for (std::size_t w = 1; w < workers; ++w) {
+    threads.emplace_back([&, w] {
+      try {
+        const auto [b, e] = chunk(w);
+        fn(w, b, e);
+      } catch (...) {
+        errors[w] = std::current_exception();
+      }
+    });
+  }
+  try {
+    const auto [b, e] = chunk(0);
+    fn(0, b, e);
+  } catch (...) {
+    errors[0] = std::current_exception();
+  }
+  for (auto& t : threads) t.join();
+  for (auto& e : errors) {
+    if (e) std::rethrow_exception(e);
+  }
+}
+
+//! One TRPO update of `params` (a parameter struct of matrices) for objectives that are sums over
+//! `parts` (tasks, say): `loss(tape, vars, i)` is part i's term of the surrogate to minimise,
+//! `kl(tape, vars, i)` its term of the mean KL from the current policy (fixed inside it) to the one
+//! with `vars`, and `fisher_kl(tape, vars, i)` its term of the KL whose Hessian preconditions the
+//! step (`kl` itself, or a cheaper stand-in; the line search always checks `kl`). The parts are
+//! shared among `workspaces.size()` threads, each recording on its own tape (kept across calls, they
+//! keep their memory). The parameters change only when a step is accepted.
 template <class Scalar, class Params, class LossFn, class KlFn, class FisherKlFn>
-TrpoResult trpo_step(Params& params, LossFn&& loss, KlFn&& kl, FisherKlFn&& fisher_kl, TrpoOptions options = {},
-                     ad::Tape<Scalar>* workspace = nullptr) {
-  ad::Tape<Scalar> own_tape(workspace == nullptr ? std::size_t{1} << 16 : 64);
-  ad::Tape<Scalar>& tape = workspace != nullptr ? *workspace : own_tape;
-  auto value_at = [&](const Params& p, auto&& fn) {
-    typename ad::Tape<Scalar>::Scope scope(tape);
-    return static_cast<double>(fn(tape, nn::on_tape(tape, p)).item());
+TrpoResult trpo_step_parts(Params& params, std::size_t parts, LossFn&& loss, KlFn&& kl, FisherKlFn&& fisher_kl,
+                           TrpoOptions options, std::span<ad::Tape<Scalar>> workspaces) {
+  SSMRL_REQUIRE(parts > 0 && !workspaces.empty(), "optim::trpo_step_parts: parts ", parts, " and workspaces ",
+                workspaces.size(), " must be positive");
+  using Tape = ad::Tape<Scalar>;
+  const std::size_t workers = std::min(parts, workspaces.size());
+  const auto count = nn::parameter_count(params);
+  // Sum over the parts of fn's value at `p`, and optionally of its gradient.
+  auto sum_at = [&](const Params& p, auto&& fn, Vector<Scalar>* gradient) {
+    std::vector<double> values(workers, 0.0);
+    std::vector<Vector<Scalar>> gradients(workers);
+    for_chunks(parts, workers, [&](std::size_t w, std::size_t begin, std::size_t end) {
+      Tape& tape = workspaces[w];
+      typename Tape::Scope scope(tape);
+      const auto vars = nn::on_tape(tape, p);
+      std::vector<ad::Var<Scalar>> terms;
+      for (std::size_t i = begin; i < end; ++i) terms.push_back(fn(tape, vars, i));
+      const auto total = ad::add_n<Scalar>(terms);
+      values[w] = static_cast<double>(total.item());
+      if (gradient != nullptr) {
+        if (total.requires_grad()) {
+          tape.backward(total);
+          gradients[w] = nn::flatten<Scalar>(nn::gradients_of<Scalar>(vars));
+        } else {
+          gradients[w] = Vector<Scalar>::Zero(count);
+        }
+      }
+    });
+    if (gradient != nullptr) {
+      *gradient = Vector<Scalar>::Zero(count);
+      for (const auto& g : gradients) *gradient += g;
+    }
+    double sum = 0;
+    for (const double v : values) sum += v;
+    return sum;
   };
   Vector<Scalar> gradient;
-  double loss_before = 0;
-  {
-    typename ad::Tape<Scalar>::Scope scope(tape);
-    const auto vars = nn::on_tape(tape, params);
-    const auto l = loss(tape, vars);
-    loss_before = l.item();
-    tape.backward(l);
-    gradient = nn::flatten<Scalar>(nn::gradients_of<Scalar>(vars));
-  }
-  // F v: the Hessian of the KL at the current parameters. The KL's gradient is recorded once as a
-  // graph (create_graph); each product is then one reverse pass of <gradient, v> over it.
+  const double loss_before = sum_at(params, loss, &gradient);
   TrpoResult result{false, loss_before, loss_before, 0, 0};
   Vector<Scalar> full_step;
   {
-    typename ad::Tape<Scalar>::Scope graph_scope(tape);
-    const auto vars = nn::on_tape(tape, params);
-    const auto list = nn::to_list<ad::Var<Scalar>>(vars);
-    const auto kl_gradient = ad::grad(fisher_kl(tape, vars), std::span<const ad::Var<Scalar>>(list), {.create_graph = true});
+    // F v: the Hessian of the KL at the current parameters. Each worker records the gradient of its
+    // parts' KL once as a graph (create_graph); a product is then one reverse pass of
+    // <gradient, v> per worker.
+    std::vector<typename Tape::Mark> marks;
+    for (std::size_t w = 0; w < workers; ++w) marks.push_back(workspaces[w].mark());
+    std::vector<std::vector<ad::Var<Scalar>>> leaves(workers);
+    std::vector<std::vector<ad::Var<Scalar>>> kl_gradients(workers);
+    for_chunks(parts, workers, [&](std::size_t w, std::size_t begin, std::size_t end) {
+      Tape& tape = workspaces[w];
+      const auto vars = nn::on_tape(tape, params);
+      leaves[w] = nn::to_list<ad::Var<Scalar>>(vars);
+      std::vector<ad::Var<Scalar>> terms;
+      for (std::size_t i = begin; i < end; ++i) terms.push_back(fisher_kl(tape, vars, i));
+      kl_gradients[w] = ad::grad(ad::add_n<Scalar>(terms), std::span<const ad::Var<Scalar>>(leaves[w]),
+                                 {.create_graph = true});
+    });
     auto fisher_product = [&](const Vector<Scalar>& v) {
-      typename ad::Tape<Scalar>::Scope scope(tape);
       Params direction = params;
       nn::unflatten(direction, v);
       const auto dirs = nn::to_list<ad::Matrix<Scalar>>(direction);
-      std::vector<ad::Var<Scalar>> terms;
-      for (std::size_t i = 0; i < list.size(); ++i) {
-        if (kl_gradient[i].requires_grad()) terms.push_back(ad::sum(ad::mul(kl_gradient[i], tape.constant(dirs[i]))));
-      }
-      std::vector<ad::Matrix<Scalar>> hv;
-      if (!terms.empty()) tape.backward(ad::add_n<Scalar>(terms));
-      for (const auto& w : list) {
-        hv.push_back(!terms.empty() && w.requires_grad() ? ad::Matrix<Scalar>(w.grad())
-                                                         : ad::Matrix<Scalar>::Zero(w.rows(), w.cols()));
-      }
-      Params out = params;
-      out = nn::from_list(out, hv);
-      return Vector<Scalar>(nn::flatten<Scalar>(out) + static_cast<Scalar>(options.cg_damping) * v);
+      std::vector<Vector<Scalar>> products(workers);
+      for_chunks(workers, workers, [&](std::size_t w, std::size_t, std::size_t) {
+        Tape& tape = workspaces[w];
+        typename Tape::Scope scope(tape);
+        const auto& list = leaves[w];
+        std::vector<ad::Var<Scalar>> terms;
+        for (std::size_t i = 0; i < list.size(); ++i) {
+          if (kl_gradients[w][i].requires_grad()) {
+            terms.push_back(ad::sum(ad::mul(kl_gradients[w][i], tape.constant(dirs[i]))));
+          }
+        }
+        if (!terms.empty()) tape.backward(ad::add_n<Scalar>(terms));
+        std::vector<ad::Matrix<Scalar>> hv;
+        for (const auto& leaf : list) {
+          hv.push_back(!terms.empty() && leaf.requires_grad() ? ad::Matrix<Scalar>(leaf.grad())
+                                                              : ad::Matrix<Scalar>::Zero(leaf.rows(), leaf.cols()));
+        }
+        products[w] = nn::flatten<Scalar>(nn::from_list(params, hv));
+      });
+      Vector<Scalar> out = static_cast<Scalar>(options.cg_damping) * v;
+      for (const auto& p : products) out += p;
+      return out;
     };
     const Vector<Scalar> direction = conjugate_gradient<Scalar>(fisher_product, -gradient, options.cg_iterations);
     const double shs = static_cast<double>(direction.dot(fisher_product(direction)));
+    for (std::size_t w = 0; w < workers; ++w) workspaces[w].rewind(marks[w]);
     if (!(shs > 0) || !std::isfinite(shs)) return result;
     full_step = static_cast<Scalar>(std::sqrt(2 * options.max_kl / shs)) * direction;
   }
@@ -115,14 +188,27 @@ TrpoResult trpo_step(Params& params, LossFn&& loss, KlFn&& kl, FisherKlFn&& fish
   for (int i = 0; i < options.line_search_steps; ++i, fraction *= options.backtrack_ratio) {
     Params candidate = params;
     nn::unflatten(candidate, Vector<Scalar>(start + static_cast<Scalar>(fraction) * full_step));
-    const double new_loss = value_at(candidate, loss);
-    const double new_kl = value_at(candidate, kl);
+    const double new_loss = sum_at(candidate, loss, nullptr);
+    const double new_kl = sum_at(candidate, kl, nullptr);
     if (std::isfinite(new_loss) && new_loss < loss_before && new_kl <= options.max_kl) {
       params = std::move(candidate);
       return {true, loss_before, new_loss, new_kl, i};
     }
   }
   return result;
+}
+
+//! One TRPO update of `params` for a loss and KL given whole: `loss(tape, vars)`, `kl(tape, vars)`
+//! and `fisher_kl(tape, vars)` as in trpo_step_parts with one part. `workspace` (optional) is a
+//! tape to record on; one kept across calls keeps its memory.
+template <class Scalar, class Params, class LossFn, class KlFn, class FisherKlFn>
+TrpoResult trpo_step(Params& params, LossFn&& loss, KlFn&& kl, FisherKlFn&& fisher_kl, TrpoOptions options = {},
+                     ad::Tape<Scalar>* workspace = nullptr) {
+  ad::Tape<Scalar> own_tape(workspace == nullptr ? std::size_t{1} << 16 : 64);
+  ad::Tape<Scalar>& tape = workspace != nullptr ? *workspace : own_tape;
+  auto whole = [](auto& fn) { return [&fn](ad::Tape<Scalar>& t, const auto& vars, std::size_t) { return fn(t, vars); }; };
+  return trpo_step_parts<Scalar>(params, 1, whole(loss), whole(kl), whole(fisher_kl), options,
+                                 std::span<ad::Tape<Scalar>>(&tape, 1));
 }
 
 template <class Scalar, class Params, class LossFn, class KlFn>
