@@ -55,6 +55,12 @@ public:
     return v;
   }
 
+  //! --ckpt-dir, or runs/CONFIG[-first-order]-seedS.
+  [[nodiscard]] std::string run_directory(const std::string& config) const {
+    return text("ckpt-dir", "runs/" + config + (flag("first-order") ? "-first-order" : "") + "-seed" +
+                                std::to_string(integer("seed", 1)));
+  }
+
 private:
   std::map<std::string, std::string> values_;
   std::set<std::string> flags_;

@@ -54,7 +54,7 @@ template <class Config>
 int train(const Config& config, const Arguments& args) {
   const bool resume = args.flag("resume");
   const auto seed = static_cast<std::uint64_t>(args.integer("seed", 1));
-  const fs::path dir = args.text("ckpt-dir", "runs/" + config.name + "-seed" + std::to_string(seed));
+  const fs::path dir = args.run_directory(config.name);
   const fs::path latest = dir / "latest.safetensors";
   const fs::path csv = dir / "train.csv";
   const fs::path svg = dir / "train.svg";

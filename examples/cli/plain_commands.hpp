@@ -30,7 +30,7 @@ int train(const PlainConfig<Policy, Env>& config, const Arguments& args) {
                 "' trains on one environment; --tasks-per-batch and --first-order are for meta-training configs");
   const bool resume = args.flag("resume");
   const auto seed = static_cast<std::uint64_t>(args.integer("seed", 1));
-  const fs::path dir = args.text("ckpt-dir", "runs/" + config.name + "-seed" + std::to_string(seed));
+  const fs::path dir = args.run_directory(config.name);
   const fs::path latest = dir / "latest.safetensors";
   const fs::path csv = dir / "train.csv";
   auto policy = config.make_policy(seed);

@@ -77,7 +77,7 @@ int main(int argc, char** argv) {
         using C = std::decay_t<decltype(c)>;
         if constexpr (requires { typename C::Tasks; }) {
           if (status == 0 && !args.flag("no-eval")) {
-            const fs::path dir = args.text("ckpt-dir", "runs/" + c.name + "-seed" + std::to_string(args.integer("seed", 1)));
+            const fs::path dir = args.run_directory(c.name);
             const fs::path latest = dir / "latest.safetensors";
             std::printf("\nevaluation of the final policy on the held-out tasks:\n");
             print_table(evaluate(c, latest, io::read_safetensors(latest).metadata, 20, 3, false));
