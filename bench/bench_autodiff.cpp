@@ -189,4 +189,17 @@ void BM_MamlNavigationIteration(benchmark::State& state) {
 }
 BENCHMARK(BM_MamlNavigationIteration)->Unit(benchmark::kMillisecond);
 
+// The same with the MAML paper's TRPO outer step (second-order Fisher at the adapted parameters),
+// its tasks shared among range(0) threads.
+void BM_MamlNavigationIteration_Trpo(benchmark::State& state) {
+  policy::RecurrentPolicy<nn::MlpCell<Scalar>, policy::GaussianHead<Scalar>> pi(
+      nn::MlpCell<Scalar>({.input = 2, .hidden = {64, 64}}), policy::GaussianHead<Scalar>({.input = 64, .actions = 2}),
+      {}, {}, 1);
+  meta::MetaTrainer trainer(std::move(pi), env::Navigation2DTasks(),
+                            {.meta_batch = 20, .trajectories = 20, .horizon = 100, .trpo = true, .max_kl = 0.01,
+                             .threads = static_cast<unsigned>(state.range(0))});
+  for (auto _ : state) benchmark::DoNotOptimize(trainer.iteration().post_adaptation_return);
+}
+BENCHMARK(BM_MamlNavigationIteration_Trpo)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+
 }  // namespace

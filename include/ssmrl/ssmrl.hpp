@@ -15,3 +15,4 @@
 #include "ssmrl/io.hpp"
 #include "ssmrl/env.hpp"
 #include "ssmrl/meta.hpp"
+#include "ssmrl/adapt.hpp"

@@ -127,11 +127,10 @@ inline std::string shape_text(const std::vector<std::int64_t>& shape) {
 
 // ---- checkpoints ----
 
-//! Saves every parameter of `model` (anything with params() and describe()) with its description
-//! in the metadata ("format", "model") and any extra metadata; written atomically.
+//! The checkpoint file of `model` in memory: every parameter, its description in the metadata
+//! ("format", "model") and any extra metadata.
 template <class Model>
-void save_checkpoint(const std::filesystem::path& path, const Model& model,
-                     const std::map<std::string, std::string>& extra_metadata = {}) {
+SafetensorsFile checkpoint_file(const Model& model, const std::map<std::string, std::string>& extra_metadata = {}) {
   using Scalar = typename Model::scalar_type;
   SafetensorsFile file;
   file.metadata = extra_metadata;
@@ -140,24 +139,32 @@ void save_checkpoint(const std::filesystem::path& path, const Model& model,
   nn::for_each_parameter(model.params(), [&](std::string_view name, const ad::Matrix<Scalar>& m) {
     file.tensors.push_back(to_tensor(std::string(name), m));
   });
-  write_safetensors(path, file);
+  return file;
+}
+
+//! Saves every parameter of `model` (anything with params() and describe()) with its description
+//! in the metadata ("format", "model") and any extra metadata; written atomically.
+template <class Model>
+void save_checkpoint(const std::filesystem::path& path, const Model& model,
+                     const std::map<std::string, std::string>& extra_metadata = {}) {
+  write_safetensors(path, checkpoint_file(model, extra_metadata));
 }
 
 struct LoadOptions {
   //! Require the file's "model" description to equal the model's, when the file has one.
   bool check_model = true;
+  //! Tensors named PREFIX.* for these prefixes belong to something else (an experience buffer, say).
+  std::vector<std::string> other_prefixes{};
 };
 
 //! Loads parameters saved by save_checkpoint() (or any safetensors file with the same names) into
 //! `model`. Nothing is applied unless every parameter is present with its shape and dtype, no
 //! tensor is left over, and the descriptions agree. Returns the file's metadata.
 template <class Model>
-std::map<std::string, std::string> load_checkpoint(const std::filesystem::path& path, Model& model,
+std::map<std::string, std::string> load_checkpoint(const SafetensorsFile& file, const std::string& origin, Model& model,
                                                    LoadOptions options = {}) {
   using Scalar = typename Model::scalar_type;
   const char* fn = "io::load_checkpoint";
-  const auto file = read_safetensors(path);
-  const auto origin = path.string();
   if (options.check_model && file.metadata.count("model") == 1) {
     const auto expected = describe(model).dump();
     SSMRL_REQUIRE(file.metadata.at("model") == expected, fn, ": '", origin, "' holds a different model: ",
@@ -182,10 +189,17 @@ std::map<std::string, std::string> load_checkpoint(const std::filesystem::path& 
     used.insert(name);
   });
   for (const auto& t : file.tensors) {
-    SSMRL_REQUIRE(used.count(t.name) == 1, fn, ": '", origin, "' has tensor ", t.name, ", which the model lacks");
+    bool other = false;
+    for (const auto& prefix : options.other_prefixes) other = other || t.name.rfind(prefix + ".", 0) == 0;
+    SSMRL_REQUIRE(other || used.count(t.name) == 1, fn, ": '", origin, "' has tensor ", t.name, ", which the model lacks");
   }
   model.set_params(std::move(params));
   return file.metadata;
+}
+template <class Model>
+std::map<std::string, std::string> load_checkpoint(const std::filesystem::path& path, Model& model,
+                                                   LoadOptions options = {}) {
+  return load_checkpoint(read_safetensors(path), path.string(), model, std::move(options));
 }
 
 //! Every parameter as NAME.npy in an .npz archive (numpy.load reads it), row-major, column vectors 1-D.

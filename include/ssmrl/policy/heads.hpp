@@ -26,6 +26,7 @@ enum class ActMode { sample, greedy };
 template <class Scalar>
 class CategoricalHead {
 public:
+  static constexpr bool categorical = true;
   template <class T>
   using params_type = nn::LinearParams<T>;
   using Params = params_type<ad::Matrix<Scalar>>;
@@ -151,6 +152,7 @@ struct GaussianHeadConfig {
 template <class Scalar, GaussianStd std_kind = GaussianStd::learned>
 class GaussianHead {
 public:
+  static constexpr bool categorical = false;
   template <class T>
   using params_type = std::conditional_t<std_kind == GaussianStd::learned, GaussianParams<T>, GaussianStateStdParams<T>>;
   using Params = params_type<ad::Matrix<Scalar>>;

@@ -1,0 +1,85 @@
+// Monitoring of a deployed policy: predictive entropy, confidence and variance of its action
+// distribution, and the shift of its features (the cell's output) against running statistics.
+#pragma once
+
+#include <cmath>
+#include <limits>
+#include <numbers>
+#include <vector>
+
+#include "ssmrl/autodiff/tape.hpp"
+
+namespace ssmrl::adapt {
+
+//! Figures of one batch of observations.
+struct MetaFeatureValues {
+  double entropy = 0;        //!< mean entropy of the action distribution
+  double confidence = 0;     //!< categorical: mean probability of the likeliest action; Gaussian: mean of 1 / (1 + std)
+  double variance = 0;       //!< categorical: mean over actions of the probabilities' variance over the batch; Gaussian: mean std^2
+  double feature_shift = 0;  //!< mean over features of |batch mean - running mean| / running std (0 before any statistics)
+};
+
+//! Running (exponential) mean and variance of the features, and the figures of each batch.
+template <class Scalar>
+class MetaFeatures {
+public:
+  explicit MetaFeatures(double decay = 0.99) : decay_(decay) {
+    SSMRL_REQUIRE(decay >= 0 && decay < 1, "adapt::MetaFeatures: decay ", decay, " must lie in [0, 1)");
+  }
+
+  //! Figures of a batch: `distribution` as the policy's head gives it (categorical: logits, actions x N;
+  //! Gaussian: mean and log-std stacked, 2 actions x N), `features` features x N. The running
+  //! statistics are updated after the shift is measured.
+  MetaFeatureValues measure(const ad::Matrix<Scalar>& distribution, bool categorical, const ad::Matrix<Scalar>& features) {
+    MetaFeatureValues v;
+    const auto n = static_cast<double>(distribution.cols());
+    if (categorical) {
+      ad::Matrix<double> p = distribution.template cast<double>();
+      for (ad::Index j = 0; j < p.cols(); ++j) {
+        auto c = p.col(j);
+        c = (c.array() - c.maxCoeff()).exp().matrix();
+        c /= c.sum();
+        double h = 0;
+        for (ad::Index i = 0; i < c.size(); ++i) h -= c(i) > 0 ? c(i) * std::log(c(i)) : 0.0;
+        v.entropy += h / n;
+        v.confidence += c.maxCoeff() / n;
+      }
+      const Eigen::VectorXd mean = p.rowwise().mean();
+      v.variance = ((p.colwise() - mean).array().square().rowwise().sum() / std::max(1.0, n - 1)).mean();
+    } else {
+      const ad::Index a = distribution.rows() / 2;
+      const ad::Matrix<double> log_std = distribution.bottomRows(a).template cast<double>();
+      const double per_dim = 0.5 * std::log(2 * std::numbers::pi * std::numbers::e);
+      v.entropy = (log_std.array() + per_dim).colwise().sum().mean();
+      v.confidence = (1.0 / (1.0 + log_std.array().exp().rowwise().mean())).mean();
+      v.variance = (2.0 * log_std.array()).exp().mean();
+    }
+    const Eigen::VectorXd batch_mean = features.template cast<double>().rowwise().mean();
+    const Eigen::VectorXd batch_var =
+        (features.template cast<double>().colwise() - batch_mean).array().square().rowwise().mean();
+    if (count_ > 0) {
+      v.feature_shift = ((batch_mean - mean_).array().abs() / (variance_.array().sqrt() + 1e-8)).mean();
+      mean_ = decay_ * mean_ + (1 - decay_) * batch_mean;
+      variance_ = decay_ * variance_ + (1 - decay_) * batch_var;
+    } else {
+      mean_ = batch_mean;
+      variance_ = batch_var;
+    }
+    ++count_;
+    log_.push_back(v);
+    return v;
+  }
+
+  [[nodiscard]] const std::vector<MetaFeatureValues>& log() const noexcept { return log_; }
+  [[nodiscard]] const Eigen::VectorXd& running_mean() const noexcept { return mean_; }
+  [[nodiscard]] const Eigen::VectorXd& running_variance() const noexcept { return variance_; }
+
+private:
+  double decay_;
+  Eigen::VectorXd mean_;
+  Eigen::VectorXd variance_;
+  long count_ = 0;
+  std::vector<MetaFeatureValues> log_;
+};
+
+}  // namespace ssmrl::adapt

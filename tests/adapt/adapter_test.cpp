@@ -1,0 +1,293 @@
+// Test-time adaptation: each guard by a case that fails without it, the strategies, the registry,
+// monitoring and the experience buffer.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+#include <ssmrl/ssmrl.hpp>
+
+#include <cmath>
+#include <filesystem>
+#include <limits>
+
+#include "support/errors.hpp"
+
+using namespace ssmrl;
+using ad::Matrix;
+namespace fs = std::filesystem;
+
+namespace {
+
+using Policy = policy::RecurrentPolicy<nn::GruCell<float>, policy::CategoricalHead<float>, nn::LayerNorm<float>>;
+
+Policy make_policy(std::uint64_t seed) {
+  return Policy(nn::GruCell<float>({.input = 4, .hidden = 16}), policy::CategoricalHead<float>(16, 2),
+                nn::LayerNorm<float>(16), {}, seed);
+}
+
+rl::TrajectoryBatch<float> cartpole_batch(Policy pi, std::uint64_t seed, int envs = 8, int steps = 50) {
+  env::EnvBatch<env::CartPole> batch(static_cast<std::size_t>(envs), env::CartPole{}, seed);
+  pi.set_num_envs(envs);
+  std::mt19937_64 rng(seed);
+  return rl::collect(pi, batch, steps, policy::ActMode::sample, rng);
+}
+
+std::vector<Matrix<float>> values(const Policy& pi) { return nn::to_list<Matrix<float>>(pi.params()); }
+
+double distance(const std::vector<Matrix<float>>& a, const std::vector<Matrix<float>>& b) {
+  double d = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) d += static_cast<double>((a[i] - b[i]).squaredNorm());
+  return std::sqrt(d);
+}
+
+constexpr double off = 0;  // a guard limit that turns it off
+
+}  // namespace
+
+TEST_CASE("the step bound holds under Adam, after the optimiser; without it Adam steps further") {
+  const auto data = cartpole_batch(make_policy(1), 2);
+  for (const bool guarded : {true, false}) {
+    auto pi = make_policy(1);
+    adapt::Adapter adapter(pi, adapt::PolicyGradientAdaptation{},
+                           {.lr = 0.5, .guards = {.max_grad_norm = off, .max_step = guarded ? 0.01 : off,
+                                                  .trust_radius = off}});
+    double largest = 0;
+    for (int call = 0; call < 5; ++call) {
+      const auto before = values(pi);
+      const auto report = adapter.adapt(data);
+      REQUIRE(report.applied);
+      const auto after = values(pi);
+      for (std::size_t i = 0; i < after.size(); ++i) largest = std::max(largest, static_cast<double>((after[i] - before[i]).norm()));
+    }
+    CAPTURE(guarded);
+    if (guarded) CHECK(largest <= 0.01 * (1 + 1e-5));
+    else CHECK(largest > 0.1);  // the bound is what holds Adam back
+  }
+}
+
+TEST_CASE("the trust region keeps the parameters within its radius of the EMA anchor") {
+  const auto data = cartpole_batch(make_policy(3), 4);
+  for (const bool guarded : {true, false}) {
+    auto pi = make_policy(3);
+    adapt::Adapter adapter(pi, adapt::PolicyGradientAdaptation{},
+                           {.lr = 0.05, .guards = {.max_step = off, .ema_decay = 0.99, .trust_radius = guarded ? 0.2 : off}});
+    double farthest = 0;
+    for (int call = 0; call < 20; ++call) {
+      adapter.adapt(data);
+      farthest = std::max(farthest, distance(values(pi), nn::to_list<Matrix<float>>(adapter.anchor())));
+    }
+    CAPTURE(guarded);
+    if (guarded) CHECK(farthest <= 0.2 * (1 + 1e-5));
+    else CHECK(farthest > 0.2);
+  }
+}
+
+TEST_CASE("a non-finite loss rolls back: the parameters stay finite and bit-identical") {
+  auto pi = make_policy(5);
+  auto data = cartpole_batch(pi, 6);
+  data.rewards(0, 7) = std::numeric_limits<float>::quiet_NaN();
+  adapt::Adapter adapter(pi, adapt::PolicyGradientAdaptation{}, {.lr = 0.01, .steps_per_call = 3});
+  const auto before = values(pi);
+  const auto report = adapter.adapt(data);
+  CHECK_FALSE(report.applied);
+  CHECK(report.rolled_back);
+  CHECK(report.reason == "non-finite loss");
+  const auto after = values(pi);
+  for (std::size_t i = 0; i < after.size(); ++i) {
+    CHECK(after[i].allFinite());
+    CHECK(std::memcmp(after[i].data(), before[i].data(), sizeof(float) * static_cast<std::size_t>(after[i].size())) == 0);
+  }
+  // A finite batch afterwards adapts as usual.
+  data.rewards(0, 7) = 1.0f;
+  CHECK(adapter.adapt(data).applied);
+}
+
+TEST_CASE("diverging monitored signals roll the step back") {
+  auto pi = make_policy(7);
+  const auto data = cartpole_batch(pi, 8);
+  // Any entropy is below a limit of 10 nats for two actions, so every step is undone.
+  adapt::Adapter adapter(pi, adapt::EntropyMinimization{}, {.lr = 0.05, .guards = {.min_entropy = 10.0}});
+  const auto before = values(pi);
+  const auto report = adapter.adapt(data);
+  CHECK(report.rolled_back);
+  CHECK(report.reason.find("monitored signals out of bounds") != std::string::npos);
+  CHECK(distance(values(pi), before) == 0.0);
+}
+
+TEST_CASE("deny lists leave those parameters bit-identical; the entropy strategy adapts only norm.* by default") {
+  auto pi = make_policy(9);
+  const auto data = cartpole_batch(pi, 10);
+  const auto names = nn::parameter_names(pi.params());
+  const auto before = values(pi);
+  adapt::Adapter adapter(pi, adapt::PolicyGradientAdaptation{},
+                         {.lr = 0.05, .parameters = adapt::ParameterSelection{{"*"}, {"cell.*", "norm.shift"}}});
+  REQUIRE(adapter.adapt(data).applied);
+  const auto after = values(pi);
+  int changed = 0;
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    CAPTURE(names[i]);
+    const bool denied = names[i].rfind("cell.", 0) == 0 || names[i] == "norm.shift";
+    if (denied) CHECK(after[i] == before[i]);
+    else changed += after[i] != before[i];
+  }
+  CHECK(changed > 0);
+  auto pi2 = make_policy(9);
+  adapt::Adapter tent(pi2, adapt::EntropyMinimization{});
+  CHECK(tent.adapted_parameters() == std::vector<std::string>{"norm.scale", "norm.shift"});
+}
+
+TEST_CASE("the entropy strategy lowers the entropy on a fixed batch") {
+  auto pi = make_policy(11);
+  // A policy with decided preferences, as a trained one has (the initial head is nearly uniform).
+  auto params = pi.params();
+  params.head.W *= 100.0f;
+  pi.set_params(params);
+  const auto data = cartpole_batch(pi, 12);
+  adapt::Adapter adapter(pi, adapt::EntropyMinimization{}, {.lr = 0.01, .steps_per_call = 5});
+  const double first = adapter.adapt(data).features.entropy;
+  double last = first;
+  for (int call = 0; call < 10; ++call) last = adapter.adapt(data).features.entropy;
+  MESSAGE("entropy " << first << " -> " << last);
+  CHECK(last < first - 0.02);
+}
+
+TEST_CASE("the policy-gradient strategy raises the return on a new navigation goal") {
+  using Nav = policy::RecurrentPolicy<nn::MlpCell<float>, policy::GaussianHead<float>>;
+  Nav pi(nn::MlpCell<float>({.input = 2, .hidden = {32, 32}}), policy::GaussianHead<float>({.input = 32, .actions = 2}), {},
+         {}, 13);
+  env::Navigation2D prototype;
+  prototype.set_task({{0.4, -0.3}});
+  env::EnvBatch<env::Navigation2D> batch(16, prototype, 14);
+  std::mt19937_64 rng(15);
+  auto rollout = [&] {
+    batch.reset();
+    pi.set_num_envs(16);
+    pi.reset_all();
+    return rl::collect(pi, batch, 100, policy::ActMode::sample, rng);
+  };
+  auto mean = [](const std::vector<double>& v) { return std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size()); };
+  adapt::Adapter adapter(pi, adapt::PolicyGradientAdaptation{}, {.lr = 0.01, .guards = {.max_step = 0.2, .trust_radius = 2.0}});
+  auto data = rollout();
+  const double before = mean(rl::first_episode_returns(data));
+  for (int call = 0; call < 30; ++call) {
+    adapter.adapt(data);
+    data = rollout();
+  }
+  const double after = mean(rl::first_episode_returns(data));
+  MESSAGE("navigation return " << before << " -> " << after);
+  CHECK(after > before + 10);
+}
+
+TEST_CASE("the registry makes strategies by name and rejects unknown names, listing the known ones") {
+  adapt::StrategyRegistry<Policy> registry;
+  CHECK(registry.names() == std::vector<std::string>{"entropy", "hybrid", "none", "policy_gradient"});
+  const auto message = test::message_of<InvalidArgument>([&] { (void)registry.make("tent"); });
+  CHECK(message == "adapt::StrategyRegistry::make: unknown strategy 'tent'; known: entropy, hybrid, none, policy_gradient");
+  // A user's strategy: minimise the squared logits of the first action (an arbitrary loss).
+  registry.add("mine", [] {
+    return adapt::DynamicStrategy<Policy>("mine", {}, [](const Policy& pi, ad::Tape<float>& tape, const Policy::VarParams& vars,
+                                                         const adapt::AdaptationData<float>& data) {
+      const auto dist = pi.distribution(vars, tape.constant(data.recent.observations), data.recent.envs,
+                                        {.initial_state = tape.constant(data.recent.initial_state), .keep = data.recent.keep.data()});
+      return ad::mean(ad::square(dist));
+    });
+  });
+  auto pi = make_policy(16);
+  const auto data = cartpole_batch(pi, 17);
+  adapt::Adapter adapter(pi, registry.make("mine"), {.lr = 0.01});
+  CHECK(adapter.adapt(data).applied);
+  auto pi2 = make_policy(16);
+  const auto before = values(pi2);
+  adapt::Adapter none(pi2, registry.make("none"));
+  CHECK_FALSE(none.adapt(data).applied);
+  CHECK(distance(values(pi2), before) == 0.0);
+}
+
+TEST_CASE("episodic mode restores the initial parameters at the end of each episode") {
+  auto pi = make_policy(18);
+  const auto data = cartpole_batch(pi, 19);
+  const auto initial = values(pi);
+  adapt::Adapter adapter(pi, adapt::PolicyGradientAdaptation{}, {.lr = 0.05, .episodic = true});
+  adapter.adapt(data);
+  CHECK(distance(values(pi), initial) > 0);
+  adapter.end_episode();
+  CHECK(distance(values(pi), initial) == 0.0);
+}
+
+TEST_CASE("meta-features of known distributions") {
+  adapt::MetaFeatures<double> monitor;
+  const Matrix<double> uniform = Matrix<double>::Zero(4, 10);
+  const Matrix<double> features = Matrix<double>::Ones(3, 10);
+  const auto v = monitor.measure(uniform, true, features);
+  CHECK(v.entropy == doctest::Approx(std::log(4.0)));
+  CHECK(v.confidence == doctest::Approx(0.25));
+  CHECK(v.variance == doctest::Approx(0.0));
+  CHECK(v.feature_shift == 0.0);  // no statistics before the first batch
+  const auto shifted = monitor.measure(uniform, true, Matrix<double>::Constant(3, 10, 3.0));
+  CHECK(shifted.feature_shift > 1e3);  // a constant feature that moved: far outside its (zero) spread
+  Matrix<double> gaussian(2, 5);
+  gaussian.row(0).setZero();
+  gaussian.row(1).setConstant(std::log(2.0));
+  const auto g = monitor.measure(gaussian, false, Matrix<double>::Ones(3, 5));
+  CHECK(g.entropy == doctest::Approx(std::log(2.0) + 0.5 * std::log(2 * M_PI * M_E)));
+  CHECK(g.variance == doctest::Approx(4.0));
+  CHECK(g.confidence == doctest::Approx(1.0 / 3.0));
+}
+
+TEST_CASE("the experience buffer: ring and reservoir, uniform samples, a fixed memory bound") {
+  const auto data = cartpole_batch(make_policy(20), 21, 4, 40);  // 4 envs x 40 steps: 40 segments of 4
+  adapt::ExperienceBuffer<float> ring(4, 1, 16, {.capacity = 10, .segment_length = 4, .mode = adapt::BufferMode::ring});
+  const auto bytes = ring.bytes();
+  CHECK(bytes == sizeof(float) * 10 * (4 * (4 + 1 + 5) + 16));
+  ring.add(data);
+  CHECK(ring.size() == 10);
+  CHECK(ring.segments_seen() == 40);
+  CHECK(ring.bytes() == bytes);
+  const auto s = ring.sample(3);
+  CHECK(s.envs == 3);
+  CHECK(s.steps == 4);
+  CHECK(s.observations.cols() == 12);
+  // The ring keeps the last 10 segments added: those of the fourth environment (added last).
+  for (ad::Index c = 0; c < s.observations.cols(); ++c) {
+    bool found = false;
+    for (ad::Index k = 0; k < data.steps; ++k) found = found || s.observations.col(c) == data.observations.col(k * 4 + 3);
+    CHECK(found);
+  }
+  adapt::ExperienceBuffer<float> reservoir(4, 1, 16, {.capacity = 10, .segment_length = 4, .mode = adapt::BufferMode::reservoir, .seed = 3});
+  reservoir.add(data);
+  CHECK(reservoir.size() == 10);
+  CHECK(test::message_of<InvalidArgument>([] {
+          adapt::ExperienceBuffer<float> empty(4, 1, 0);
+          (void)empty.sample(1);
+        }).find("must be positive and the buffer not empty") != std::string::npos);
+}
+
+TEST_CASE("a checkpoint with an experience buffer round-trips; a bad one changes neither") {
+  const auto dir = fs::temp_directory_path() / "ssmrl_adapter_test";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  auto pi = make_policy(22);
+  adapt::ExperienceBuffer<float> buffer(4, 1, 16, {.capacity = 6, .segment_length = 5});
+  buffer.add(cartpole_batch(pi, 23, 3, 20));
+  adapt::save_checkpoint(dir / "with_buffer.safetensors", pi, buffer, {{"note", "x"}});
+  auto other = make_policy(24);
+  adapt::ExperienceBuffer<float> restored(4, 1, 16, {.capacity = 6, .segment_length = 5, .seed = 99});
+  const auto metadata = adapt::load_checkpoint(dir / "with_buffer.safetensors", other, restored);
+  CHECK(metadata.at("note") == "x");
+  CHECK(values(other) == values(pi));
+  CHECK(restored.size() == buffer.size());
+  CHECK(restored.segments_seen() == buffer.segments_seen());
+  // A buffer of another shape: the load fails and leaves policy and buffer as they were.
+  auto third = make_policy(25);
+  adapt::ExperienceBuffer<float> wrong(4, 1, 16, {.capacity = 7, .segment_length = 5});
+  const auto before = values(third);
+  const auto message = test::message_of<InvalidArgument>(
+      [&] { (void)adapt::load_checkpoint(dir / "with_buffer.safetensors", third, wrong); });
+  CHECK(message.find("holds a buffer of capacity 6") != std::string::npos);
+  CHECK(values(third) == before);
+  CHECK(wrong.size() == 0);
+  // A plain load of the same file reads the policy and leaves the buffer's tensors alone only when told.
+  auto fourth = make_policy(26);
+  CHECK(test::message_of<InvalidArgument>([&] { (void)io::load_checkpoint(dir / "with_buffer.safetensors", fourth); })
+            .find("has tensor experience.") != std::string::npos);
+  io::load_checkpoint(dir / "with_buffer.safetensors", fourth, {.other_prefixes = {"experience"}});
+  CHECK(values(fourth) == values(pi));
+}
