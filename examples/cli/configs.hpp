@@ -39,14 +39,20 @@ struct PlainConfig {
   long outer_steps;               //!< updates at most (the learning rate decays linearly to 0 over them)
   double solved;                  //!< mean evaluation return that ends training (checked every 25 updates)
   policy::ActMode eval_mode;      //!< sampled actions (CartPole's threshold) or the mean (Pendulum's)
+  EnvT shifted;                   //!< held-out dynamics for `ssmrl adapt`
+  std::string shift;              //!< what differs in them
   int eval_episodes = 100;
 };
 
 using CartPoleMlpPolicy = policy::RecurrentPolicy<nn::MlpCell<float>, policy::CategoricalHead<float>>;
-using CartPoleActorCritic =
-    policy::RecurrentPolicy<nn::MlpCell<float>, policy::CategoricalHead<float>, nn::NoNorm<float>, policy::ValueHead<float>>;
-using PendulumActorCritic = policy::RecurrentPolicy<nn::MlpCell<float>, policy::GaussianHead<float>, nn::NoNorm<float>,
-                                                    policy::ValueHead<float>>;
+// The actor-critics normalise their features (LayerNorm), whose affine parameters are what
+// entropy-minimising test-time adaptation changes; Pendulum's std depends on the state, so that
+// its entropy depends on what the policy sees.
+using CartPoleActorCritic = policy::RecurrentPolicy<nn::MlpCell<float>, policy::CategoricalHead<float>,
+                                                    nn::LayerNorm<float>, policy::ValueHead<float>>;
+using PendulumGaussian = policy::GaussianHead<float, policy::GaussianStd::state_dependent>;
+using PendulumActorCritic =
+    policy::RecurrentPolicy<nn::MlpCell<float>, PendulumGaussian, nn::LayerNorm<float>, policy::ValueHead<float>>;
 
 namespace configs {
 
@@ -54,12 +60,12 @@ inline CartPoleMlpPolicy cartpole_mlp(std::uint64_t seed) {
   return {nn::MlpCell<float>({.input = 4, .hidden = {64, 64}}), policy::CategoricalHead<float>(64, 2), {}, {}, seed};
 }
 inline CartPoleActorCritic cartpole_actor_critic(std::uint64_t seed) {
-  return {nn::MlpCell<float>({.input = 4, .hidden = {64, 64}}), policy::CategoricalHead<float>(64, 2), {},
-          policy::ValueHead<float>(64), seed};
+  return {nn::MlpCell<float>({.input = 4, .hidden = {64, 64}}), policy::CategoricalHead<float>(64, 2),
+          nn::LayerNorm<float>(64), policy::ValueHead<float>(64), seed};
 }
 inline PendulumActorCritic pendulum_actor_critic(std::uint64_t seed) {
-  return {nn::MlpCell<float>({.input = 3, .hidden = {64, 64}}), policy::GaussianHead<float>({.input = 64, .actions = 1}),
-          {}, policy::ValueHead<float>(64), seed};
+  return {nn::MlpCell<float>({.input = 3, .hidden = {64, 64}}), PendulumGaussian({.input = 64, .actions = 1}),
+          nn::LayerNorm<float>(64), policy::ValueHead<float>(64), seed};
 }
 
 
@@ -111,28 +117,28 @@ bool visit_config(const std::string& name, F&& f) {
         name, "CartPole-v1, MLP policy (2x64 tanh), REINFORCE with normalised returns (gamma 0.99, gradient clipping 1.0)",
         configs::cartpole_mlp,
         {.algorithm = rl::Algorithm::reinforce, .envs = 8, .steps = 500, .gamma = 0.99, .lr = 1e-3, .max_grad_norm = 1.0},
-        400, 475.0, policy::ActMode::sample});
+        400, 475.0, policy::ActMode::sample, env::CartPole({.length = 1.0}), "pole twice as long"});
   } else if (name == "cartpole-a2c") {
     f(PlainConfig<CartPoleActorCritic, env::CartPole>{
-        name, "CartPole-v1, MLP actor-critic (shared body), A2C (8 envs x 8 steps, GAE 0.95, clipping 0.5)",
+        name, "CartPole-v1, MLP actor-critic (shared body, LayerNorm), A2C (8 envs x 8 steps, GAE 0.95, clipping 0.5)",
         configs::cartpole_actor_critic,
         {.algorithm = rl::Algorithm::a2c, .envs = 8, .steps = 8, .gamma = 0.99, .gae_lambda = 0.95, .lr = 7e-4,
          .max_grad_norm = 0.5, .value_coef = 0.02},
-        20000, 475.0, policy::ActMode::sample});
+        20000, 475.0, policy::ActMode::sample, env::CartPole({.length = 1.0}), "pole twice as long"});
   } else if (name == "cartpole-ppo") {
     f(PlainConfig<CartPoleActorCritic, env::CartPole>{
-        name, "CartPole-v1, MLP actor-critic (shared body), PPO (16 envs x 128 steps, 4 epochs of 4 minibatches, clip 0.2)",
+        name, "CartPole-v1, MLP actor-critic (shared body, LayerNorm), PPO (16 envs x 128 steps, 4 epochs of 4 minibatches, clip 0.2)",
         configs::cartpole_actor_critic,
         {.algorithm = rl::Algorithm::ppo, .envs = 16, .steps = 128, .gamma = 0.99, .gae_lambda = 0.95, .lr = 1e-3,
          .max_grad_norm = 0.5, .epochs = 4, .minibatches = 4, .value_coef = 0.02},
-        400, 475.0, policy::ActMode::sample});
+        400, 475.0, policy::ActMode::sample, env::CartPole({.length = 1.0}), "pole twice as long"});
   } else if (name == "pendulum-ppo") {
     f(PlainConfig<PendulumActorCritic, env::Pendulum>{
-        name, "Pendulum-v1, MLP actor-critic with a Gaussian head, PPO (16 envs x 200 steps, 10 epochs of 8 minibatches)",
+        name, "Pendulum-v1, MLP actor-critic (LayerNorm, state-dependent std), PPO (16 envs x 200 steps, 10 epochs of 8 minibatches)",
         configs::pendulum_actor_critic,
         {.algorithm = rl::Algorithm::ppo, .envs = 16, .steps = 200, .gamma = 0.9, .gae_lambda = 0.95, .lr = 1e-3,
          .max_grad_norm = 0.5, .epochs = 10, .minibatches = 8, .value_coef = 0.02},
-        500, -250.0, policy::ActMode::greedy});
+        500, -250.0, policy::ActMode::greedy, env::Pendulum({.m = 2.0}), "pendulum twice as heavy"});
   } else {
     return false;
   }

@@ -5,6 +5,7 @@
 //               [--resume] [--first-order] [--save-every N] [--threads N] [--no-eval] [--quiet]
 //   ssmrl eval  --checkpoint FILE [--episodes N] [--json]
 //   ssmrl adapt --checkpoint FILE [--episodes N] [--adapt-steps K] [--online] [--json]
+//               [--strategy none|entropy|policy_gradient|hybrid|all] [--lr LR] [--steps-per-call N] [--no-guards]
 //   ssmrl configs
 #include <cstdio>
 #include <exception>
@@ -14,6 +15,7 @@
 #include "arguments.hpp"
 #include "configs.hpp"
 #include "console.hpp"
+#include "adapt_commands.hpp"
 #include "meta_commands.hpp"
 #include "plain_commands.hpp"
 
@@ -28,6 +30,7 @@ constexpr const char* usage =
     "              [--resume] [--first-order] [--save-every N] [--threads N] [--no-eval] [--quiet]\n"
     "  ssmrl eval  --checkpoint FILE [--episodes N] [--json]\n"
     "  ssmrl adapt --checkpoint FILE [--episodes N] [--adapt-steps K] [--online] [--json]\n"
+    "              [--strategy none|entropy|policy_gradient|hybrid|all] [--lr LR] [--steps-per-call N] [--no-guards]\n"
     "  ssmrl configs\n";
 
 std::string known_configs() {
@@ -52,6 +55,19 @@ int evaluate_command(const Arguments& args, long default_steps) {
   SSMRL_REQUIRE(!path.empty(), "ssmrl: --checkpoint is required");
   const auto metadata = io::read_safetensors(path).metadata;
   const std::string config = metadata_value(metadata, "ssmrl.config", path);
+  if (args.has("strategy")) {
+    int status = 0;
+    with_config(config, [&](const auto& c) {
+      using C = std::decay_t<decltype(c)>;
+      if constexpr (requires { typename C::Env; }) {
+        status = adapt_strategies(c, path, metadata, args);
+      } else {
+        SSMRL_THROW(InvalidArgument, detail::message("ssmrl adapt: --strategy is for checkpoints of plain configs; '",
+                                                     config, "' is meta-trained and adapts with its inner step"));
+      }
+    });
+    return status;
+  }
   const long episodes = args.integer("episodes", 0, 1);  // 0: the configuration's default
   const long steps = args.integer("adapt-steps", default_steps, 0);
   with_config(config, [&](const auto& c) { report(evaluate(c, path, metadata, episodes, steps, args.flag("online")), args.flag("json")); });
@@ -89,7 +105,8 @@ int main(int argc, char** argv) {
     }
     if (command == "eval") return evaluate_command(Arguments(argc, argv, 2, {"checkpoint", "episodes"}, {"json"}), 0);
     if (command == "adapt") {
-      return evaluate_command(Arguments(argc, argv, 2, {"checkpoint", "episodes", "adapt-steps"}, {"online", "json"}), 3);
+      return evaluate_command(
+          Arguments(argc, argv, 2, {"checkpoint", "episodes", "adapt-steps", "strategy", "lr", "steps-per-call"}, {"online", "json", "no-guards"}), 3);
     }
     if (command == "configs") {
       for (const auto& n : config_names()) {

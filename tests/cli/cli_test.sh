@@ -45,5 +45,12 @@ for config in cartpole-reinforce cartpole-a2c cartpole-ppo pendulum-ppo; do
   expect 0 "^solved after" "$ssmrl" train --config "$config" --ckpt-dir "$config" --quiet
 done
 
+# Test-time adaptation of a plain checkpoint on shifted dynamics: a table, one row per strategy.
+expect 0 "^policy_gradient" "$ssmrl" adapt --checkpoint cartpole-ppo/latest.safetensors --strategy all --episodes 2 --adapt-steps 1
+expect 0 '"strategies":\{"entropy"' "$ssmrl" adapt --checkpoint cartpole-ppo/latest.safetensors --strategy entropy --episodes 2 --json
+expect 1 "unknown strategy 'tent'; known: entropy, hybrid, none, policy_gradient" \
+  "$ssmrl" adapt --checkpoint cartpole-ppo/latest.safetensors --strategy tent
+expect 1 "is meta-trained and adapts with its inner step" "$ssmrl" adapt --checkpoint straight/latest.safetensors --strategy entropy
+
 [ "$failures" -eq 0 ] && echo "all command-line checks passed"
 exit "$failures"
