@@ -5,5 +5,6 @@
 #include "ssmrl/adapt/adapter.hpp"
 #include "ssmrl/adapt/experience_buffer.hpp"
 #include "ssmrl/adapt/meta_features.hpp"
+#include "ssmrl/adapt/online.hpp"
 #include "ssmrl/adapt/selection.hpp"
 #include "ssmrl/adapt/strategies.hpp"

@@ -291,3 +291,51 @@ TEST_CASE("a checkpoint with an experience buffer round-trips; a bad one changes
   io::load_checkpoint(dir / "with_buffer.safetensors", fourth, {.other_prefixes = {"experience"}});
   CHECK(values(fourth) == values(pi));
 }
+
+TEST_CASE("online adaptation: chunks joined in time equal one rollout; adapting every k steps on a window") {
+  // Two chunks of 30 steps joined equal one rollout of 60 with the same seeds (GRU state carried,
+  // episode starts at the boundary marked).
+  auto one = make_policy(30);
+  auto two = make_policy(30);
+  env::EnvBatch<env::CartPole> batch_one(3, env::CartPole{}, 31);
+  env::EnvBatch<env::CartPole> batch_two(3, env::CartPole{}, 31);
+  one.set_num_envs(3);
+  two.set_num_envs(3);
+  std::mt19937_64 rng_one(32);
+  std::mt19937_64 rng_two(32);
+  const auto whole = rl::collect(one, batch_one, 60, policy::ActMode::sample, rng_one);
+  const auto first = rl::collect(two, batch_two, 30, policy::ActMode::sample, rng_two);
+  const auto second = rl::collect(two, batch_two, 30, policy::ActMode::sample, rng_two);
+  const auto joined = adapt::concat_in_time(first, second);
+  CHECK(joined.steps == 60);
+  CHECK(joined.observations == whole.observations);
+  CHECK(joined.actions == whole.actions);
+  CHECK(joined.keep == whole.keep);
+  CHECK(joined.initial_state == whole.initial_state);
+  // Without adaptation, the online run is the plain rollout; with it, the policy changes on the way.
+  for (const bool adapting : {false, true}) {
+    auto pi = make_policy(33);
+    auto reference = make_policy(33);
+    env::EnvBatch<env::CartPole> batch(4, env::CartPole{}, 34);
+    env::EnvBatch<env::CartPole> reference_batch(4, env::CartPole{}, 34);
+    pi.set_num_envs(4);
+    reference.set_num_envs(4);
+    std::mt19937_64 rng(35);
+    std::mt19937_64 reference_rng(35);
+    adapt::StrategyRegistry<Policy> registry;
+    adapt::Adapter adapter(pi, registry.make(adapting ? "policy_gradient" : "none"), {.lr = 0.01});
+    const auto online = adapt::run_online(adapter, pi, batch, {.steps = 100, .every = 20, .window = 40},
+                                          policy::ActMode::sample, rng);
+    const auto plain = rl::collect(reference, reference_batch, 100, policy::ActMode::sample, reference_rng);
+    CHECK(adapter.log().size() == 5);
+    CAPTURE(adapting);
+    CHECK(online.steps == 100);
+    if (adapting) {
+      CHECK(values(pi) != values(reference));
+      CHECK(online.actions != plain.actions);
+    } else {
+      CHECK(online.actions == plain.actions);
+      CHECK(values(pi) == values(reference));
+    }
+  }
+}
