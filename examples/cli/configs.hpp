@@ -95,10 +95,10 @@ template <class F>
 bool visit_config(const std::string& name, F&& f) {
   using Nav = env::Navigation2DTasks;
   if (name == "navigation2d") {
-    f(MetaConfig<NavigationMlpPolicy, Nav>{name, "2D navigation, MLP policy (2x64 tanh), second-order MAML, TRPO",
+    f(MetaConfig<NavigationMlpPolicy, Nav>{name, "2D navigation, MLP policy (2x64 tanh), MAML, TRPO outer step",
                                           configs::navigation_mlp, configs::navigation_protocol(), 500});
   } else if (name == "navigation2d-ssm") {
-    f(MetaConfig<NavigationSsmPolicy, Nav>{name, "2D navigation, diagonal SSM policy (64 states), second-order MAML, TRPO",
+    f(MetaConfig<NavigationSsmPolicy, Nav>{name, "2D navigation, diagonal SSM policy (64 states), MAML, TRPO outer step",
                                           configs::navigation_ssm, configs::navigation_protocol(), 500});
   } else if (name == "navigation2d-pretrained") {
     auto options = configs::navigation_protocol();
@@ -110,7 +110,7 @@ bool visit_config(const std::string& name, F&& f) {
     auto options = configs::navigation_protocol();
     options.horizon = 200;
     f(MetaConfig<CartPoleSsmPolicy, env::CartPoleTasks>{
-        name, "CartPole with varied physics (200-step episodes), diagonal SSM policy, second-order MAML, TRPO",
+        name, "CartPole with varied physics (200-step episodes), diagonal SSM policy, MAML, TRPO outer step",
         configs::cartpole_ssm, options, 200});
   } else if (name == "cartpole-reinforce") {
     f(PlainConfig<CartPoleMlpPolicy, env::CartPole>{

@@ -12,6 +12,7 @@
 #include "arguments.hpp"
 #include "configs.hpp"
 #include "console.hpp"
+#include "run_directory.hpp"
 
 namespace ssmrl::cli {
 
@@ -32,14 +33,6 @@ inline void plot_training(const io::CsvTable& log, const fs::path& path, const s
                         {"after one step", x, log.column("post_adaptation_return")}}});
 }
 
-inline std::string metadata_value(const std::map<std::string, std::string>& metadata, const std::string& key,
-                                  const fs::path& path) {
-  const auto it = metadata.find(key);
-  SSMRL_REQUIRE(it != metadata.end(), "ssmrl: '", path.string(), "' has no '", key,
-                "' metadata; it was not written by `ssmrl train`");
-  return it->second;
-}
-
 template <class Config>
 meta::MetaTrainerOptions trainer_options(const Config& config, const std::map<std::string, std::string>& metadata,
                                          const fs::path& path) {
@@ -58,39 +51,21 @@ int train(const Config& config, const Arguments& args) {
   const fs::path latest = dir / "latest.safetensors";
   const fs::path csv = dir / "train.csv";
   const fs::path svg = dir / "train.svg";
-  auto policy = config.make_policy(seed);
-  std::map<std::string, std::string> metadata{{"ssmrl.config", config.name},
-                                              {"ssmrl.seed", std::to_string(seed)},
-                                              {"ssmrl.tasks_per_batch", std::to_string(args.integer("tasks-per-batch", config.options.meta_batch, 1))},
-                                              {"ssmrl.first_order", args.flag("first-order") ? "true" : "false"}};
-  long start = 0;
+  auto run = open_run(dir, args,
+                      {{"ssmrl.config", config.name},
+                       {"ssmrl.seed", std::to_string(seed)},
+                       {"ssmrl.tasks_per_batch", std::to_string(args.integer("tasks-per-batch", config.options.meta_batch, 1))},
+                       {"ssmrl.first_order", args.flag("first-order") ? "true" : "false"}},
+                      {{"ssmrl.seed", "seed"}, {"ssmrl.tasks_per_batch", "tasks-per-batch"}, {"ssmrl.first_order", "first-order"}},
+                      training_columns());
+  const auto& metadata = run.metadata;
+  const long start = run.start;
+  auto& log = run.log;
+  auto policy = config.make_policy(std::stoull(metadata.at("ssmrl.seed")));
   double best = -std::numeric_limits<double>::infinity();
-  io::CsvTable log(training_columns());
   if (resume) {
-    SSMRL_REQUIRE(fs::exists(latest), "ssmrl train: --resume, but '", latest.string(), "' does not exist");
-    const auto saved = io::read_safetensors(latest).metadata;
-    SSMRL_REQUIRE(metadata_value(saved, "ssmrl.config", latest) == config.name, "ssmrl train: '", latest.string(),
-                  "' is a run of config '", saved.at("ssmrl.config"), "', not '", config.name, "'");
-    for (const char* key : {"ssmrl.seed", "ssmrl.tasks_per_batch", "ssmrl.first_order"}) {
-      const std::string option = std::string(key).substr(6);
-      SSMRL_REQUIRE(!args.has(option == "tasks_per_batch" ? "tasks-per-batch" : option == "first_order" ? "first-order" : option) ||
-                        saved.at(key) == metadata.at(key),
-                    "ssmrl train: --resume continues the run in '", dir.string(), "', whose ", option, " is ",
-                    saved.at(key), ", not ", metadata.at(key));
-      metadata[key] = saved.at(key);
-    }
-    policy = config.make_policy(std::stoull(metadata.at("ssmrl.seed")));
     io::load_checkpoint(latest, policy);
-    start = std::stol(metadata_value(saved, "ssmrl.iteration", latest));
-    best = std::stod(metadata_value(saved, "ssmrl.best_post_adaptation_return", latest));
-    log = io::CsvTable::read(csv, training_columns());
-    SSMRL_REQUIRE(log.rows().size() >= static_cast<std::size_t>(start), "ssmrl train: '", csv.string(), "' has ",
-                  log.rows().size(), " rows, the checkpoint is at iteration ", start);
-    log.truncate(static_cast<std::size_t>(start));
-  } else {
-    SSMRL_REQUIRE(!fs::exists(latest), "ssmrl train: '", dir.string(),
-                  "' already holds a run; pass --resume to continue it or --ckpt-dir for a new one");
-    fs::create_directories(dir);
+    best = std::stod(metadata_value(run.saved, "ssmrl.best_post_adaptation_return", latest));
   }
   const long total = args.integer("outer-steps", config.outer_steps, 1);
   const long save_every = args.integer("save-every", 50, 1);

@@ -33,28 +33,16 @@ int train(const PlainConfig<Policy, Env>& config, const Arguments& args) {
   const fs::path dir = args.run_directory(config.name);
   const fs::path latest = dir / "latest.safetensors";
   const fs::path csv = dir / "train.csv";
-  auto policy = config.make_policy(seed);
-  std::map<std::string, std::string> metadata{{"ssmrl.config", config.name}, {"ssmrl.seed", std::to_string(seed)}};
-  long start = 0;
+  auto run = open_run(dir, args, {{"ssmrl.config", config.name}, {"ssmrl.seed", std::to_string(seed)}},
+                      {{"ssmrl.seed", "seed"}}, plain_columns());
+  const auto& metadata = run.metadata;
+  const long start = run.start;
+  auto& log = run.log;
+  auto policy = config.make_policy(std::stoull(metadata.at("ssmrl.seed")));
   double best = -std::numeric_limits<double>::infinity();
-  io::CsvTable log(plain_columns());
   if (resume) {
-    SSMRL_REQUIRE(fs::exists(latest), "ssmrl train: --resume, but '", latest.string(), "' does not exist");
-    const auto saved = io::read_safetensors(latest).metadata;
-    SSMRL_REQUIRE(metadata_value(saved, "ssmrl.config", latest) == config.name, "ssmrl train: '", latest.string(),
-                  "' is a run of config '", saved.at("ssmrl.config"), "', not '", config.name, "'");
-    SSMRL_REQUIRE(!args.has("seed") || saved.at("ssmrl.seed") == metadata.at("ssmrl.seed"), "ssmrl train: --resume continues the run in '",
-                  dir.string(), "', whose seed is ", saved.at("ssmrl.seed"));
-    metadata["ssmrl.seed"] = saved.at("ssmrl.seed");
     io::load_checkpoint(latest, policy);
-    start = std::stol(metadata_value(saved, "ssmrl.iteration", latest));
-    best = std::stod(metadata_value(saved, "ssmrl.best_return", latest));
-    log = io::CsvTable::read(csv, plain_columns());
-    log.truncate(static_cast<std::size_t>(start));
-  } else {
-    SSMRL_REQUIRE(!fs::exists(latest), "ssmrl train: '", dir.string(),
-                  "' already holds a run; pass --resume to continue it or --ckpt-dir for a new one");
-    fs::create_directories(dir);
+    best = std::stod(metadata_value(run.saved, "ssmrl.best_return", latest));
   }
   const long total = args.integer("outer-steps", config.outer_steps, 1);
   const long save_every = args.integer("save-every", 50, 1);
