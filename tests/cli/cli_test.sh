@@ -1,8 +1,9 @@
 #!/bin/bash
-# End-to-end checks of the ssmrl command line. Usage: cli_test.sh SSMRL_BINARY WORK_DIR
+# End-to-end checks of the ssmrl command line. Usage: cli_test.sh SSMRL_BINARY WORK_DIR PRETRAINED_DIR
 set -u
 ssmrl=$1
 work=$2
+pretrained=$3
 rm -rf "$work" && mkdir -p "$work" && cd "$work" || exit 1
 failures=0
 fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
@@ -51,6 +52,14 @@ expect 0 '"strategies":\{"entropy"' "$ssmrl" adapt --checkpoint cartpole-ppo/lat
 expect 1 "unknown strategy 'tent'; known: entropy, hybrid, none, policy_gradient" \
   "$ssmrl" adapt --checkpoint cartpole-ppo/latest.safetensors --strategy tent
 expect 1 "is meta-trained and adapts with its inner step" "$ssmrl" adapt --checkpoint straight/latest.safetensors --strategy entropy
+
+# Every shipped checkpoint loads into its configuration's policy and evaluates.
+count=0
+for file in "$pretrained"/*.safetensors; do
+  expect 0 "mean return" "$ssmrl" eval --checkpoint "$file" --episodes 2
+  count=$((count + 1))
+done
+[ "$count" -ge 8 ] || fail "only $count pretrained checkpoints in $pretrained"
 
 [ "$failures" -eq 0 ] && echo "all command-line checks passed"
 exit "$failures"
