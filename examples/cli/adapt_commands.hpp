@@ -24,16 +24,37 @@ struct StrategyResult {
   long rolled_back = 0;
 };
 
+//! What a deployment needs of a configuration.
+template <class Env>
+struct Deployment {
+  std::string config;
+  Env shifted;
+  std::string shift;
+  policy::ActMode mode;
+};
+
+template <class Policy, class Env>
+Deployment<Env> deployment_of(const PlainConfig<Policy, Env>& config) {
+  return {config.name, config.shifted, config.shift, config.eval_mode};
+}
+template <class Policy, class Tasks>
+Deployment<typename Tasks::env_type> deployment_of(const MetaConfig<Policy, Tasks>& config) {
+  SSMRL_REQUIRE(config.shifted.has_value(), "ssmrl adapt: config '", config.name,
+                "' names no shifted dynamics for --strategy (cartpole-varied and the plain configs do)");
+  return {config.name, *config.shifted, config.shift, policy::ActMode::sample};
+}
+
 //! Runs: `runs` environments with the shifted dynamics, `episodes` consecutive whole episodes each;
 //! after each episode, one adapter call on that episode's steps. The hybrid strategy replays
 //! experience of the nominal dynamics, collected before deployment.
 template <class Policy, class Env>
-StrategyResult deploy(const PlainConfig<Policy, Env>& config, const Policy& trained, const std::string& strategy,
+StrategyResult deploy(const Deployment<Env>& config, const Policy& trained, const std::string& strategy,
                       long runs, long episodes, const adapt::AdapterOptions& options, std::uint64_t seed) {
   Policy pi = trained;
   adapt::StrategyRegistry<Policy> registry;
   adapt::Adapter adapter(pi, registry.make(strategy), options);
   const int horizon = config.shifted.max_episode_steps();
+  const policy::ActMode mode = config.mode;
   std::mt19937_64 rng(seed);
   adapt::ExperienceBuffer<typename Policy::scalar_type> buffer(
       Env::observation_size, Env::action_size, static_cast<ad::Index>(trained.state().rows()),
@@ -51,13 +72,13 @@ StrategyResult deploy(const PlainConfig<Policy, Env>& config, const Policy& trai
     batch.reset();
     pi.set_num_envs(runs);
     pi.reset_all();
-    const auto t = rl::collect(pi, batch, horizon, config.eval_mode, rng);
+    const auto t = rl::collect(pi, batch, horizon, mode, rng);
     const auto returns = rl::first_episode_returns(t);
     for (long r = 0; r < runs; ++r) result.returns[static_cast<std::size_t>(r)].push_back(returns[static_cast<std::size_t>(r)]);
     if (e + 1 == episodes) break;
     // Greedy evaluation episodes carry no exploration; the adapter learns from sampled ones.
     auto data = t;
-    if (config.eval_mode != policy::ActMode::sample) {
+    if (mode != policy::ActMode::sample) {
       batch.reset();
       pi.reset_all();
       data = rl::collect(pi, batch, horizon, policy::ActMode::sample, rng);
@@ -73,10 +94,12 @@ StrategyResult deploy(const PlainConfig<Policy, Env>& config, const Policy& trai
   return result;
 }
 
-template <class Policy, class Env>
-int adapt_strategies(const PlainConfig<Policy, Env>& config, const fs::path& path,
-                     const std::map<std::string, std::string>& metadata, const Arguments& args) {
-  Policy trained = config.make_policy(0);
+template <class Config>
+int adapt_strategies(const Config& c, const fs::path& path, const std::map<std::string, std::string>& metadata,
+                     const Arguments& args) {
+  using Policy = typename Config::Policy;
+  const auto config = deployment_of(c);
+  Policy trained = c.make_policy(0);
   io::load_checkpoint(path, trained);
   const long runs = args.integer("episodes", 10, 1);
   const long episodes = args.integer("adapt-steps", 4, 0) + 1;
@@ -91,7 +114,7 @@ int adapt_strategies(const PlainConfig<Policy, Env>& config, const fs::path& pat
   if (args.flag("json")) {
     nlohmann::ordered_json j;
     j["checkpoint"] = path.string();
-    j["config"] = config.name;
+    j["config"] = config.config;
     j["iteration"] = std::stol(metadata_value(metadata, "ssmrl.iteration", path));
     j["shift"] = config.shift;
     j["runs"] = runs;
@@ -111,7 +134,7 @@ int adapt_strategies(const PlainConfig<Policy, Env>& config, const fs::path& pat
   }
   std::printf("checkpoint %s (config %s), deployed with the %s; %ld runs of %ld episodes, adapting after each\n"
               "(Adam lr %g, %d steps per call, guards %s); mean return (std over runs) of each episode:\n",
-              path.string().c_str(), config.name.c_str(), config.shift.c_str(), runs, episodes, options.lr,
+              path.string().c_str(), config.config.c_str(), config.shift.c_str(), runs, episodes, options.lr,
               options.steps_per_call,
               args.flag("no-guards") ? "off" : "on");
   std::printf("%-16s", "strategy");

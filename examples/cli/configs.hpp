@@ -3,6 +3,7 @@
 // rebuild the same policy.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -25,6 +26,9 @@ struct MetaConfig {
   PolicyT (*make_policy)(std::uint64_t seed);
   meta::MetaTrainerOptions options;
   long outer_steps;
+  //! Dynamics outside the task distribution for `ssmrl adapt --strategy`, where one is named.
+  std::optional<typename TasksT::env_type> shifted{};
+  std::string shift{};
 };
 
 //! Plain policy-gradient training on one environment, until the evaluation reaches `solved`.
@@ -111,7 +115,8 @@ bool visit_config(const std::string& name, F&& f) {
     options.horizon = 200;
     f(MetaConfig<CartPoleSsmPolicy, env::CartPoleTasks>{
         name, "CartPole with varied physics (200-step episodes), diagonal SSM policy, MAML, TRPO outer step",
-        configs::cartpole_ssm, options, 200});
+        configs::cartpole_ssm, options, 200, env::CartPole({.length = 1.0}),
+        "pole twice as long as the nominal one (beyond the training range of 0.25 to 0.75 m)"});
   } else if (name == "cartpole-reinforce") {
     f(PlainConfig<CartPoleMlpPolicy, env::CartPole>{
         name, "CartPole-v1, MLP policy (2x64 tanh), REINFORCE with normalised returns (gamma 0.99, gradient clipping 1.0)",

@@ -57,15 +57,7 @@ int evaluate_command(const Arguments& args, long default_steps) {
   const std::string config = metadata_value(metadata, "ssmrl.config", path);
   if (args.has("strategy")) {
     int status = 0;
-    with_config(config, [&](const auto& c) {
-      using C = std::decay_t<decltype(c)>;
-      if constexpr (requires { typename C::Env; }) {
-        status = adapt_strategies(c, path, metadata, args);
-      } else {
-        SSMRL_THROW(InvalidArgument, detail::message("ssmrl adapt: --strategy is for checkpoints of plain configs; '",
-                                                     config, "' is meta-trained and adapts with its inner step"));
-      }
-    });
+    with_config(config, [&](const auto& c) { status = adapt_strategies(c, path, metadata, args); });
     return status;
   }
   const long episodes = args.integer("episodes", 0, 1);  // 0: the configuration's default

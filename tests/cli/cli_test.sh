@@ -51,7 +51,7 @@ expect 0 "^policy_gradient" "$ssmrl" adapt --checkpoint cartpole-ppo/latest.safe
 expect 0 '"strategies":\{"entropy"' "$ssmrl" adapt --checkpoint cartpole-ppo/latest.safetensors --strategy entropy --episodes 2 --json
 expect 1 "unknown strategy 'tent'; known: entropy, hybrid, none, policy_gradient" \
   "$ssmrl" adapt --checkpoint cartpole-ppo/latest.safetensors --strategy tent
-expect 1 "is meta-trained and adapts with its inner step" "$ssmrl" adapt --checkpoint straight/latest.safetensors --strategy entropy
+expect 1 "names no shifted dynamics for --strategy" "$ssmrl" adapt --checkpoint straight/latest.safetensors --strategy entropy
 
 # Every shipped checkpoint loads into its configuration's policy and evaluates.
 count=0
