@@ -234,9 +234,8 @@ private:
     tape_.clear();
     const auto vars = nn::on_tape(tape_, policy_.params());
     const nn::SequenceOptions<Scalar> sequence{.initial_state = tape_.constant(t.initial_state), .keep = t.keep.data()};
-    const auto obs = tape_.constant(t.observations);
-    const auto dist = policy_.distribution(vars, obs, t.envs, sequence);
-    const auto features = policy_.evaluate(vars, obs, t.envs, t.actions, sequence).features;
+    const auto features = policy_.evaluate(vars, tape_.constant(t.observations), t.envs, t.actions, sequence).features;
+    const auto dist = policy_.head().distribution(vars.head, features);  // from the same forward pass
     return (monitor != nullptr ? *monitor : monitor_).measure(dist.value(), PolicyT::head_type::categorical, features.value());
   }
 
