@@ -4,7 +4,6 @@
 // (a uniform sample of everything added), sampled uniformly, seeded.
 #pragma once
 
-#include <cstring>
 #include <filesystem>
 #include <map>
 #include <random>
@@ -105,18 +104,7 @@ public:
     SSMRL_REQUIRE(count > 0 && size_ > 0, "adapt::ExperienceBuffer::sample: count ", count,
                   " must be positive and the buffer not empty (size ", size_, ")");
     const ad::Index length = options_.segment_length;
-    rl::TrajectoryBatch<Scalar> out;
-    out.envs = count;
-    out.steps = length;
-    const auto cols = count * length;
-    out.observations.resize(obs_size_, cols);
-    out.actions.resize(act_size_, cols);
-    out.rewards.resize(1, cols);
-    out.terminated.resize(1, cols);
-    out.truncated.resize(1, cols);
-    out.log_probs.resize(1, cols);
-    out.keep.resize(1, cols);
-    out.bootstrap.setZero(1, cols);
+    auto out = rl::sized_trajectory_batch<Scalar>(obs_size_, act_size_, count, length);
     out.initial_state.setZero(state_size_, count);
     std::uniform_int_distribution<std::size_t> pick(0, size_ - 1);
     for (ad::Index j = 0; j < count; ++j) {

@@ -2,9 +2,7 @@
 // reader), for training curves that a resumed run extends.
 #pragma once
 
-#include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <limits>
 #include <sstream>
 #include <string>

@@ -194,7 +194,6 @@ private:
       return kl_of(tape, data[i], nn::from_list(vars, shifted));
     };
     auto params = policy_.params();
-    tape_.clear();
     const optim::TrpoOptions trpo_options{.max_kl = options_.max_kl};
     const std::span<ad::Tape<Scalar>> tapes(workspaces_);
     stats.trpo = options_.fisher == TrpoFisher::through_adaptation

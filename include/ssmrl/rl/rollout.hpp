@@ -29,6 +29,26 @@ struct TrajectoryBatch {
   [[nodiscard]] ad::Index columns() const { return envs * steps; }
 };
 
+//! A batch of `envs` x `steps` columns with its matrices sized (contents unset), no bootstrap
+//! values and no episode starts; `values` and `initial_state` are left to the caller.
+template <class Scalar>
+TrajectoryBatch<Scalar> sized_trajectory_batch(ad::Index observation_size, ad::Index action_size, ad::Index envs,
+                                               ad::Index steps) {
+  TrajectoryBatch<Scalar> t;
+  t.envs = envs;
+  t.steps = steps;
+  const ad::Index cols = envs * steps;
+  t.observations.resize(observation_size, cols);
+  t.actions.resize(action_size, cols);
+  t.rewards.resize(1, cols);
+  t.terminated.resize(1, cols);
+  t.truncated.resize(1, cols);
+  t.log_probs.resize(1, cols);
+  t.bootstrap.setZero(1, cols);
+  t.keep.setOnes(1, cols);
+  return t;
+}
+
 //! Runs `policy` (whose state continues from earlier calls) for `steps` steps of `batch`.
 template <class PolicyT, class Env, class Rng>
 TrajectoryBatch<typename PolicyT::scalar_type> collect(PolicyT& policy, env::EnvBatch<Env>& batch, ad::Index steps,
@@ -43,18 +63,8 @@ TrajectoryBatch<typename PolicyT::scalar_type> collect(PolicyT& policy, env::Env
                 Env::action_size);
   if (policy.num_envs() != n) policy.set_num_envs(n);
   constexpr bool with_values = PolicyT::has_value_head;
-  TrajectoryBatch<Scalar> t;
-  t.envs = n;
-  t.steps = steps;
+  auto t = sized_trajectory_batch<Scalar>(Env::observation_size, Env::action_size, n, steps);
   const ad::Index cols = n * steps;
-  t.observations.resize(Env::observation_size, cols);
-  t.actions.resize(Env::action_size, cols);
-  t.rewards.resize(1, cols);
-  t.terminated.resize(1, cols);
-  t.truncated.resize(1, cols);
-  t.log_probs.resize(1, cols);
-  t.bootstrap.setZero(1, cols);
-  t.keep.setOnes(1, cols);
   t.initial_state = policy.state();
   if constexpr (with_values) t.values.resize(1, cols);
   Eigen::MatrixXf env_actions(Env::action_size, n);
