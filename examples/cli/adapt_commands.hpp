@@ -11,7 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <ssmrl/ssmrl.hpp>
 
-#include "arguments.hpp"
+#include "commands.hpp"
 #include "configs.hpp"
 #include "console.hpp"
 #include "meta_commands.hpp"
@@ -96,31 +96,29 @@ StrategyResult deploy(const Deployment<Env>& config, const Policy& trained, cons
 
 template <class Config>
 int adapt_strategies(const Config& c, const fs::path& path, const std::map<std::string, std::string>& metadata,
-                     const Arguments& args) {
+                     const EvalOptions& args) {
   using Policy = typename Config::Policy;
   const auto config = deployment_of(c);
   Policy trained = c.make_policy(0);
   io::load_checkpoint(path, trained);
-  const long runs = args.integer("episodes", 10, 1);
-  const long episodes = args.integer("adapt-steps", 4, 0) + 1;
-  adapt::AdapterOptions options{.lr = std::stod(args.text("lr", "0.001")),
-                                .steps_per_call = static_cast<int>(args.integer("steps-per-call", 1, 1))};
-  if (args.flag("no-guards")) options.guards = {.max_grad_norm = 0, .max_step = 0, .trust_radius = 0};
-  SSMRL_REQUIRE(options.lr > 0, "ssmrl adapt: --lr ", options.lr, " must be positive");
+  const long runs = args.episodes > 0 ? args.episodes : 10;
+  const long episodes = (args.given.count("adapt-steps") == 1 ? args.adapt_steps : 4) + 1;
+  adapt::AdapterOptions options{.lr = args.lr, .steps_per_call = args.steps_per_call};
+  if (args.no_guards) options.guards = {.max_grad_norm = 0, .max_step = 0, .trust_radius = 0};
   std::vector<std::string> strategies{"none", "entropy", "policy_gradient", "hybrid"};
-  if (args.text("strategy") != "all") strategies = {args.text("strategy")};
+  if (args.strategy != "all") strategies = {args.strategy};
   std::vector<StrategyResult> results;
   for (const auto& s : strategies) results.push_back(deploy(config, trained, s, runs, episodes, options, 2024));
-  if (args.flag("json")) {
+  if (args.json) {
     nlohmann::ordered_json j;
     j["checkpoint"] = path.string();
     j["config"] = config.config;
-    j["iteration"] = std::stol(metadata_value(metadata, "ssmrl.iteration", path));
+    j["iteration"] = metadata_integer(metadata, "ssmrl.iteration", path);
     j["shift"] = config.shift;
     j["runs"] = runs;
     j["lr"] = options.lr;
     j["steps_per_call"] = options.steps_per_call;
-    j["guards"] = !args.flag("no-guards");
+    j["guards"] = !args.no_guards;
     for (const auto& r : results) {
       auto per_episode = nlohmann::ordered_json::array();
       for (std::size_t e = 0; e < r.returns.front().size(); ++e) {
@@ -136,7 +134,7 @@ int adapt_strategies(const Config& c, const fs::path& path, const std::map<std::
               "(Adam lr %g, %d steps per call, guards %s); mean return (std over runs) of each episode:\n",
               path.string().c_str(), config.config.c_str(), config.shift.c_str(), runs, episodes, options.lr,
               options.steps_per_call,
-              args.flag("no-guards") ? "off" : "on");
+              args.no_guards ? "off" : "on");
   std::printf("%-16s", "strategy");
   for (long e = 0; e < episodes; ++e) std::printf("   episode %-6ld", e + 1);
   std::printf(" rolled back\n");

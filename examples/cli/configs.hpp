@@ -155,4 +155,10 @@ inline std::vector<std::string> config_names() {
           "cartpole-reinforce", "cartpole-a2c", "cartpole-ppo", "pendulum-ppo"};
 }
 
+inline std::string known_configs() {
+  std::string s;
+  for (const auto& n : config_names()) s += (s.empty() ? "" : ", ") + n;
+  return s;
+}
+
 }  // namespace ssmrl::cli

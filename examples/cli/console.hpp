@@ -39,6 +39,10 @@ public:
     }
     std::fflush(stderr);
   }
+  //! Ends the bar's line when a run stops before its last iteration.
+  void finish_line() {
+    if (!quiet_ && terminal_) std::fprintf(stderr, "\n");
+  }
   [[nodiscard]] double elapsed() const {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   }

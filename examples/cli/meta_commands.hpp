@@ -1,6 +1,7 @@
 // `ssmrl train`, `eval` and `adapt` for meta-training configurations.
 #pragma once
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <limits>
@@ -9,7 +10,7 @@
 
 #include <ssmrl/ssmrl.hpp>
 
-#include "arguments.hpp"
+#include "commands.hpp"
 #include "configs.hpp"
 #include "console.hpp"
 #include "run_directory.hpp"
@@ -24,73 +25,102 @@ inline const std::vector<std::string>& training_columns() {
   return columns;
 }
 
+//! The training curves, the best iteration marked.
 inline void plot_training(const io::CsvTable& log, const fs::path& path, const std::string& title) {
   const auto x = log.column("iteration");
-  io::write_svg(path, {title,
-                       "meta-iteration",
-                       "mean return per trajectory",
-                       {{"before adaptation", x, log.column("pre_adaptation_return")},
-                        {"after one step", x, log.column("post_adaptation_return")}}});
+  const auto after = log.column("post_adaptation_return");
+  io::LinePlot plot{title,
+                    "meta-iteration",
+                    "mean return per trajectory",
+                    {{"before adaptation", x, log.column("pre_adaptation_return")}, {"after one step", x, after}}};
+  std::size_t best = after.size();
+  for (std::size_t i = 0; i < after.size(); ++i) {
+    if (std::isfinite(after[i]) && (best == after.size() || after[i] > after[best])) best = i;
+  }
+  if (best < after.size()) {
+    plot.markers.push_back({x[best], after[best], "best checkpoint (iteration " + io::detail::number(x[best]) + ")"});
+  }
+  io::write_svg(path, plot);
 }
 
 template <class Config>
 meta::MetaTrainerOptions trainer_options(const Config& config, const std::map<std::string, std::string>& metadata,
                                          const fs::path& path) {
   auto options = config.options;
-  options.seed = std::stoull(metadata_value(metadata, "ssmrl.seed", path));
-  options.meta_batch = std::stoi(metadata_value(metadata, "ssmrl.tasks_per_batch", path));
+  options.seed = metadata_integer<std::uint64_t>(metadata, "ssmrl.seed", path);
+  options.meta_batch = metadata_integer<int>(metadata, "ssmrl.tasks_per_batch", path);
+  SSMRL_REQUIRE(options.meta_batch > 0, "ssmrl: '", path.string(), "': ssmrl.tasks_per_batch ", options.meta_batch,
+                " must be positive");
   options.first_order = metadata_value(metadata, "ssmrl.first_order", path) == "true";
   return options;
 }
 
 template <class Config>
-int train(const Config& config, const Arguments& args) {
-  const bool resume = args.flag("resume");
-  const auto seed = static_cast<std::uint64_t>(args.integer("seed", 1));
-  const fs::path dir = args.run_directory(config.name);
+int train(const Config& config, const TrainOptions& args) {
+  const auto tasks_per_batch = args.tasks_per_batch > 0 ? args.tasks_per_batch : config.options.meta_batch;
+  RunDirectory run_dir(args,
+                       {{"ssmrl.config", config.name},
+                        {"ssmrl.seed", std::to_string(args.seed)},
+                        {"ssmrl.tasks_per_batch", std::to_string(tasks_per_batch)},
+                        {"ssmrl.first_order", args.first_order ? "true" : "false"},
+                        {"ssmrl.save_every", std::to_string(args.save_every)},
+                        {"ssmrl.threads", std::to_string(args.threads)}},
+                       {{"ssmrl.seed", "seed", true},
+                        {"ssmrl.tasks_per_batch", "tasks-per-batch", true},
+                        {"ssmrl.first_order", "first-order", true},
+                        {"ssmrl.save_every", "save-every", false},
+                        {"ssmrl.threads", "threads", true}},
+                       training_columns());
+  const fs::path dir = run_dir.path();
   const fs::path latest = dir / "latest.safetensors";
   const fs::path csv = dir / "train.csv";
   const fs::path svg = dir / "train.svg";
-  auto run = open_run(dir, args,
-                      {{"ssmrl.config", config.name},
-                       {"ssmrl.seed", std::to_string(seed)},
-                       {"ssmrl.tasks_per_batch", std::to_string(args.integer("tasks-per-batch", config.options.meta_batch, 1))},
-                       {"ssmrl.first_order", args.flag("first-order") ? "true" : "false"}},
-                      {{"ssmrl.seed", "seed"}, {"ssmrl.tasks_per_batch", "tasks-per-batch"}, {"ssmrl.first_order", "first-order"}},
-                      training_columns());
+  auto& run = run_dir.start();
   const auto& metadata = run.metadata;
   const long start = run.start;
   auto& log = run.log;
-  auto policy = config.make_policy(std::stoull(metadata.at("ssmrl.seed")));
-  double best = -std::numeric_limits<double>::infinity();
-  if (resume) {
-    io::load_checkpoint(latest, policy);
-    best = std::stod(metadata_value(run.saved, "ssmrl.best_post_adaptation_return", latest));
+  const long total = args.outer_steps > 0 ? args.outer_steps : config.outer_steps;
+  if (args.resume && total <= start) {
+    std::printf("the run in %s is already at meta-iteration %ld; --outer-steps %ld asks for no more: nothing to do\n",
+                dir.string().c_str(), start, total);
+    return 0;
   }
-  const long total = args.integer("outer-steps", config.outer_steps, 1);
-  const long save_every = args.integer("save-every", 50, 1);
   auto options = trainer_options(config, metadata, latest);
-  options.threads = static_cast<unsigned>(args.integer("threads", 2, 1));
+  auto policy = config.make_policy(options.seed);
+  double best = -std::numeric_limits<double>::infinity();
+  if (args.resume) {
+    io::load_checkpoint(latest, policy);
+    best = metadata_number(run.saved, "ssmrl.best_post_adaptation_return", latest);
+  }
+  const long save_every = metadata_integer(metadata, "ssmrl.save_every", latest);
+  options.threads = metadata_integer<unsigned>(metadata, "ssmrl.threads", latest);
   meta::MetaTrainer trainer(std::move(policy), typename Config::Tasks{}, options);
   trainer.set_iterations_done(start);
   auto save = [&](const fs::path& path, long iteration, double post_return) {
     auto m = metadata;
     m["ssmrl.iteration"] = std::to_string(iteration);
-    m["ssmrl.post_adaptation_return"] = std::to_string(post_return);
-    m["ssmrl.best_post_adaptation_return"] = std::to_string(best);
+    m["ssmrl.post_adaptation_return"] = io::detail::number(post_return, "%.17g");
+    m["ssmrl.best_post_adaptation_return"] = io::detail::number(best, "%.17g");
     io::save_checkpoint(path, trainer.policy(), m);
   };
-  if (!resume) save(dir / "step_0.safetensors", 0, std::nan(""));
-  std::printf("%s: %s\nseed %s, %s-order, %d tasks per batch, meta-iterations %ld to %ld, %u threads, checkpoints in %s\n",
-              config.name.c_str(), config.summary.c_str(), metadata.at("ssmrl.seed").c_str(),
+  if (!args.resume) {
+    save(dir / "step_0.safetensors", 0, std::nan(""));
+    save(latest, 0, std::nan(""));
+    log.write(csv);
+    run_dir.commit();
+  }
+  std::printf("%s: %s\nseed %llu, %s-order, %d tasks per batch, meta-iterations %ld to %ld, %u threads, checkpoints in %s\n",
+              config.name.c_str(), config.summary.c_str(), static_cast<unsigned long long>(options.seed),
               options.first_order ? "first" : "second", options.meta_batch, start, total, options.threads,
               dir.string().c_str());
   std::fflush(stdout);
-  Progress progress(start, total, args.flag("quiet"));
-  for (long it = start; it < total; ++it) {
+  StopOnSignals stop;
+  Progress progress(start, total, args.quiet);
+  long it = start;
+  for (; it < total && !stop.requested(); ++it) {
     const double before = progress.elapsed();
     const auto s = trainer.iteration();
-    log.add_row({static_cast<double>(s.iteration), s.pre_adaptation_return, s.post_adaptation_return,
+    log.add_row({static_cast<double>(s.iteration + 1), s.pre_adaptation_return, s.post_adaptation_return,
                  s.trpo.accepted ? 1.0 : 0.0, s.trpo.kl, progress.elapsed() - before});
     log.write(csv);  // before the checkpoint: a resume may find extra rows, never missing ones
     if (s.post_adaptation_return > best) {
@@ -105,7 +135,14 @@ int train(const Config& config, const Arguments& args) {
                   s.post_adaptation_return, best);
     progress.update(it + 1, status);
   }
-  if (start < total) std::printf("meta-training: %ld iterations in %.1f s\n", total - start, progress.elapsed());
+  if (stop.requested()) {
+    plot_training(log, svg, config.name);
+    progress.finish_line();
+    std::printf("stopped by %s after meta-iteration %ld of %ld; the latest checkpoint is %s\ncontinue with: %s\n",
+                stop.signal_name(), it, total, latest.string().c_str(), resume_command(args, total).c_str());
+    return stop.exit_status();
+  }
+  std::printf("meta-training: %ld iterations in %.1f s\n", total - start, progress.elapsed());
   std::printf("log %s\nplot %s\n", csv.string().c_str(), svg.string().c_str());
   return 0;
 }
@@ -120,7 +157,7 @@ Evaluation evaluate(const Config& config, const fs::path& path, const std::map<s
   io::load_checkpoint(path, policy);
   options.trajectories = online ? 1 : static_cast<int>(episodes);
   meta::MetaTrainer trainer(std::move(policy), typename Config::Tasks{}, options);
-  Evaluation e{path.string(), config.name, std::stol(metadata_value(metadata, "ssmrl.iteration", path)),
+  Evaluation e{path.string(), config.name, metadata_integer(metadata, "ssmrl.iteration", path),
                trainer.tasks().held_out().size(), episodes, online, {}};
   for (const auto& task : trainer.tasks().held_out()) {
     for (long run = 0; run < (online ? episodes : 1); ++run) e.returns.push_back(trainer.adaptation_curve(task, static_cast<int>(steps)));

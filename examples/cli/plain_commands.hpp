@@ -2,6 +2,7 @@
 // environment until a 100-episode evaluation reaches the configuration's threshold.
 #pragma once
 
+#include <charconv>
 #include <cstdio>
 #include <filesystem>
 #include <limits>
@@ -11,7 +12,7 @@
 
 #include <ssmrl/ssmrl.hpp>
 
-#include "arguments.hpp"
+#include "commands.hpp"
 #include "configs.hpp"
 #include "console.hpp"
 #include "meta_commands.hpp"
@@ -24,49 +25,120 @@ inline const std::vector<std::string>& plain_columns() {
   return columns;
 }
 
+namespace detail {
+inline std::string numbers_text(const std::vector<double>& values) {
+  std::string s;
+  for (const double v : values) s += (s.empty() ? "" : " ") + io::detail::number(v, "%.17g");
+  return s;
+}
+inline std::vector<double> numbers_of(const std::string& text, const std::string& key, const fs::path& path) {
+  std::vector<double> out;
+  std::size_t at = 0;
+  while (at < text.size()) {
+    auto end = text.find(' ', at);
+    if (end == std::string::npos) end = text.size();
+    double v = 0;
+    const auto [stop, error] = std::from_chars(text.data() + at, text.data() + end, v);
+    SSMRL_REQUIRE(error == std::errc{} && stop == text.data() + end && end > at, "ssmrl: '", path.string(),
+                  "': metadata '", key, "' holds '", text.substr(at, end - at), "', not a number");
+    out.push_back(v);
+    at = end + 1;
+  }
+  return out;
+}
+}  // namespace detail
+
+//! Seeds of the evaluations that decide when training stops, and of the one reported after it.
+inline std::uint64_t stopping_evaluation_seed(long update) { return 1000003 + static_cast<std::uint64_t>(update); }
+inline std::uint64_t independent_evaluation_seed(long update) { return 7000001 + static_cast<std::uint64_t>(update); }
+
 template <class Policy, class Env>
-int train(const PlainConfig<Policy, Env>& config, const Arguments& args) {
-  SSMRL_REQUIRE(!args.has("tasks-per-batch") && !args.has("first-order"), "ssmrl train: config '", config.name,
-                "' trains on one environment; --tasks-per-batch and --first-order are for meta-training configs");
-  const bool resume = args.flag("resume");
-  const auto seed = static_cast<std::uint64_t>(args.integer("seed", 1));
-  const fs::path dir = args.run_directory(config.name);
+int train(const PlainConfig<Policy, Env>& config, const TrainOptions& args) {
+  SSMRL_REQUIRE(args.given.count("tasks-per-batch") == 0 && !args.first_order && args.given.count("threads") == 0,
+                "ssmrl train: config '", config.name,
+                "' trains on one environment; --tasks-per-batch, --first-order and --threads are for meta-training configs");
+  RunDirectory run_dir(args,
+                       {{"ssmrl.config", config.name},
+                        {"ssmrl.seed", std::to_string(args.seed)},
+                        {"ssmrl.save_every", std::to_string(args.save_every)}},
+                       {{"ssmrl.seed", "seed", true}, {"ssmrl.save_every", "save-every", false}}, plain_columns());
+  const fs::path dir = run_dir.path();
   const fs::path latest = dir / "latest.safetensors";
   const fs::path csv = dir / "train.csv";
-  auto run = open_run(dir, args, {{"ssmrl.config", config.name}, {"ssmrl.seed", std::to_string(seed)}},
-                      {{"ssmrl.seed", "seed"}}, plain_columns());
+  const fs::path svg = dir / "train.svg";
+  auto& run = run_dir.start();
   const auto& metadata = run.metadata;
   const long start = run.start;
   auto& log = run.log;
-  auto policy = config.make_policy(std::stoull(metadata.at("ssmrl.seed")));
-  double best = -std::numeric_limits<double>::infinity();
-  if (resume) {
-    io::load_checkpoint(latest, policy);
-    best = std::stod(metadata_value(run.saved, "ssmrl.best_return", latest));
+  const long total = args.outer_steps > 0 ? args.outer_steps : config.outer_steps;
+  if (args.resume) {
+    if (metadata_value(run.saved, "ssmrl.solved", latest) == "true") {
+      std::printf("the run in %s was solved after %ld updates (evaluation %s, independent evaluation %s): nothing to do\n",
+                  dir.string().c_str(), start, metadata_value(run.saved, "ssmrl.stop_evaluation", latest).c_str(),
+                  metadata_value(run.saved, "ssmrl.independent_evaluation", latest).c_str());
+      return 0;
+    }
+    if (total <= start) {
+      std::printf("the run in %s is already at update %ld; --outer-steps %ld asks for no more: nothing to do\n",
+                  dir.string().c_str(), start, total);
+      return 0;
+    }
   }
-  const long total = args.integer("outer-steps", config.outer_steps, 1);
-  const long save_every = args.integer("save-every", 50, 1);
+  const auto seed = metadata_integer<std::uint64_t>(metadata, "ssmrl.seed", latest);
+  auto policy = config.make_policy(seed);
+  double best = -std::numeric_limits<double>::infinity();
+  typename rl::Trainer<Policy, Env>::Progress counts;
+  if (args.resume) {
+    io::load_checkpoint(latest, policy);
+    best = metadata_number(run.saved, "ssmrl.best_return", latest);
+    counts.updates = start;
+    counts.env_steps = metadata_integer(run.saved, "ssmrl.env_steps", latest);
+    counts.episodes = metadata_integer(run.saved, "ssmrl.episodes", latest);
+    counts.recent_returns = detail::numbers_of(metadata_value(run.saved, "ssmrl.recent_returns", latest),
+                                               "ssmrl.recent_returns", latest);
+  }
+  const long save_every = metadata_integer(metadata, "ssmrl.save_every", latest);
   auto options = config.options;
-  options.seed = std::stoull(metadata.at("ssmrl.seed")) + static_cast<std::uint64_t>(start) * 7919;
+  options.seed = seed + static_cast<std::uint64_t>(start) * 7919;
   options.total_updates = total;
   rl::Trainer<Policy, Env> trainer(std::move(policy), options);
-  trainer.set_updates_done(start);
+  trainer.restore_progress(counts);
+  double evaluated = std::numeric_limits<double>::quiet_NaN();
+  double independent = std::numeric_limits<double>::quiet_NaN();
+  bool solved = false;
   auto save = [&](const fs::path& path, long update) {
     auto m = metadata;
+    const auto p = trainer.progress();
     m["ssmrl.iteration"] = std::to_string(update);
-    m["ssmrl.best_return"] = std::to_string(best);
+    m["ssmrl.best_return"] = io::detail::number(best, "%.17g");
+    m["ssmrl.env_steps"] = std::to_string(p.env_steps);
+    m["ssmrl.episodes"] = std::to_string(p.episodes);
+    m["ssmrl.recent_returns"] = detail::numbers_text(p.recent_returns);
+    m["ssmrl.solved"] = solved ? "true" : "false";
+    m["ssmrl.stop_evaluation"] = io::detail::number(evaluated, "%.17g");
+    m["ssmrl.independent_evaluation"] = io::detail::number(independent, "%.17g");
     io::save_checkpoint(path, trainer.policy(), m);
   };
-  if (!resume) save(dir / "step_0.safetensors", 0);
-  std::printf("%s: %s\nseed %s, updates %ld to at most %ld (%d environments x %d steps each), checkpoints in %s\n",
-              config.name.c_str(), config.summary.c_str(), metadata.at("ssmrl.seed").c_str(), start, total,
+  auto plot = [&] {
+    io::LinePlot p{config.name, "environment steps", "mean return of the last 100 episodes",
+                   {{"training", log.column("env_steps"), log.column("mean_return_last_100")}}};
+    io::write_svg(svg, p);
+  };
+  if (!args.resume) {
+    save(dir / "step_0.safetensors", 0);
+    save(latest, 0);
+    log.write(csv);
+    run_dir.commit();
+  }
+  std::printf("%s: %s\nseed %llu, updates %ld to at most %ld (%d environments x %d steps each), checkpoints in %s\n",
+              config.name.c_str(), config.summary.c_str(), static_cast<unsigned long long>(seed), start, total,
               options.envs, options.steps, dir.string().c_str());
-  if (resume) std::printf("(resumed: Adam's moments and the environments start afresh)\n");
+  if (args.resume) std::printf("(resumed: Adam's moments and the environments start afresh)\n");
   std::fflush(stdout);
-  Progress progress(start, total, args.flag("quiet"));
-  double evaluated = std::numeric_limits<double>::quiet_NaN();
+  StopOnSignals stop;
+  Progress progress(start, total, args.quiet);
   long it = start;
-  for (; it < total; ++it) {
+  for (; it < total && !stop.requested(); ++it) {
     const double before = progress.elapsed();
     const auto s = trainer.update();
     log.add_row({static_cast<double>(it + 1), static_cast<double>(s.env_steps), s.mean_return, s.loss, s.grad_norm,
@@ -85,26 +157,40 @@ int train(const PlainConfig<Policy, Env>& config, const Arguments& args) {
     progress.update(it + 1, status);
     // Every 25 updates, the threshold is checked on fresh episodes of the current policy.
     if ((it + 1) % 25 == 0) {
-      const auto returns = trainer.evaluate(config.eval_episodes, config.eval_mode, 1000003 + static_cast<std::uint64_t>(it));
+      const auto returns = trainer.evaluate(config.eval_episodes, config.eval_mode, stopping_evaluation_seed(it));
       evaluated = std::accumulate(returns.begin(), returns.end(), 0.0) / static_cast<double>(returns.size());
       if (evaluated >= config.solved) {
+        solved = true;
         ++it;
         break;
       }
     }
   }
+  const bool stopped = stop.requested() && !solved;
+  // The evaluation that stopped training is biased upward (the run stops on a lucky one): the figure
+  // to report comes from episodes on seeds that took no part in that decision.
+  if (!stopped) {
+    const auto returns = trainer.evaluate(config.eval_episodes, config.eval_mode, independent_evaluation_seed(it));
+    independent = std::accumulate(returns.begin(), returns.end(), 0.0) / static_cast<double>(returns.size());
+  }
   log.write(csv);
   save(latest, it);
-  save(dir / ("step_" + std::to_string(it) + ".safetensors"), it);
-  io::write_svg(dir / "train.svg", {config.name, "environment steps", "mean return of the last 100 episodes",
-                                    {{"training", log.column("env_steps"), log.column("mean_return_last_100")}}});
-  const bool solved = evaluated >= config.solved;
-  std::printf("%s after %ld updates, %.0f environment steps, %.1f s of training; last evaluation (%d episodes, %s "
-              "actions): mean return %.2f, threshold %.0f\n",
-              solved ? "solved" : "not solved", it, log.rows().empty() ? 0.0 : log.rows().back()[1], progress.elapsed(),
-              config.eval_episodes, config.eval_mode == policy::ActMode::sample ? "sampled" : "mean", evaluated,
-              config.solved);
-  std::printf("log %s\nplot %s\n", csv.string().c_str(), (dir / "train.svg").string().c_str());
+  if (!stopped) save(dir / ("step_" + std::to_string(it) + ".safetensors"), it);
+  plot();
+  progress.finish_line();
+  if (stopped) {
+    std::printf("stopped by %s after update %ld of at most %ld; the latest checkpoint is %s\ncontinue with: %s\n",
+                stop.signal_name(), it, total, latest.string().c_str(), resume_command(args, total).c_str());
+    return stop.exit_status();
+  }
+  const char* mode = config.eval_mode == policy::ActMode::sample ? "sampled" : "mean";
+  std::printf("%s after %ld updates, %.0f environment steps, %.1f s of training\n", solved ? "solved" : "not solved", it,
+              log.rows().empty() ? 0.0 : log.rows().back()[1], progress.elapsed());
+  std::printf("evaluation that %s (%d episodes, %s actions): mean return %.2f, threshold %.0f\n",
+              solved ? "stopped training" : "came last", config.eval_episodes, mode, evaluated, config.solved);
+  std::printf("independent evaluation (%d episodes on other seeds, %s actions): mean return %.2f\n",
+              config.eval_episodes, mode, independent);
+  std::printf("log %s\nplot %s\n", csv.string().c_str(), svg.string().c_str());
   return 0;
 }
 
@@ -118,7 +204,7 @@ Evaluation evaluate(const PlainConfig<Policy, Env>& config, const fs::path& path
   io::load_checkpoint(path, policy);
   rl::Trainer<Policy, Env> trainer(std::move(policy), config.options);
   if (episodes <= 0) episodes = config.eval_episodes;
-  Evaluation e{path.string(), config.name, std::stol(metadata_value(metadata, "ssmrl.iteration", path)), 0, episodes,
+  Evaluation e{path.string(), config.name, metadata_integer(metadata, "ssmrl.iteration", path), 0, episodes,
                false, {}};
   for (const double r : trainer.evaluate(static_cast<int>(episodes), config.eval_mode, 12345)) e.returns.push_back({r});
   return e;

@@ -1,9 +1,11 @@
-// Files: safetensors checkpoints with metadata, .npz export, CSV tables and SVG line plots.
+// Files: safetensors checkpoints with metadata, .npz export, CSV tables, SVG line plots, durable
+// atomic writes and directory locks.
 #pragma once
 
 #include "ssmrl/io/checkpoint.hpp"
 #include "ssmrl/io/csv.hpp"
 #include "ssmrl/io/file.hpp"
+#include "ssmrl/io/lock.hpp"
 #include "ssmrl/io/npz.hpp"
 #include "ssmrl/io/safetensors.hpp"
 #include "ssmrl/io/svg_plot.hpp"

@@ -4,6 +4,7 @@
 #include "ssmrl/version.hpp"
 #include "ssmrl/core/backend.hpp"
 #include "ssmrl/core/error.hpp"
+#include "ssmrl/core/workers.hpp"
 #include "ssmrl/autodiff.hpp"
 #include "ssmrl/nn.hpp"
 #include "ssmrl/optim/adam.hpp"

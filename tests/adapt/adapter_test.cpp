@@ -5,6 +5,7 @@
 #include <ssmrl/ssmrl.hpp>
 
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <limits>
 
@@ -290,6 +291,51 @@ TEST_CASE("a checkpoint with an experience buffer round-trips; a bad one changes
             .find("has tensor experience.") != std::string::npos);
   io::load_checkpoint(dir / "with_buffer.safetensors", fourth, {.other_prefixes = {"experience"}});
   CHECK(values(fourth) == values(pi));
+}
+
+TEST_CASE("an experience buffer read from a hostile file is refused and left as it was") {
+  auto pi = make_policy(31);
+  adapt::ExperienceBuffer<float> buffer(4, 1, 16, {.capacity = 6, .segment_length = 5});
+  buffer.add(cartpole_batch(pi, 32, 3, 20));
+  io::SafetensorsFile file;
+  buffer.write_into(file);
+  auto refused = [&](const io::SafetensorsFile& f, const std::string& fragment) {
+    adapt::ExperienceBuffer<float> target(4, 1, 16, {.capacity = 6, .segment_length = 5});
+    const auto message = test::message_of<InvalidArgument>([&] { target.read_from(f, "hostile"); });
+    INFO(message);
+    CHECK(message.find(fragment) != std::string::npos);
+    CHECK(target.size() == 0);
+    CHECK(target.segments_seen() == 0);
+  };
+  // Bytes that disagree with the shape (a heap overflow before): in memory nothing else checks them.
+  auto oversized = file;
+  oversized.tensors[0].bytes.append(4096, '\0');
+  refused(oversized, "holds " + std::to_string(oversized.tensors[0].bytes.size()) + " bytes of F32");
+  auto words = file;
+  words.metadata["ssmrl.buffer.size"] = "three";
+  refused(words, "metadata ssmrl.buffer.size is 'three', not a count");
+  auto inconsistent = file;
+  inconsistent.metadata["ssmrl.buffer.seen"] = "0";
+  refused(inconsistent, "do not fit a buffer of capacity 6");
+  auto nan = file;
+  for (auto& t : nan.tensors) {
+    if (t.name == "experience.rewards") {
+      const float bad = std::numeric_limits<float>::quiet_NaN();
+      std::memcpy(t.bytes.data(), &bad, sizeof bad);
+    }
+  }
+  refused(nan, "experience.rewards holds NaN or infinite values");
+  auto flags = file;
+  for (auto& t : flags.tensors) {
+    if (t.name == "experience.keep") {
+      const float two = 2;
+      std::memcpy(t.bytes.data(), &two, sizeof two);
+    }
+  }
+  refused(flags, "flags must be 0 or 1");
+  adapt::ExperienceBuffer<float> fine(4, 1, 16, {.capacity = 6, .segment_length = 5});
+  fine.read_from(file, "good");
+  CHECK(fine.size() == buffer.size());
 }
 
 TEST_CASE("online adaptation: chunks joined in time equal one rollout; adapting every k steps on a window") {

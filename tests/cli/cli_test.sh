@@ -32,19 +32,96 @@ expect 0 "^after 2 steps" "$ssmrl" adapt --checkpoint straight/latest.safetensor
 expect 0 '^\{"checkpoint":.*"returns":\[\{"adaptation_steps":0,"mean_return":' \
   "$ssmrl" eval --checkpoint straight/latest.safetensors --episodes 2 --json
 
-# Bad input: a clear message and nothing changed.
+# Bad input: a clear message and nothing changed. Parse errors exit 2, refused work 1.
 expect 1 "unknown config 'nope'; known: navigation2d" "$ssmrl" train --config nope
 expect 1 "already holds a run; pass --resume" "$ssmrl" train "${small[@]}" --ckpt-dir straight
 cmp -s straight/latest.safetensors resumed/latest.safetensors || fail "a refused train changed the run"
-expect 1 "whose seed is 1, not 7" "$ssmrl" train --config navigation2d --ckpt-dir straight --resume --seed 7
-expect 1 "unknown option '--bogus'" "$ssmrl" eval --checkpoint straight/latest.safetensors --bogus
-expect 1 "cannot open 'missing.safetensors'" "$ssmrl" eval --checkpoint missing.safetensors
-expect 2 "^usage" "$ssmrl"
+expect 1 "whose --seed is 1, not 7" "$ssmrl" train --config navigation2d --ckpt-dir straight --resume --seed 7
+expect 1 "whose --threads is 2, not 3 \(its results depend on it\)" "$ssmrl" train --config navigation2d --ckpt-dir straight --resume --threads 3
+expect 0 "already at meta-iteration 3; --outer-steps 2 asks for no more: nothing to do" \
+  "$ssmrl" train --config navigation2d --ckpt-dir straight --resume --outer-steps 2
+cmp -s straight/latest.safetensors resumed/latest.safetensors || fail "a resume with nothing to do changed the run"
+expect 2 "^ssmrl eval: The following argument was not expected: --bogus" "$ssmrl" eval --checkpoint straight/latest.safetensors --bogus
+expect 2 "^ssmrl eval: --checkpoint: File does not exist: missing.safetensors" "$ssmrl" eval --checkpoint missing.safetensors
+expect 2 "^ssmrl eval: --checkpoint: File is actually a directory: straight" "$ssmrl" eval --checkpoint straight
+expect 2 "^ssmrl adapt: --lr: Failed parsing abc as a FLOAT" "$ssmrl" adapt --checkpoint straight/latest.safetensors --lr abc
+expect 2 "^ssmrl adapt: --lr: value -1 is not in \(0, 10\]" "$ssmrl" adapt --checkpoint straight/latest.safetensors --lr -1
+expect 2 "^ssmrl eval: --episodes: Value 3000000000 not in range 1 to 100000" \
+  "$ssmrl" eval --checkpoint straight/latest.safetensors --episodes 3000000000
+expect 2 "^ssmrl train: --seed: value -1 is not a whole number" "$ssmrl" train --config navigation2d --seed -1
+expect 2 "^ssmrl train: --seed: At Most 1 required but received 2" "$ssmrl" train --config navigation2d --seed 1 --seed 2
+expect 2 "^ssmrl train: --quiet: At Most 1 required but received 2" "$ssmrl" train --config navigation2d --quiet --quiet
+expect 2 "^ssmrl train: --config is required" "$ssmrl" train
+expect 2 "A subcommand is required" "$ssmrl"
+expect 2 "^ssmrl: A subcommand is required" "$ssmrl" bogus
+touch not-a-directory
+expect 1 "^ssmrl train: --ckpt-dir 'not-a-directory/run': cannot create the run directory: Not a directory" \
+  "$ssmrl" train --config cartpole-ppo --ckpt-dir not-a-directory/run
+expect 1 "trains on one environment; --tasks-per-batch" "$ssmrl" train --config cartpole-ppo --ckpt-dir refused/run --tasks-per-batch 3
+[ -e refused ] && fail "a refused train left a directory behind"
+# A checkpoint holding a NaN weight is refused at load.
+python3 - straight/latest.safetensors nan.safetensors <<'PY'
+import json, struct, sys
+data = bytearray(open(sys.argv[1], "rb").read())
+(length,) = struct.unpack("<Q", data[:8])
+header = json.loads(data[8:8 + length])
+begin = min(e["data_offsets"][0] for k, e in header.items() if k != "__metadata__")
+data[8 + length + begin:8 + length + begin + 4] = struct.pack("<f", float("nan"))
+open(sys.argv[2], "wb").write(data)
+PY
+expect 1 "nan.safetensors': tensor .* holds NaN or infinite values" "$ssmrl" eval --checkpoint nan.safetensors
 
-# Plain training reaches Gymnasium's thresholds.
+# Help and version: each subcommand's options with their defaults, exit 0.
+expect 0 "--outer-steps" "$ssmrl" train --help
+expect 0 "--save-every INT:INT in \[1 - 1000000\]=50" "$ssmrl" train -h
+expect 0 "--lr FLOAT:.*=0.001" "$ssmrl" adapt --help
+expect 0 "^ssmrl [0-9]+\.[0-9]+\.[0-9]+$" "$ssmrl" --version
+expect 0 "cartpole-ppo .*\(400 updates at most\)" "$ssmrl" configs
+expect 0 "navigation2d .*\(500 meta-iterations\)" "$ssmrl" configs
+
+# Logs count iterations from 1; the plot marks the best checkpoint and has round ticks.
+[ "$(sed -n 2p straight/train.csv | cut -d, -f1)" = 1 ] || fail "the log's first iteration is not 1"
+grep -q "best checkpoint (iteration" straight/train.svg || fail "the plot does not mark the best checkpoint"
+
+# One owner per run directory; SIGINT ends a run cleanly, with the command that resumes it.
+"$ssmrl" train --config navigation2d --tasks-per-batch 2 --outer-steps 2000 --ckpt-dir interrupted --no-eval --quiet \
+  > interrupted.out 2>&1 &
+first=$!
+for _ in $(seq 100); do [ -f interrupted/latest.safetensors ] && break; sleep 0.1; done
+expect 1 "'interrupted' is in use by another process \(pid $first\)" \
+  "$ssmrl" train --config navigation2d --ckpt-dir interrupted --resume --outer-steps 2000 --quiet
+sleep 1
+kill -INT "$first"
+wait "$first"
+status=$?
+[ "$status" -eq 130 ] || fail "an interrupted run exited with $status, expected 130: $(cat interrupted.out)"
+grep -q "^stopped by SIGINT after meta-iteration [0-9]* of 2000" interrupted.out || fail "no stop message: $(cat interrupted.out)"
+grep -q "^continue with: ssmrl train --config navigation2d --ckpt-dir interrupted --resume --outer-steps 2000" interrupted.out ||
+  fail "no resume command: $(cat interrupted.out)"
+done_iterations=$(sed -n 's/^stopped by SIGINT after meta-iteration \([0-9]*\).*/\1/p' interrupted.out)
+[ "$(($(wc -l < interrupted/train.csv) - 1))" = "$done_iterations" ] || fail "the log does not end at the stop"
+# A temporary file of an interrupted write is removed at the next start, and the run goes on.
+echo torn > interrupted/latest.safetensors.tmp-12345
+expect 0 "removed 1 temporary file" "$ssmrl" train --config navigation2d --ckpt-dir interrupted --resume \
+  --outer-steps $((done_iterations + 1)) --no-eval --quiet
+[ -e interrupted/latest.safetensors.tmp-12345 ] && fail "the temporary file was left"
+ls interrupted | grep -q "tmp-" && fail "temporary files left: $(ls interrupted)"
+
+# Resuming a plain configuration continues its counts, log and plot.
+expect 0 "^not solved after 20 updates" "$ssmrl" train --config cartpole-reinforce --ckpt-dir plain --outer-steps 20 --quiet
+expect 0 "^not solved after 40 updates" "$ssmrl" train --config cartpole-reinforce --ckpt-dir plain --outer-steps 40 --resume --quiet
+awk -F, 'NR > 1 { if ($1 != NR - 1) bad = 1; if (NR > 2 && $2 <= steps) bad = 1; steps = $2; if ($3 == "nan" && NR > 3) bad = 1 }
+         END { exit bad || NR != 41 }' plain/train.csv || fail "the resumed plain log does not continue: $(cut -d, -f1-3 plain/train.csv)"
+
+# Plain training reaches Gymnasium's thresholds, and reports an evaluation on seeds that did not
+# decide the stop; a solved run is not trained further.
 for config in cartpole-reinforce cartpole-a2c cartpole-ppo pendulum-ppo; do
-  expect 0 "^solved after" "$ssmrl" train --config "$config" --ckpt-dir "$config" --quiet
+  out=$("$ssmrl" train --config "$config" --ckpt-dir "$config" --quiet 2>&1) || fail "$config exited with $?: $out"
+  grep -q "^solved after" <<<"$out" || fail "$config was not solved: $out"
+  grep -Eq "^independent evaluation \(100 episodes on other seeds, (sampled|mean) actions\): mean return" <<<"$out" ||
+    fail "$config: no independent evaluation: $out"
 done
+expect 0 "was solved after .* nothing to do" "$ssmrl" train --config cartpole-ppo --ckpt-dir cartpole-ppo --resume --quiet
 
 # Test-time adaptation of a plain checkpoint on shifted dynamics: a table, one row per strategy.
 expect 0 "^policy_gradient" "$ssmrl" adapt --checkpoint cartpole-ppo/latest.safetensors --strategy all --episodes 2 --adapt-steps 1

@@ -3,6 +3,8 @@
 #include <doctest/doctest.h>
 #include <ssmrl/env.hpp>
 
+#include <span>
+#include <stdexcept>
 #include <string>
 
 #include "support/errors.hpp"
@@ -20,6 +22,25 @@ static_assert(!env::Environment<int>);
 static_assert(env::TaskDistribution<env::Navigation2DTasks>);
 static_assert(env::TaskDistribution<env::CartPoleTasks>);
 static_assert(env::TaskDistribution<env::PendulumTasks>);
+
+namespace {
+
+// CartPole that throws from step() when told to, as a user's environment might.
+struct FaultyCartPole : env::CartPole {
+  bool fail = false;
+  env::StepResult step(std::span<const float> action) {
+    if (fail) throw std::runtime_error("FaultyCartPole: step failed");
+    return env::CartPole::step(action);
+  }
+};
+
+}  // namespace
+
+namespace ssmrl::env {
+template <>
+inline constexpr bool enable_environment<FaultyCartPole> = true;
+}  // namespace ssmrl::env
+static_assert(env::Environment<FaultyCartPole>);
 
 TEST_CASE("bad actions and stepping an ended episode are refused and change nothing") {
   std::mt19937_64 rng(1);
@@ -161,4 +182,39 @@ TEST_CASE("derived seeds differ per environment and repeat per seed") {
   CHECK(env::derive_seed(1, 0) != env::derive_seed(1, 1));
   CHECK(env::derive_seed(1, 0) != env::derive_seed(2, 0));
   CHECK(env::derive_seed(7, 3) == env::derive_seed(7, 3));
+}
+
+TEST_CASE("EnvBatch: an exception on any thread reaches the caller, and the batch stays usable and destructible") {
+  for (const unsigned threads : {1U, 2U, 3U}) {
+    for (const std::size_t failing : {std::size_t(0), std::size_t(5)}) {  // the caller's share, the last worker's
+      CAPTURE(threads);
+      CAPTURE(failing);
+      env::EnvBatch<FaultyCartPole> batch(6, FaultyCartPole(), 3, threads);
+      const Eigen::MatrixXf actions = Eigen::MatrixXf::Zero(1, 6);
+      batch.step(actions);
+      batch.env(failing).fail = true;
+      CHECK(message_of<std::runtime_error>([&] { batch.step(actions); }) == "FaultyCartPole: step failed");
+      // Every thread came back: the batch steps again once the environment is mended.
+      batch.env(failing).fail = false;
+      batch.reset();
+      batch.step(actions);
+      CHECK(batch.env(failing).elapsed_steps() == 1);
+      // Two failures at once: the first environment's exception wins, whichever thread ran it.
+      batch.env(1).fail = true;
+      batch.env(4).fail = true;
+      CHECK_THROWS_AS(batch.step(actions), std::runtime_error);
+    }  // destroyed here: a deadlock or std::terminate would end the test
+  }
+}
+
+TEST_CASE("task families refuse held-out sets that leave no room for training, and sampling is bounded") {
+  const auto message = message_of<InvalidArgument>(
+      [] { env::Navigation2DTasks tasks({.held_out_count = 400, .exclusion_radius = 0.2}); });
+  CHECK(message.find("env task distribution: 400 held-out tasks with exclusion radius 0.2 leave about 0% of the task "
+                     "range for training (0 of 10000 probes)") == 0);
+  CHECK_THROWS_AS(env::CartPoleTasks({.held_out_count = 5000, .exclusion_radius = 0.24}), InvalidArgument);
+  // A crowded but feasible set still samples, and never near a held-out task.
+  const env::Navigation2DTasks crowded({.held_out_count = 40, .exclusion_radius = 0.15});
+  std::mt19937_64 rng(1);
+  for (int i = 0; i < 200; ++i) CHECK_FALSE(crowded.is_held_out(crowded.sample(rng)));
 }

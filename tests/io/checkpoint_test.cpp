@@ -5,7 +5,10 @@
 #include <nlohmann/json.hpp>
 #include <ssmrl/ssmrl.hpp>
 
+#include <algorithm>
 #include <cstdlib>
+#include <cstring>
+#include <limits>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -113,6 +116,113 @@ TEST_CASE("bad checkpoints are rejected with a clear error and change nothing") 
   expect_rejected(dir / "float.safetensors", policy, "is F32, the model is F64");
 }
 
+namespace {
+
+// A safetensors file from a JSON header and a data section, as a hostile writer would make it.
+std::string raw_safetensors(const std::string& header, const std::string& data) {
+  std::string out(8, '\0');
+  const std::uint64_t length = header.size();
+  std::memcpy(out.data(), &length, 8);
+  return out + header + data;
+}
+
+std::string decode_error(const std::string& bytes) {
+  return test::message_of<InvalidArgument>([&] { (void)io::decode_safetensors(bytes, "hostile"); });
+}
+
+}  // namespace
+
+TEST_CASE("a tensor in memory whose bytes disagree with its shape is refused at load, changing nothing") {
+  using FloatPolicy = policy::RecurrentPolicy<nn::MlpCell<float>, policy::CategoricalHead<float>>;
+  FloatPolicy policy(nn::MlpCell<float>({.input = 2, .hidden = {2}}), policy::CategoricalHead<float>(2, 2), {}, {}, 1);
+  auto file = io::checkpoint_file(policy);
+  const auto before = nn::flatten<float>(policy.params());
+  // The first 2x2 weight, carrying 4096 bytes instead of 16.
+  auto it = std::find_if(file.tensors.begin(), file.tensors.end(), [](const io::Tensor& t) { return t.shape.size() == 2; });
+  REQUIRE(it != file.tensors.end());
+  REQUIRE(it->shape == std::vector<std::int64_t>{2, 2});
+  const auto name = it->name;
+  it->bytes.assign(4096, '\x7f');
+  const auto message = test::message_of<InvalidArgument>([&] { (void)io::load_checkpoint(file, "memory", policy); });
+  CHECK(message == "io::load_checkpoint: 'memory': tensor " + name + " has shape [2, 2] but carries 4096 bytes, not "
+                   "the 16 that shape needs");
+  CHECK(nn::flatten<float>(policy.params()) == before);
+  it->bytes.assign(3, '\0');
+  CHECK(test::message_of<InvalidArgument>([&] { (void)io::load_checkpoint(file, "memory", policy); })
+            .find("carries 3 bytes, not the 16") != std::string::npos);
+  // to_matrix itself refuses too.
+  CHECK(test::message_of<InvalidArgument>([&] { (void)io::to_matrix<float>(*it, 2, 2); })
+            .find("io::to_matrix: tensor '" + name + "' holds 3 bytes of F32; a 2 x 2 matrix of F32 needs 16") == 0);
+  // And the encoder will not write such a tensor.
+  CHECK(test::message_of<InvalidArgument>([&] { (void)io::encode_safetensors(file); }).find("has 3 bytes for 4 elements") !=
+        std::string::npos);
+}
+
+TEST_CASE("a checkpoint holding NaN or infinite weights is refused unless asked for") {
+  const auto dir = scratch_dir("nonfinite");
+  auto broken = make_policy(8);
+  auto params = broken.params();
+  bool first = true;
+  nn::for_each_parameter(params, [&](std::string_view, ad::Matrix<double>& m) {
+    if (first) m(0, 0) = std::numeric_limits<double>::infinity();
+    first = false;
+  });
+  broken.set_params(params);
+  io::save_checkpoint(dir / "inf.safetensors", broken);
+  auto policy = make_policy(9);
+  expect_rejected(dir / "inf.safetensors", policy, "holds NaN or infinite values");
+  io::load_checkpoint(dir / "inf.safetensors", policy, {.require_finite = false});
+  CHECK_FALSE(nn::flatten<double>(policy.params()).allFinite());
+}
+
+TEST_CASE("hostile safetensors headers: overflowing shapes, offsets outside the data, overlaps and gaps") {
+  // [2^62] F32 with empty offsets: 2^64 bytes, which wraps to 0 in 64-bit arithmetic.
+  CHECK(decode_error(raw_safetensors(R"({"a":{"dtype":"F32","shape":[4611686018427387904],"data_offsets":[0,0]}})", ""))
+            .find("more elements than the 0-byte data section holds") != std::string::npos);
+  // [2^32, 2^32]: the product overflows a signed 64-bit integer.
+  CHECK(decode_error(raw_safetensors(R"({"a":{"dtype":"F64","shape":[4294967296,4294967296],"data_offsets":[0,8]}})",
+                                     std::string(8, '\0')))
+            .find("more elements than the 8-byte data section holds") != std::string::npos);
+  CHECK(decode_error(raw_safetensors(R"({"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", std::string(4, '\0')))
+            .find("has dimension -1; dimensions are integers of at least 0") != std::string::npos);
+  CHECK(decode_error(raw_safetensors(R"({"a":{"dtype":"F32","shape":[1.5],"data_offsets":[0,4]}})", std::string(4, '\0')))
+            .find("has dimension 1.5") != std::string::npos);
+  CHECK(decode_error(raw_safetensors(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}})", std::string(4, '\0')))
+            .find("has 4 bytes for shape [2] of F32 (2 elements)") != std::string::npos);
+  CHECK(decode_error(raw_safetensors(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", std::string(4, '\0')))
+            .find("spans bytes [4, 8) of a 4-byte data section") != std::string::npos);
+  CHECK(decode_error(raw_safetensors(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[8,4]}})", std::string(8, '\0')))
+            .find("spans bytes [8, 4)") != std::string::npos);
+  const auto two = std::string(8, '\0');
+  CHECK(decode_error(raw_safetensors(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+                                     R"("b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", two))
+            .find("starts at byte 4 of the data section, not at 8 where the one before it ends (overlapping)") !=
+        std::string::npos);
+  CHECK(decode_error(raw_safetensors(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", two))
+            .find("starts at byte 4 of the data section, not at 0 where the one before it ends (a gap)") !=
+        std::string::npos);
+  CHECK(decode_error(raw_safetensors(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", two))
+            .find("the tensors cover 4 bytes of a 8-byte data section") != std::string::npos);
+  std::string huge(8, '\0');
+  const std::uint64_t length = 200'000'000;
+  std::memcpy(huge.data(), &length, 8);
+  CHECK(decode_error(huge + "{}").find("more than the format's limit") != std::string::npos);
+  CHECK(decode_error(raw_safetensors(R"({"a":{"dtype":"I32","shape":[1],"data_offsets":[0,4]}})", std::string(4, '\0')))
+            .find("has dtype I32; F32 and F64 are supported") != std::string::npos);
+  CHECK(decode_error(raw_safetensors(R"({"__metadata__":{"k":1}})", "")).find("metadata 'k' is not a string") !=
+        std::string::npos);
+  CHECK(decode_error(raw_safetensors("[1,2]", "")).find("not a JSON object") != std::string::npos);
+  // Tensors in Tensor objects are checked as well: element_count() no longer overflows.
+  io::Tensor t{"x", io::DType::f64, {std::int64_t(1) << 32, std::int64_t(1) << 32}, {}};
+  CHECK(test::message_of<InvalidArgument>([&] { (void)t.element_count(); }).find("more than 2^62 elements") !=
+        std::string::npos);
+  // A well-formed file with zero-sized tensors still decodes.
+  const auto ok = io::decode_safetensors(raw_safetensors(
+      R"({"e":{"dtype":"F64","shape":[0,3],"data_offsets":[0,0]},"f":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})",
+      std::string(4, '\0')));
+  CHECK(ok.tensors.size() == 2);
+}
+
 TEST_CASE("python reads the checkpoint and the npz export, and writes a checkpoint that loads") {
   const auto dir = scratch_dir("python");
   const auto policy = make_policy(6);
@@ -134,22 +244,6 @@ TEST_CASE("python reads the checkpoint and the npz export, and writes a checkpoi
   io::load_checkpoint(dir / "from_python.safetensors", loaded);
   const Eigen::VectorXd want = nn::flatten<double>(policy.params()).array() * 2.0 + 1.0;
   CHECK(nn::flatten<double>(loaded.params()) == want);
-}
-
-TEST_CASE("a CSV table round-trips exactly and rejects a file with other columns") {
-  const auto dir = scratch_dir("csv");
-  io::CsvTable table({"iteration", "return"});
-  table.add_row({0, -41.399999999999999});
-  table.add_row({1, 1.0 / 3.0});
-  table.write(dir / "log.csv");
-  const auto back = io::CsvTable::read(dir / "log.csv", {"iteration", "return"});
-  CHECK(back.rows() == table.rows());
-  const auto wrong = test::message_of<InvalidArgument>([&] { (void)io::CsvTable::read(dir / "log.csv", {"iteration", "loss"}); });
-  CHECK(wrong.find("has columns 'iteration,return', expected 'iteration,loss'") != std::string::npos);
-  CHECK(test::message_of<InvalidArgument>([&] { table.add_row({1}); }).find("1 values for 2 columns") != std::string::npos);
-  const auto header_only = io::CsvTable({"a"});
-  header_only.write(dir / "empty.csv");
-  CHECK(io::CsvTable::read(dir / "empty.csv", {"a"}).rows().empty());
 }
 
 TEST_CASE("an SVG plot holds one polyline per series, with escaped labels") {

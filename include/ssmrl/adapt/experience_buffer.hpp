@@ -4,6 +4,8 @@
 // (a uniform sample of everything added), sampled uniformly, seeded.
 #pragma once
 
+#include <charconv>
+#include <cstdint>
 #include <filesystem>
 #include <map>
 #include <random>
@@ -153,13 +155,22 @@ public:
     auto meta = [&](const std::string& key) {
       const auto it = file.metadata.find("ssmrl.buffer." + key);
       SSMRL_REQUIRE(it != file.metadata.end(), fn, ": '", origin, "' has no ssmrl.buffer.", key, " metadata");
-      return std::stoull(it->second);
+      std::uint64_t value = 0;
+      const auto& text = it->second;
+      const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+      SSMRL_REQUIRE(error == std::errc{} && end == text.data() + text.size() && value <= (std::uint64_t(1) << 62), fn,
+                    ": '", origin, "': metadata ssmrl.buffer.", key, " is '", text, "', not a count");
+      return value;
     };
     SSMRL_REQUIRE(meta("capacity") == options_.capacity && static_cast<ad::Index>(meta("segment_length")) == options_.segment_length,
                   fn, ": '", origin, "' holds a buffer of capacity ", meta("capacity"), " and segments of ",
                   meta("segment_length"), ", this one has ", options_.capacity, " and ", options_.segment_length);
     const auto size = static_cast<std::size_t>(meta("size"));
-    SSMRL_REQUIRE(size <= options_.capacity, fn, ": '", origin, "': size ", size, " exceeds the capacity");
+    const auto seen = static_cast<std::size_t>(meta("seen"));
+    const auto next = static_cast<std::size_t>(meta("next"));
+    SSMRL_REQUIRE(size <= options_.capacity && seen >= size && next < options_.capacity, fn, ": '", origin, "': size ",
+                  size, ", segments seen ", seen, " and next slot ", next, " do not fit a buffer of capacity ",
+                  options_.capacity, " (size <= capacity, seen >= size, next < capacity)");
     const auto n = static_cast<ad::Index>(size) * options_.segment_length;
     auto find = [&](const std::string& name, ad::Index rows, ad::Index cols) {
       for (const auto& t : file.tensors) {
@@ -169,7 +180,9 @@ public:
                           (vector || (t.shape.size() == 2 && t.shape[0] == rows && t.shape[1] == cols)),
                       fn, ": '", origin, "': tensor ", t.name, " has shape ", io::shape_text(t.shape), ", expected [",
                       rows, ", ", cols, "]");
-        return io::to_matrix<Scalar>(t, rows, cols);
+        auto m = io::to_matrix<Scalar>(t, rows, cols);
+        SSMRL_REQUIRE(m.allFinite(), fn, ": '", origin, "': tensor ", t.name, " holds NaN or infinite values");
+        return m;
       }
       SSMRL_THROW(::ssmrl::InvalidArgument, ::ssmrl::detail::message(fn, ": '", origin, "' has no tensor ", prefix, ".", name));
     };
@@ -182,6 +195,10 @@ public:
     auto lp = find("log_probs", 1, n);
     auto keep = find("keep", 1, n);
     auto states = find("states", state_size_, static_cast<ad::Index>(size));
+    for (const auto* flags : {&ter, &tru, &keep}) {
+      SSMRL_REQUIRE((flags->array() == Scalar(0) || flags->array() == Scalar(1)).all(), fn, ": '", origin,
+                    "': the terminated, truncated and keep flags must be 0 or 1");
+    }
     observations_.leftCols(n) = obs;
     actions_.leftCols(n) = act;
     rewards_.leftCols(n) = rew;
@@ -191,8 +208,8 @@ public:
     keep_.leftCols(n) = keep;
     states_.leftCols(static_cast<ad::Index>(size)) = states;
     size_ = size;
-    seen_ = meta("seen");
-    next_ = meta("next") % options_.capacity;
+    seen_ = seen;
+    next_ = next;
   }
 
 private:

@@ -9,15 +9,14 @@
 
 #include <Eigen/Core>
 
-#include <barrier>
 #include <cmath>
 #include <memory>
 #include <cstdint>
 #include <functional>
 #include <random>
-#include <thread>
 #include <vector>
 
+#include "ssmrl/core/workers.hpp"
 #include "ssmrl/env/environment.hpp"
 
 namespace ssmrl::env {
@@ -57,12 +56,12 @@ public:
     observations_.setZero();
     final_observations_.setZero();
     rewards_.setZero();
-    if (threads_ > 1) start_workers();
+    if (threads_ > 1) workers_ = std::make_unique<WorkerGroup>(threads_);
     reset();
   }
   EnvBatch(const EnvBatch&) = delete;
   EnvBatch& operator=(const EnvBatch&) = delete;
-  ~EnvBatch() { stop_workers(); }
+  ~EnvBatch() = default;
 
   [[nodiscard]] std::size_t size() const { return envs_.size(); }
   [[nodiscard]] Env& env(std::size_t i) { return envs_.at(i); }
@@ -86,7 +85,9 @@ public:
   }
 
   //! Steps every environment; actions are action_size x size() (discrete actions as indices). All
-  //! actions are checked first: a bad one throws and no environment moves.
+  //! actions are checked first: a bad one throws and no environment moves. An exception from an
+  //! environment's own step (on any thread) reaches the caller once every thread has finished its
+  //! share; the environments that did step have moved, so reset() before stepping again.
   void step(const Eigen::Ref<const ActionMatrix>& actions) {
     SSMRL_REQUIRE(actions.rows() == static_cast<Eigen::Index>(Env::action_size) &&
                       actions.cols() == static_cast<Eigen::Index>(size()),
@@ -94,10 +95,8 @@ public:
                   "x", size());
     for (std::size_t i = 0; i < size(); ++i) check_action(i, actions);
     actions_ = &actions;
-    if (threads_ > 1) {
-      start_barrier_->arrive_and_wait();
-      run_chunk(0);
-      done_barrier_->arrive_and_wait();
+    if (workers_) {
+      workers_->run([this](unsigned w) { run_chunk(w); });
     } else {
       run_range(0, size());
     }
@@ -155,27 +154,6 @@ private:
     run_range(n * worker / threads_, n * (worker + 1) / threads_);
   }
 
-  void start_workers() {
-    start_barrier_ = std::make_unique<std::barrier<>>(threads_);
-    done_barrier_ = std::make_unique<std::barrier<>>(threads_);
-    for (unsigned w = 1; w < threads_; ++w) {
-      workers_.emplace_back([this, w] {
-        for (;;) {
-          start_barrier_->arrive_and_wait();
-          if (stopping_) return;
-          run_chunk(w);
-          done_barrier_->arrive_and_wait();
-        }
-      });
-    }
-  }
-  void stop_workers() {
-    if (workers_.empty()) return;
-    stopping_ = true;
-    start_barrier_->arrive_and_wait();
-    for (auto& t : workers_) t.join();
-  }
-
   std::vector<Env> envs_;
   std::vector<std::mt19937_64> rngs_;
   ObservationMatrix observations_;
@@ -189,10 +167,7 @@ private:
   int action_count_ = 0;
   const Eigen::Ref<const ActionMatrix>* actions_ = nullptr;
   unsigned threads_ = 1;
-  std::vector<std::thread> workers_;
-  std::unique_ptr<std::barrier<>> start_barrier_;
-  std::unique_ptr<std::barrier<>> done_barrier_;
-  bool stopping_ = false;
+  std::unique_ptr<WorkerGroup> workers_;
 };
 
 }  // namespace ssmrl::env

@@ -43,14 +43,33 @@ public:
     SSMRL_REQUIRE(radius >= 0 && radius < 0.25, "env task exclusion radius ", radius, " must be in [0, 0.25)");
     std::mt19937_64 rng(held_out_seed);
     for (std::size_t k = 0; k < held_out_count; ++k) held_out_.push_back(uniform(rng));
+    // Feasibility: the fraction of the box outside every exclusion zone, estimated on a fixed sample.
+    std::mt19937_64 probe(0x5eed);
+    std::size_t accepted = 0;
+    for (std::size_t k = 0; k < feasibility_samples; ++k) accepted += near_held_out(uniform(probe)) ? 0 : 1;
+    SSMRL_REQUIRE(accepted >= min_feasible_accepted, "env task distribution: ", held_out_count,
+                  " held-out tasks with exclusion radius ", radius, " leave about ",
+                  100.0 * static_cast<double>(accepted) / static_cast<double>(feasibility_samples),
+                  "% of the task range for training (", accepted, " of ", feasibility_samples,
+                  " probes); fewer held-out tasks or a smaller exclusion radius are needed");
   }
+  //! A task of the box that is not near any held-out one; throws ssmrl::InvalidArgument after
+  //! max_sample_attempts draws (which the feasibility check makes all but impossible).
   template <class Rng>
   Point sample(Rng& rng) const {
-    for (;;) {
+    for (std::size_t attempt = 0; attempt < max_sample_attempts; ++attempt) {
       const Point p = uniform(rng);
       if (!near_held_out(p)) return p;
     }
+    SSMRL_THROW(::ssmrl::InvalidArgument,
+                ::ssmrl::detail::message("env task distribution: no task away from the ", held_out_.size(),
+                                         " held-out ones in ", max_sample_attempts, " draws (exclusion radius ",
+                                         radius_, ")"));
   }
+  static constexpr std::size_t feasibility_samples = 10000;
+  //! At least 0.1% of the probes must be away from the held-out tasks.
+  static constexpr std::size_t min_feasible_accepted = 10;
+  static constexpr std::size_t max_sample_attempts = 1000000;
   [[nodiscard]] bool near_held_out(const Point& p) const {
     return std::any_of(held_out_.begin(), held_out_.end(), [&](const Point& h) {
       for (std::size_t i = 0; i < N; ++i) {

@@ -5,6 +5,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -112,10 +114,18 @@ Tensor to_tensor(const std::string& name, const ad::Matrix<Scalar>& m) {
   return t;
 }
 
+//! The tensor's values as a rows x cols matrix. Throws ssmrl::InvalidArgument (nothing read) unless
+//! its dtype is Scalar's and it holds exactly rows x cols values: a Tensor built in memory can carry
+//! any bytes, whatever its shape says.
 template <class Scalar>
 ad::Matrix<Scalar> to_matrix(const Tensor& t, ad::Index rows, ad::Index cols) {
+  SSMRL_REQUIRE(rows >= 0 && cols >= 0 && t.dtype == dtype_of<Scalar>() &&
+                    t.bytes.size() == static_cast<std::size_t>(rows) * static_cast<std::size_t>(cols) * sizeof(Scalar),
+                "io::to_matrix: tensor '", t.name, "' holds ", t.bytes.size(), " bytes of ", dtype_name(t.dtype),
+                "; a ", rows, " x ", cols, " matrix of ", dtype_name(dtype_of<Scalar>()), " needs ",
+                static_cast<std::size_t>(std::max<ad::Index>(rows, 0)) * static_cast<std::size_t>(std::max<ad::Index>(cols, 0)) * sizeof(Scalar));
   Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> row_major(rows, cols);
-  std::memcpy(row_major.data(), t.bytes.data(), t.bytes.size());
+  if (!t.bytes.empty()) std::memcpy(row_major.data(), t.bytes.data(), t.bytes.size());
   return row_major;
 }
 
@@ -155,6 +165,8 @@ struct LoadOptions {
   bool check_model = true;
   //! Tensors named PREFIX.* for these prefixes belong to something else (an experience buffer, say).
   std::vector<std::string> other_prefixes{};
+  //! Refuse a parameter holding NaN or an infinity (a diverged run's checkpoint).
+  bool require_finite = true;
 };
 
 //! Loads parameters saved by save_checkpoint() (or any safetensors file with the same names) into
@@ -185,7 +197,12 @@ std::map<std::string, std::string> load_checkpoint(const SafetensorsFile& file, 
     const bool as_matrix = t.shape.size() == 2 && t.shape[0] == m.rows() && t.shape[1] == m.cols();
     SSMRL_REQUIRE(as_vector || as_matrix, fn, ": '", origin, "': tensor ", name, " has shape ", shape_text(t.shape),
                   ", the model's is [", m.rows(), ", ", m.cols(), "]");
+    SSMRL_REQUIRE(t.bytes.size() == static_cast<std::size_t>(m.size()) * sizeof(Scalar), fn, ": '", origin,
+                  "': tensor ", name, " has shape ", shape_text(t.shape), " but carries ", t.bytes.size(),
+                  " bytes, not the ", static_cast<std::size_t>(m.size()) * sizeof(Scalar), " that shape needs");
     m = to_matrix<Scalar>(t, m.rows(), m.cols());
+    SSMRL_REQUIRE(!options.require_finite || m.allFinite(), fn, ": '", origin, "': tensor ", name,
+                  " holds NaN or infinite values");
     used.insert(name);
   });
   for (const auto& t : file.tensors) {

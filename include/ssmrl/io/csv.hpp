@@ -1,14 +1,15 @@
-// A table of numbers with named columns, written to CSV atomically and read back (xtensor's CSV
-// reader), for training curves that a resumed run extends.
+// A table of numbers with named columns, written to CSV atomically and durably and read back
+// strictly, for training curves that a resumed run extends.
 #pragma once
 
+#include <charconv>
 #include <filesystem>
 #include <limits>
 #include <sstream>
 #include <string>
+#include <string_view>
+#include <system_error>
 #include <vector>
-
-#include <xtensor/xcsv.hpp>
 
 #include "ssmrl/core/error.hpp"
 #include "ssmrl/io/file.hpp"
@@ -67,24 +68,54 @@ public:
 
   //! Reads a file written by write(); its header must name exactly `columns`.
   static CsvTable read(const std::filesystem::path& path, std::vector<std::string> columns) {
+    return parse(read_file("io::CsvTable::read", path), path.string(), std::move(columns));
+  }
+
+  //! Parses the text of a table: a header naming exactly `columns`, then rows of exactly that many
+  //! numbers (as std::from_chars reads them, "nan" and "inf" included), each line ended by a newline.
+  //! Anything else throws ssmrl::InvalidArgument naming `origin`, the line and the column.
+  static CsvTable parse(std::string_view text, const std::string& origin, std::vector<std::string> columns) {
     const char* fn = "io::CsvTable::read";
     CsvTable table(std::move(columns));
-    std::istringstream in(read_file(fn, path));
-    std::string header;
-    std::getline(in, header);
     std::string expected;
     for (std::size_t i = 0; i < table.columns_.size(); ++i) expected += (i ? "," : "") + table.columns_[i];
-    SSMRL_REQUIRE(header == expected, fn, ": '", path.string(), "' has columns '", header, "', expected '", expected, "'");
-    if (in.peek() == std::char_traits<char>::eof()) return table;
-    const auto values = xt::load_csv<double>(in);
-    SSMRL_REQUIRE(values.dimension() == 2 && values.shape()[1] == table.columns_.size(), fn, ": '", path.string(),
-                  "' has rows of ", values.dimension() == 2 ? values.shape()[1] : 0, " values, expected ",
-                  table.columns_.size());
-    for (std::size_t r = 0; r < values.shape()[0]; ++r) {
+    std::size_t line_number = 0;
+    std::size_t at = 0;
+    while (at < text.size()) {
+      ++line_number;
+      const auto end = text.find('\n', at);
+      SSMRL_REQUIRE(end != std::string_view::npos, fn, ": '", origin, "' line ", line_number,
+                    ": the last line has no newline (a torn write?)");
+      std::string_view line = text.substr(at, end - at);
+      at = end + 1;
+      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+      if (line_number == 1) {
+        SSMRL_REQUIRE(line == expected, fn, ": '", origin, "' has columns '", line, "', expected '", expected, "'");
+        continue;
+      }
       std::vector<double> row;
-      for (std::size_t c = 0; c < values.shape()[1]; ++c) row.push_back(values(r, c));
+      row.reserve(table.columns_.size());
+      std::size_t field_start = 0;
+      for (std::size_t column = 1;; ++column) {
+        const auto comma = line.find(',', field_start);
+        const auto field = line.substr(field_start, comma == std::string_view::npos ? std::string_view::npos
+                                                                                     : comma - field_start);
+        SSMRL_REQUIRE(column <= table.columns_.size(), fn, ": '", origin, "' line ", line_number, " column ", column,
+                      ": more than the ", table.columns_.size(), " values of the header");
+        double value = 0;
+        const auto [stop, error] = std::from_chars(field.data(), field.data() + field.size(), value);
+        SSMRL_REQUIRE(!field.empty() && stop == field.data() + field.size() && error == std::errc{}, fn, ": '", origin,
+                      "' line ", line_number, " column ", column, " (", table.columns_[column - 1], "): '", field,
+                      "' is not a number", error == std::errc::result_out_of_range ? " in the range of a double" : "");
+        row.push_back(value);
+        if (comma == std::string_view::npos) break;
+        field_start = comma + 1;
+      }
+      SSMRL_REQUIRE(row.size() == table.columns_.size(), fn, ": '", origin, "' line ", line_number, " has ", row.size(),
+                    " values, the header names ", table.columns_.size());
       table.rows_.push_back(std::move(row));
     }
+    SSMRL_REQUIRE(line_number >= 1, fn, ": '", origin, "' is empty; expected the header '", expected, "'");
     return table;
   }
 

@@ -52,7 +52,9 @@ inline void put32(std::string& out, std::uint32_t v) {
 inline std::string zip_stored(const std::vector<std::pair<std::string, std::string>>& entries) {
   std::string out;
   std::string central;
-  for (const auto& [name, data] : entries) {
+  for (const auto& entry : entries) {
+    const std::string& name = entry.first;  // a plain reference: lambdas capture it (clang < 16 cannot capture bindings)
+    const std::string& data = entry.second;
     SSMRL_REQUIRE(data.size() < 0xFFFFFFFFULL && out.size() < 0xFFFFFFFFULL, "io::write_npz: entry ", name,
                   " is too large for a zip archive without zip64");
     const auto offset = static_cast<std::uint32_t>(out.size());

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <map>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "ssmrl/io/file.hpp"
@@ -37,12 +38,29 @@ struct Tensor {
   std::vector<std::int64_t> shape;
   std::string bytes;
 
+  //! The product of the dimensions; throws ssmrl::InvalidArgument for a negative dimension or a
+  //! product beyond 2^62.
   [[nodiscard]] std::int64_t element_count() const {
     std::int64_t n = 1;
-    for (auto s : shape) n *= s;
+    for (const auto s : shape) {
+      SSMRL_REQUIRE(s >= 0, "io::Tensor::element_count: tensor '", name, "' has a negative dimension ", s);
+      SSMRL_REQUIRE(s == 0 || n <= max_elements / s, "io::Tensor::element_count: tensor '", name,
+                    "' has more than 2^62 elements");
+      n *= s;
+    }
     return n;
   }
+  //! element_count() times the dtype's size, checked the same way.
+  [[nodiscard]] std::int64_t byte_size() const {
+    const auto n = element_count();
+    SSMRL_REQUIRE(n <= max_elements / 8, "io::Tensor::byte_size: tensor '", name, "' has more than 2^62 bytes");
+    return n * static_cast<std::int64_t>(dtype_size(dtype));
+  }
+  static constexpr std::int64_t max_elements = std::int64_t(1) << 62;
 };
+
+//! Headers longer than this are refused (the safetensors format's own limit is 100 MB).
+inline constexpr std::uint64_t max_safetensors_header = 100'000'000;
 
 struct SafetensorsFile {
   std::map<std::string, std::string> metadata;
@@ -56,7 +74,7 @@ inline std::string encode_safetensors(const SafetensorsFile& file) {
   std::uint64_t offset = 0;
   for (const auto& t : file.tensors) {
     SSMRL_REQUIRE(t.name != "__metadata__" && !t.name.empty(), "io::encode_safetensors: invalid tensor name '", t.name, "'");
-    SSMRL_REQUIRE(static_cast<std::int64_t>(t.bytes.size()) == t.element_count() * std::int64_t(dtype_size(t.dtype)),
+    SSMRL_REQUIRE(static_cast<std::int64_t>(t.bytes.size()) == t.byte_size(),
                   "io::encode_safetensors: tensor ", t.name, " has ", t.bytes.size(), " bytes for ", t.element_count(),
                   " elements of ", dtype_name(t.dtype));
     header[t.name] = {{"dtype", dtype_name(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.bytes.size()}}};
@@ -78,6 +96,8 @@ inline SafetensorsFile decode_safetensors(const std::string& bytes, const std::s
   SSMRL_REQUIRE(bytes.size() >= 8, fn, ": '", origin, "' has ", bytes.size(), " bytes, too short for a header length");
   std::uint64_t header_length = 0;
   std::memcpy(&header_length, bytes.data(), 8);
+  SSMRL_REQUIRE(header_length <= max_safetensors_header, fn, ": '", origin, "' declares a ", header_length,
+                "-byte header, more than the format's limit of ", max_safetensors_header, " bytes");
   SSMRL_REQUIRE(header_length <= bytes.size() - 8, fn, ": '", origin, "' declares a ", header_length,
                 "-byte header but holds only ", bytes.size() - 8, " bytes after the length (truncated or not safetensors)");
   nlohmann::json header;
@@ -91,7 +111,7 @@ inline SafetensorsFile decode_safetensors(const std::string& bytes, const std::s
   const std::uint64_t data_size = bytes.size() - 8 - header_length;
   const char* data = bytes.data() + 8 + header_length;
   SafetensorsFile out;
-  std::vector<std::pair<std::uint64_t, std::size_t>> order;
+  std::vector<std::tuple<std::uint64_t, std::uint64_t, std::size_t>> order;  // begin, end, index
   for (auto it = header.begin(); it != header.end(); ++it) {
     if (it.key() == "__metadata__") {
       SSMRL_REQUIRE(it->is_object(), fn, ": '", origin, "': __metadata__ is not an object");
@@ -112,10 +132,15 @@ inline SafetensorsFile decode_safetensors(const std::string& bytes, const std::s
                   "; F32 and F64 are supported");
     t.dtype = dtype == "F32" ? DType::f32 : DType::f64;
     SSMRL_REQUIRE(entry["shape"].is_array(), fn, ": '", origin, "': tensor '", t.name, "' has no shape array");
+    std::uint64_t elements = 1;  // checked against the data section as it grows, so it cannot wrap
     for (const auto& s : entry["shape"]) {
-      SSMRL_REQUIRE(s.is_number_integer() && s.get<std::int64_t>() >= 0, fn, ": '", origin, "': tensor '", t.name,
-                    "' has a negative or non-integer dimension");
-      t.shape.push_back(s.get<std::int64_t>());
+      SSMRL_REQUIRE(s.is_number_unsigned(), fn, ": '", origin, "': tensor '", t.name, "' has dimension ", s.dump(),
+                    "; dimensions are integers of at least 0");
+      const auto d = s.get<std::uint64_t>();
+      SSMRL_REQUIRE(d == 0 || elements <= data_size / d, fn, ": '", origin, "': tensor '", t.name, "' has shape ",
+                    entry["shape"].dump(), ", more elements than the ", data_size, "-byte data section holds");
+      elements *= d;
+      t.shape.push_back(static_cast<std::int64_t>(d));
     }
     const auto& offsets = entry["data_offsets"];
     SSMRL_REQUIRE(offsets.is_array() && offsets.size() == 2 && offsets[0].is_number_unsigned() &&
@@ -125,22 +150,28 @@ inline SafetensorsFile decode_safetensors(const std::string& bytes, const std::s
     const auto end = offsets[1].get<std::uint64_t>();
     SSMRL_REQUIRE(begin <= end && end <= data_size, fn, ": '", origin, "': tensor '", t.name, "' spans bytes [", begin,
                   ", ", end, ") of a ", data_size, "-byte data section (truncated?)");
-    SSMRL_REQUIRE(end - begin == std::uint64_t(t.element_count()) * dtype_size(t.dtype), fn, ": '", origin,
-                  "': tensor '", t.name, "' has ", end - begin, " bytes for ", t.element_count(), " elements of ", dtype);
+    SSMRL_REQUIRE(elements <= data_size / dtype_size(t.dtype) && end - begin == elements * dtype_size(t.dtype), fn,
+                  ": '", origin, "': tensor '", t.name, "' has ", end - begin, " bytes for shape ",
+                  entry["shape"].dump(), " of ", dtype, " (", elements, " elements)");
     t.bytes.assign(data + begin, data + end);
-    order.emplace_back(begin, out.tensors.size());
+    order.emplace_back(begin, end, out.tensors.size());
     out.tensors.push_back(std::move(t));
   }
+  // The format's rule (as its reference implementation checks it): sorted by offset, the tensors
+  // tile the data section, with no bytes before, between or after them, and none shared.
   std::sort(order.begin(), order.end());
   std::vector<Tensor> sorted;
-  for (std::size_t i = 0; i < order.size(); ++i) {
-    if (i > 0) {
-      const auto& prev = out.tensors[order[i - 1].second];
-      SSMRL_REQUIRE(order[i - 1].first + prev.bytes.size() <= order[i].first, fn, ": '", origin, "': tensors '",
-                    prev.name, "' and '", out.tensors[order[i].second].name, "' overlap");
-    }
-    sorted.push_back(std::move(out.tensors[order[i].second]));
+  std::uint64_t covered = 0;
+  for (const auto& [begin, end, index] : order) {
+    Tensor& t = out.tensors[index];
+    SSMRL_REQUIRE(begin == covered, fn, ": '", origin, "': tensor '", t.name, "' starts at byte ", begin,
+                  " of the data section, not at ", covered, " where the one before it ends (",
+                  begin < covered ? "overlapping" : "a gap", ")");
+    covered += t.bytes.size();
+    sorted.push_back(std::move(t));
   }
+  SSMRL_REQUIRE(covered == data_size, fn, ": '", origin, "': the tensors cover ", covered, " bytes of a ", data_size,
+                "-byte data section");
   out.tensors = std::move(sorted);
   return out;
 }

@@ -19,11 +19,19 @@ struct PlotSeries {
   std::vector<double> y;
 };
 
+//! A labelled point drawn over the curves (the best checkpoint, say).
+struct PlotMarker {
+  double x = 0;
+  double y = 0;
+  std::string label;
+};
+
 struct LinePlot {
   std::string title;
   std::string x_label;
   std::string y_label;
   std::vector<PlotSeries> series;
+  std::vector<PlotMarker> markers{};
 };
 
 namespace detail {
@@ -46,6 +54,22 @@ inline std::string number(double v, const char* format = "%.4g") {
   char buffer[32];
   std::snprintf(buffer, sizeof buffer, format, v);
   return buffer;
+}
+
+//! Round tick values covering [lo, hi]: steps of 1, 2 or 5 times a power of ten, about `target` of them.
+inline std::vector<double> nice_ticks(double lo, double hi, int target = 5) {
+  const double raw = (hi - lo) / target;
+  const double magnitude = std::pow(10.0, std::floor(std::log10(raw)));
+  double step = magnitude;
+  for (const double m : {1.0, 2.0, 5.0, 10.0}) {
+    step = m * magnitude;
+    if (step >= raw) break;
+  }
+  std::vector<double> ticks;
+  for (double t = std::ceil(lo / step - 1e-9) * step; t <= hi + 1e-9 * step; t += step) {
+    ticks.push_back(std::abs(t) < 1e-12 * step ? 0.0 : t);
+  }
+  return ticks;
 }
 
 }  // namespace detail
@@ -71,7 +95,13 @@ inline std::string svg_text(const LinePlot& plot) {
   const double pad = 0.05 * (y1 - y0);
   y0 -= pad;
   y1 += pad;
-  constexpr double width = 720, height = 420, left = 70, right = 20, top = 40, bottom = 60;
+  const auto x_ticks = detail::nice_ticks(x0, x1);
+  const auto y_ticks = detail::nice_ticks(y0, y1);
+  // The left margin fits the longest y tick label (about 7 pixels a character at 12 px).
+  std::size_t longest = 0;
+  for (const double v : y_ticks) longest = std::max(longest, detail::number(v, "%.6g").size());
+  constexpr double width = 720, height = 420, right = 30, top = 40, bottom = 60;
+  const double left = 40 + 7.0 * static_cast<double>(longest);
   const double pw = width - left - right, ph = height - top - bottom;
   auto sx = [&](double x) { return left + (x - x0) / (x1 - x0) * pw; };
   auto sy = [&](double y) { return top + (y1 - y) / (y1 - y0) * ph; };
@@ -81,12 +111,15 @@ inline std::string svg_text(const LinePlot& plot) {
   out += "<text x=\"360\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">" + detail::svg_escape(plot.title) + "</text>\n";
   out += "<rect x=\"" + number(left) + "\" y=\"" + number(top) + "\" width=\"" + number(pw) + "\" height=\"" +
          number(ph) + "\" fill=\"none\" stroke=\"#444\"/>\n";
-  for (int k = 0; k <= 5; ++k) {
-    const double xv = x0 + (x1 - x0) * k / 5, yv = y0 + (y1 - y0) * k / 5;
+  for (const double xv : x_ticks) {
     out += "<text x=\"" + number(sx(xv)) + "\" y=\"" + number(top + ph + 18) + "\" text-anchor=\"middle\">" +
-           number(xv) + "</text>\n";
-    out += "<text x=\"" + number(left - 6) + "\" y=\"" + number(sy(yv) + 4) + "\" text-anchor=\"end\">" + number(yv) +
-           "</text>\n";
+           number(xv, "%.6g") + "</text>\n";
+    out += "<line x1=\"" + number(sx(xv)) + "\" x2=\"" + number(sx(xv)) + "\" y1=\"" + number(top + ph) + "\" y2=\"" +
+           number(top + ph + 5) + "\" stroke=\"#444\"/>\n";
+  }
+  for (const double yv : y_ticks) {
+    out += "<text x=\"" + number(left - 8) + "\" y=\"" + number(sy(yv) + 4) + "\" text-anchor=\"end\">" +
+           number(yv, "%.6g") + "</text>\n";
     out += "<line x1=\"" + number(left) + "\" x2=\"" + number(left + pw) + "\" y1=\"" + number(sy(yv)) + "\" y2=\"" +
            number(sy(yv)) + "\" stroke=\"#ddd\"/>\n";
   }
@@ -109,6 +142,17 @@ inline std::string svg_text(const LinePlot& plot) {
     out += "<line x1=\"" + number(left + 10) + "\" x2=\"" + number(left + 30) + "\" y1=\"" + number(ly - 4) +
            "\" y2=\"" + number(ly - 4) + "\" stroke=\"" + colour + "\" stroke-width=\"2\"/>\n";
     out += "<text x=\"" + number(left + 35) + "\" y=\"" + number(ly) + "\">" + detail::svg_escape(s.name) + "</text>\n";
+  }
+  for (const auto& m : plot.markers) {
+    if (!std::isfinite(m.x) || !std::isfinite(m.y)) continue;
+    const double mx = sx(m.x), my = sy(m.y);
+    out += "<circle cx=\"" + number(mx) + "\" cy=\"" + number(my) + "\" r=\"5\" fill=\"none\" stroke=\"#000\" "
+           "stroke-width=\"1.5\"/>\n";
+    // The label stays inside the plot: to the left of a point in the right half, below one near the top.
+    const bool right_half = mx > left + pw / 2;
+    const double ly = my < top + 24 ? my + 18 : my - 10;
+    out += "<text x=\"" + number(right_half ? mx - 8 : mx + 8) + "\" y=\"" + number(ly) + "\" text-anchor=\"" +
+           (right_half ? "end" : "start") + "\">" + detail::svg_escape(m.label) + "</text>\n";
   }
   return out + "</svg>\n";
 }

@@ -8,10 +8,10 @@
 #include <exception>
 #include <functional>
 #include <span>
-#include <thread>
 #include <vector>
 
 #include "ssmrl/autodiff.hpp"
+#include "ssmrl/core/workers.hpp"
 #include "ssmrl/nn/parameters.hpp"
 
 namespace ssmrl::optim {
@@ -55,35 +55,7 @@ struct TrpoResult {
   int backtracks = 0;
 };
 
-//! Runs fn(worker, begin, end) over [0, parts) split into `workers` contiguous chunks, the first on
-//! the calling thread, and waits for all; an exception in any worker is rethrown here.
-template <class Fn>
-void for_chunks(std::size_t parts, std::size_t workers, Fn&& fn) {
-  workers = std::max<std::size_t>(1, std::min(workers, parts));
-  auto chunk = [&](std::size_t w) { return std::pair{parts * w / workers, parts * (w + 1) / workers}; };
-  std::vector<std::thread> threads;
-  std::vector<std::exception_ptr> errors(workers);
-  for (std::size_t w = 1; w < workers; ++w) {
-    threads.emplace_back([&, w] {
-      try {
-        const auto [b, e] = chunk(w);
-        fn(w, b, e);
-      } catch (...) {
-        errors[w] = std::current_exception();
-      }
-    });
-  }
-  try {
-    const auto [b, e] = chunk(0);
-    fn(0, b, e);
-  } catch (...) {
-    errors[0] = std::current_exception();
-  }
-  for (auto& t : threads) t.join();
-  for (auto& e : errors) {
-    if (e) std::rethrow_exception(e);
-  }
-}
+using ::ssmrl::for_chunks;
 
 //! One TRPO update of `params` (a parameter struct of matrices) for objectives that are sums over
 //! `parts` (tasks, say): `loss(tape, vars, i)` is part i's term of the surrogate to minimise,

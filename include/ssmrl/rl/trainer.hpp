@@ -131,6 +131,33 @@ public:
     updates_ = n;
   }
 
+  //! The counts a resumed run continues: updates, environment steps, finished episodes and the
+  //! returns behind mean_return (the last 100 finished episodes, oldest first).
+  struct Progress {
+    long updates = 0;
+    long env_steps = 0;
+    long episodes = 0;
+    std::vector<double> recent_returns;
+  };
+  [[nodiscard]] Progress progress() const {
+    return {updates_, env_steps_, episodes_, std::vector<double>(recent_.begin(), recent_.end())};
+  }
+  //! Restores progress() of an earlier run; nothing changes unless every count is consistent.
+  void restore_progress(const Progress& p) {
+    SSMRL_REQUIRE(p.updates >= 0 && p.env_steps >= 0 && p.episodes >= 0 && p.recent_returns.size() <= 100 &&
+                      static_cast<long>(p.recent_returns.size()) <= p.episodes,
+                  "rl::Trainer::restore_progress: updates ", p.updates, ", env_steps ", p.env_steps, ", episodes ",
+                  p.episodes, " must not be negative and the ", p.recent_returns.size(),
+                  " recent returns at most 100 and at most the episodes");
+    for (const double r : p.recent_returns) {
+      SSMRL_REQUIRE(std::isfinite(r), "rl::Trainer::restore_progress: a recent return is ", r);
+    }
+    updates_ = p.updates;
+    env_steps_ = p.env_steps;
+    episodes_ = p.episodes;
+    recent_.assign(p.recent_returns.begin(), p.recent_returns.end());
+  }
+
   //! Collects one rollout of every environment and updates the policy on it.
   UpdateStats update() {
     if (options_.total_updates > 0) {

@@ -1,0 +1,161 @@
+// The ssmrl command line: train a policy on a named configuration, evaluate a checkpoint, adapt it
+// (policy-gradient steps on held-out tasks, or test-time adaptation on shifted dynamics), and list
+// the configurations. Parsing is CLI11's; each command runs in a translation unit of its own.
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <exception>
+#include <limits>
+#include <string>
+
+#include <ssmrl/version.hpp>
+
+#include "commands.hpp"
+
+using namespace ssmrl::cli;
+
+namespace {
+
+constexpr long max_count = 1'000'000;
+
+// A flag given twice is an error, as a repeated option is.
+CLI::Option* flag(CLI::App* app, const std::string& name, bool& value, const std::string& description) {
+  return app->add_flag(name, value, description)->multi_option_policy(CLI::MultiOptionPolicy::Throw);
+}
+
+// The long names of the options given, for checks against a resumed run.
+GivenOptions given_options(const CLI::App* app) {
+  GivenOptions given;
+  for (const auto* option : app->get_options()) {
+    if (option->count() > 0 && !option->get_lnames().empty()) given.insert(option->get_lnames().front());
+  }
+  return given;
+}
+
+std::string version_text() {
+  return "ssmrl " + std::to_string(ssmrl::version_major) + "." + std::to_string(ssmrl::version_minor) + "." +
+         std::to_string(ssmrl::version_patch);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"ssmrl: meta-reinforcement learning with state space model policies.\n"
+               "Run `ssmrl COMMAND --help` for a command's options.",
+               "ssmrl"};
+  app.set_version_flag("--version", version_text());
+  app.require_subcommand(1);
+  app.fallthrough(false);
+
+  TrainOptions train;
+  auto* train_app = app.add_subcommand("train", "Train a policy on a named configuration (see `ssmrl configs`), "
+                                                "writing checkpoints, a CSV log and an SVG plot to its run directory");
+  train_app->add_option("--config", train.config, "Configuration name (see `ssmrl configs`)")->required();
+  train_app->add_option("--seed", train.seed, "Seed of the policy's initialisation and of training")
+      ->capture_default_str()
+      ->check(CLI::Validator(
+          [](std::string& text) {
+            const bool digits = !text.empty() && text.size() <= 19 && text.find_first_not_of("0123456789") == std::string::npos;
+            return digits ? std::string() : "value " + text + " is not a whole number from 0 to 10^19 - 1";
+          },
+          std::string()));
+  train_app->add_option("--outer-steps", train.outer_steps,
+                        "Meta-iterations (meta configs) or the most updates (plain configs) to train to; "
+                        "default: the configuration's")
+      ->check(CLI::TypeValidator<long>(std::string()))->check(CLI::Range(1L, max_count));
+  train_app->add_option("--tasks-per-batch", train.tasks_per_batch,
+                        "Tasks per meta-iteration (meta configs); default: the configuration's")
+      ->check(CLI::TypeValidator<int>(std::string()))->check(CLI::Range(1, 10000));
+  train_app->add_option("--ckpt-dir", train.ckpt_dir, "Run directory; default: runs/CONFIG[-first-order]-seedSEED");
+  flag(train_app, "--resume", train.resume, "Continue the run in the run directory from its latest checkpoint");
+  flag(train_app, "--first-order", train.first_order, "First-order MAML (meta configs)");
+  train_app->add_option("--save-every", train.save_every, "Keep a step_N checkpoint every N iterations; kept with the run")
+      ->capture_default_str()
+      ->check(CLI::TypeValidator<long>(std::string()))->check(CLI::Range(1L, max_count));
+  train_app->add_option("--threads", train.threads,
+                        "Threads of the TRPO step (meta configs); kept with the run, as results depend on it")
+      ->capture_default_str()
+      ->check(CLI::TypeValidator<unsigned>(std::string()))->check(CLI::Range(1U, 256U));
+  flag(train_app, "--no-eval", train.no_eval, "Skip the evaluation on held-out tasks after meta-training");
+  flag(train_app, "--quiet", train.quiet, "No progress bar or progress lines");
+
+  EvalOptions eval;
+  auto* eval_app = app.add_subcommand("eval", "Evaluate a checkpoint: returns on the held-out tasks (meta configs) "
+                                              "or of whole episodes (plain configs)");
+  eval_app->add_option("--checkpoint", eval.checkpoint, "Checkpoint file written by `ssmrl train`")
+      ->required()
+      ->check(CLI::ExistingFile);
+  eval_app->add_option("--episodes", eval.episodes,
+                       "Episodes per task (meta configs) or in all (plain configs); default: the configuration's")
+      ->check(CLI::TypeValidator<long>(std::string()))->check(CLI::Range(1L, 100000L));
+  flag(eval_app, "--json", eval.json, "One JSON object instead of a table");
+
+  EvalOptions adapt;
+  auto* adapt_app = app.add_subcommand(
+      "adapt", "Adapt a checkpoint: policy-gradient steps on each held-out task (meta configs), or with --strategy, "
+               "deployment on shifted dynamics with test-time adaptation after each episode");
+  adapt_app->add_option("--checkpoint", adapt.checkpoint, "Checkpoint file written by `ssmrl train`")
+      ->required()
+      ->check(CLI::ExistingFile);
+  adapt_app->add_option("--episodes", adapt.episodes,
+                        "Episodes per task and step; with --strategy, runs (default 10); default: the configuration's")
+      ->check(CLI::TypeValidator<long>(std::string()))->check(CLI::Range(1L, 100000L));
+  adapt_app->add_option("--adapt-steps", adapt.adapt_steps,
+                        "Policy-gradient steps (default 3); with --strategy, adapted episodes after the first (default 4)")
+      ->check(CLI::TypeValidator<long>(std::string()))->check(CLI::Range(0L, 1000L));
+  flag(adapt_app, "--online", adapt.online, "One episode per adaptation step, each run on its own");
+  flag(adapt_app, "--json", adapt.json, "One JSON object instead of a table");
+  adapt_app->add_option("--strategy", adapt.strategy,
+                        "Test-time adaptation strategy: none, entropy, policy_gradient, hybrid, or all");
+  adapt_app->add_option("--lr", adapt.lr, "Learning rate of test-time adaptation (Adam)")
+      ->capture_default_str()
+      ->check(CLI::TypeValidator<double>(std::string()))
+      ->check(CLI::Validator(
+          [](std::string& text) {
+            double v = 0;
+            CLI::detail::lexical_cast(text, v);
+            return v > 0 && v <= 10 ? std::string() : "value " + text + " is not in (0, 10]";
+          },
+          "(0, 10]"));
+  adapt_app->add_option("--steps-per-call", adapt.steps_per_call, "Optimiser steps per adaptation call")
+      ->capture_default_str()
+      ->check(CLI::TypeValidator<int>(std::string()))->check(CLI::Range(1, 1000));
+  flag(adapt_app, "--no-guards", adapt.no_guards, "Test-time adaptation without its guards");
+
+  auto* configs_app = app.add_subcommand("configs", "List the named configurations");
+
+  const std::string command = argc > 1 ? argv[1] : "";
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    const bool known = command == "train" || command == "eval" || command == "adapt" || command == "configs";
+    std::fprintf(stderr, "ssmrl%s: %s\nrun `ssmrl%s --help` for the options\n", known ? (" " + command).c_str() : "",
+                 e.what(), known ? (" " + command).c_str() : "");
+    return 2;
+  }
+  try {
+    if (train_app->parsed()) {
+      train.given = given_options(train_app);
+      return run_train(train);
+    }
+    if (eval_app->parsed()) {
+      eval.given = given_options(eval_app);
+      return run_eval(eval);
+    }
+    if (adapt_app->parsed()) {
+      adapt.given = given_options(adapt_app);
+      return run_adapt(adapt);
+    }
+    if (configs_app->parsed()) return run_configs();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    return 1;
+  }
+  return 2;
+}
