@@ -23,6 +23,23 @@ CLI::Option* flag(CLI::App* app, const std::string& name, bool& value, const std
   return app->add_flag(name, value, description)->multi_option_policy(CLI::MultiOptionPolicy::Throw);
 }
 
+// A whole number within [lo, hi]: "abc" is refused as not a number, a value outside as out of range.
+template <class T>
+CLI::Option* whole_number(CLI::Option* option, T lo, T hi) {
+  return option->check(CLI::TypeValidator<T>(std::string()))->check(CLI::Range(lo, hi));
+}
+
+// A command on a checkpoint: --checkpoint and --episodes, which eval and adapt share.
+CLI::App* checkpoint_command(CLI::App& app, const std::string& name, const std::string& description,
+                             EvalOptions& options, const std::string& episodes) {
+  auto* command = app.add_subcommand(name, description);
+  command->add_option("--checkpoint", options.checkpoint, "Checkpoint file written by `ssmrl train`")
+      ->required()
+      ->check(CLI::ExistingFile);
+  whole_number(command->add_option("--episodes", options.episodes, episodes), 1L, 100000L);
+  return command;
+}
+
 // The long names of the options given, for checks against a resumed run.
 GivenOptions given_options(const CLI::App* app) {
   GivenOptions given;
@@ -59,50 +76,44 @@ int main(int argc, char** argv) {
             return digits ? std::string() : "value " + text + " is not a whole number from 0 to 10^19 - 1";
           },
           std::string()));
-  train_app->add_option("--outer-steps", train.outer_steps,
-                        "Meta-iterations (meta configs) or the most updates (plain configs) to train to; "
-                        "default: the configuration's")
-      ->check(CLI::TypeValidator<long>(std::string()))->check(CLI::Range(1L, max_count));
-  train_app->add_option("--tasks-per-batch", train.tasks_per_batch,
-                        "Tasks per meta-iteration (meta configs); default: the configuration's")
-      ->check(CLI::TypeValidator<int>(std::string()))->check(CLI::Range(1, 10000));
+  whole_number(train_app->add_option("--outer-steps", train.outer_steps,
+                                     "Meta-iterations (meta configs) or the most updates (plain configs) to train to; "
+                                     "default: the configuration's"),
+               1L, max_count);
+  whole_number(train_app->add_option("--tasks-per-batch", train.tasks_per_batch,
+                                     "Tasks per meta-iteration (meta configs); default: the configuration's"),
+               1, 10000);
   train_app->add_option("--ckpt-dir", train.ckpt_dir, "Run directory; default: runs/CONFIG[-first-order]-seedSEED");
   flag(train_app, "--resume", train.resume, "Continue the run in the run directory from its latest checkpoint");
   flag(train_app, "--first-order", train.first_order, "First-order MAML (meta configs)");
-  train_app->add_option("--save-every", train.save_every, "Keep a step_N checkpoint every N iterations; kept with the run")
-      ->capture_default_str()
-      ->check(CLI::TypeValidator<long>(std::string()))->check(CLI::Range(1L, max_count));
-  train_app->add_option("--threads", train.threads,
-                        "Threads of the TRPO step (meta configs); kept with the run, as results depend on it")
-      ->capture_default_str()
-      ->check(CLI::TypeValidator<unsigned>(std::string()))->check(CLI::Range(1U, 256U));
+  whole_number(train_app->add_option("--save-every", train.save_every,
+                                     "Keep a step_N checkpoint every N iterations; kept with the run")
+                   ->capture_default_str(),
+               1L, max_count);
+  whole_number(train_app->add_option("--threads", train.threads,
+                                     "Threads of the TRPO step (meta configs); kept with the run, as results depend on it")
+                   ->capture_default_str(),
+               1U, 256U);
   flag(train_app, "--no-eval", train.no_eval, "Skip the evaluation on held-out tasks after meta-training");
   flag(train_app, "--quiet", train.quiet, "No progress bar or progress lines");
 
   EvalOptions eval;
-  auto* eval_app = app.add_subcommand("eval", "Evaluate a checkpoint: returns on the held-out tasks (meta configs) "
-                                              "or of whole episodes (plain configs)");
-  eval_app->add_option("--checkpoint", eval.checkpoint, "Checkpoint file written by `ssmrl train`")
-      ->required()
-      ->check(CLI::ExistingFile);
-  eval_app->add_option("--episodes", eval.episodes,
-                       "Episodes per task (meta configs) or in all (plain configs); default: the configuration's")
-      ->check(CLI::TypeValidator<long>(std::string()))->check(CLI::Range(1L, 100000L));
+  auto* eval_app = checkpoint_command(app, "eval",
+                                      "Evaluate a checkpoint: returns on the held-out tasks (meta configs) or of "
+                                      "whole episodes (plain configs)",
+                                      eval, "Episodes per task (meta configs) or in all (plain configs); default: the configuration's");
   flag(eval_app, "--json", eval.json, "One JSON object instead of a table");
 
   EvalOptions adapt;
-  auto* adapt_app = app.add_subcommand(
-      "adapt", "Adapt a checkpoint: policy-gradient steps on each held-out task (meta configs), or with --strategy, "
-               "deployment on shifted dynamics with test-time adaptation after each episode");
-  adapt_app->add_option("--checkpoint", adapt.checkpoint, "Checkpoint file written by `ssmrl train`")
-      ->required()
-      ->check(CLI::ExistingFile);
-  adapt_app->add_option("--episodes", adapt.episodes,
-                        "Episodes per task and step; with --strategy, runs (default 10); default: the configuration's")
-      ->check(CLI::TypeValidator<long>(std::string()))->check(CLI::Range(1L, 100000L));
-  adapt_app->add_option("--adapt-steps", adapt.adapt_steps,
-                        "Policy-gradient steps (default 3); with --strategy, adapted episodes after the first (default 4)")
-      ->check(CLI::TypeValidator<long>(std::string()))->check(CLI::Range(0L, 1000L));
+  auto* adapt_app = checkpoint_command(
+      app, "adapt",
+      "Adapt a checkpoint: policy-gradient steps on each held-out task (meta configs), or with --strategy, "
+      "deployment on shifted dynamics with test-time adaptation after each episode",
+      adapt, "Episodes per task and step; with --strategy, runs (default 10); default: the configuration's");
+  whole_number(adapt_app->add_option("--adapt-steps", adapt.adapt_steps,
+                                     "Policy-gradient steps (default 3); with --strategy, adapted episodes after the "
+                                     "first (default 4)"),
+               0L, 1000L);
   flag(adapt_app, "--online", adapt.online, "One episode per adaptation step, each run on its own");
   flag(adapt_app, "--json", adapt.json, "One JSON object instead of a table");
   adapt_app->add_option("--strategy", adapt.strategy,
@@ -117,9 +128,9 @@ int main(int argc, char** argv) {
             return v > 0 && v <= 10 ? std::string() : "value " + text + " is not in (0, 10]";
           },
           "(0, 10]"));
-  adapt_app->add_option("--steps-per-call", adapt.steps_per_call, "Optimiser steps per adaptation call")
-      ->capture_default_str()
-      ->check(CLI::TypeValidator<int>(std::string()))->check(CLI::Range(1, 1000));
+  whole_number(adapt_app->add_option("--steps-per-call", adapt.steps_per_call, "Optimiser steps per adaptation call")
+                   ->capture_default_str(),
+               1, 1000);
   flag(adapt_app, "--no-guards", adapt.no_guards, "Test-time adaptation without its guards");
 
   auto* configs_app = app.add_subcommand("configs", "List the named configurations");
