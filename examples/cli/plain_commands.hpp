@@ -3,6 +3,7 @@
 #pragma once
 
 #include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <limits>
@@ -120,8 +121,14 @@ int train(const PlainConfig<Policy, Env>& config, const TrainOptions& args) {
     io::save_checkpoint(path, trainer.policy(), m);
   };
   auto plot = [&] {
-    io::LinePlot p{config.name, "environment steps", "mean return of the last 100 episodes",
-                   {{"training", log.column("env_steps"), log.column("mean_return_last_100")}}};
+    const auto x = log.column("env_steps");
+    const auto y = log.column("mean_return_last_100");
+    io::LinePlot p{config.name, "environment steps", "mean return of the last 100 episodes", {{"training", x, y}}};
+    std::size_t at = y.size();
+    for (std::size_t i = 0; i < y.size(); ++i) {
+      if (std::isfinite(y[i]) && (at == y.size() || y[i] > y[at])) at = i;
+    }
+    if (at < y.size()) p.markers.push_back({x[at], y[at], "best checkpoint (update " + std::to_string(at + 1) + ")"});
     io::write_svg(svg, p);
   };
   if (!args.resume) {

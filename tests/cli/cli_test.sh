@@ -110,6 +110,7 @@ ls interrupted | grep -q "tmp-" && fail "temporary files left: $(ls interrupted)
 # Resuming a plain configuration continues its counts, log and plot.
 expect 0 "^not solved after 20 updates" "$ssmrl" train --config cartpole-reinforce --ckpt-dir plain --outer-steps 20 --quiet
 expect 0 "^not solved after 40 updates" "$ssmrl" train --config cartpole-reinforce --ckpt-dir plain --outer-steps 40 --resume --quiet
+grep -q "best checkpoint (update" plain/train.svg || fail "the plain plot does not mark the best checkpoint"
 awk -F, 'NR > 1 { if ($1 != NR - 1) bad = 1; if (NR > 2 && $2 <= steps) bad = 1; steps = $2; if ($3 == "nan" && NR > 3) bad = 1 }
          END { exit bad || NR != 41 }' plain/train.csv || fail "the resumed plain log does not continue: $(cut -d, -f1-3 plain/train.csv)"
 

@@ -252,6 +252,19 @@ TEST_CASE("an SVG plot holds one polyline per series, with escaped labels") {
   for (auto at = svg.find("<polyline"); at != std::string::npos; at = svg.find("<polyline", at + 1)) ++count;
   CHECK(count == 2);
   CHECK(svg.find("returns &lt;train&gt;") != std::string::npos);
+  // Round ticks: whole iterations on an axis of whole numbers, steps of 1, 2, 2.5 or 5 x 10^k; the marker is drawn.
+  CHECK(io::detail::nice_ticks(1, 3, true) == std::vector<double>{1, 2, 3});
+  CHECK(io::detail::nice_ticks(-1220, -180) == std::vector<double>{-1200, -1000, -800, -600, -400, -200});
+  const auto unit = io::detail::nice_ticks(0, 1);
+  REQUIRE(unit.size() == 6);
+  for (std::size_t k = 0; k < unit.size(); ++k) CHECK(unit[k] == doctest::Approx(0.2 * static_cast<double>(k)));
+  CHECK(io::detail::nice_ticks(0, 250000) == std::vector<double>{0, 50000, 100000, 150000, 200000, 250000});
+  io::LinePlot marked{"t", "iteration", "return", {{"a", {1, 2, 3}, {-90, -80, -62}}}, {{3, -62, "best (3)"}}};
+  const auto with_marker = io::svg_text(marked);
+  CHECK(with_marker.find(">1.5<") == std::string::npos);
+  CHECK(with_marker.find(">2<") != std::string::npos);
+  CHECK(with_marker.find("<circle") != std::string::npos);
+  CHECK(with_marker.find("best (3)") != std::string::npos);
   CHECK(test::message_of<InvalidArgument>([] { (void)io::svg_text({"t", "x", "y", {{"a", {0, 1}, {1}}}}); })
             .find("series 'a' has 2 x and 1 y values") != std::string::npos);
 }

@@ -56,19 +56,22 @@ inline std::string number(double v, const char* format = "%.4g") {
   return buffer;
 }
 
-//! Round tick values covering [lo, hi]: steps of 1, 2 or 5 times a power of ten, about `target` of them.
-inline std::vector<double> nice_ticks(double lo, double hi, int target = 5) {
+//! Round tick values covering [lo, hi]: steps of 1, 2, 2.5 or 5 times a power of ten, about `target`
+//! of them; whole steps only when `whole` (an axis of iterations).
+inline std::vector<double> nice_ticks(double lo, double hi, bool whole = false, int target = 6) {
   const double raw = (hi - lo) / target;
   const double magnitude = std::pow(10.0, std::floor(std::log10(raw)));
-  double step = magnitude;
-  for (const double m : {1.0, 2.0, 5.0, 10.0}) {
-    step = m * magnitude;
-    if (step >= raw) break;
+  double step = 10 * magnitude;
+  for (const double m : {1.0, 2.0, 2.5, 5.0}) {
+    if (m * magnitude >= raw && !(whole && m == 2.5 && magnitude < 10)) {
+      step = m * magnitude;
+      break;
+    }
   }
+  if (whole) step = std::max(step, 1.0);
   std::vector<double> ticks;
-  for (double t = std::ceil(lo / step - 1e-9) * step; t <= hi + 1e-9 * step; t += step) {
-    ticks.push_back(std::abs(t) < 1e-12 * step ? 0.0 : t);
-  }
+  const double first = std::ceil(lo / step - 1e-9);
+  for (double k = first; k * step <= hi + 1e-9 * step; k += 1) ticks.push_back(k == 0 ? 0.0 : k * step);
   return ticks;
 }
 
@@ -95,7 +98,11 @@ inline std::string svg_text(const LinePlot& plot) {
   const double pad = 0.05 * (y1 - y0);
   y0 -= pad;
   y1 += pad;
-  const auto x_ticks = detail::nice_ticks(x0, x1);
+  bool whole_x = true;
+  for (const auto& series : plot.series) {
+    for (const double x : series.x) whole_x = whole_x && (!std::isfinite(x) || x == std::floor(x));
+  }
+  const auto x_ticks = detail::nice_ticks(x0, x1, whole_x);
   const auto y_ticks = detail::nice_ticks(y0, y1);
   // The left margin fits the longest y tick label (about 7 pixels a character at 12 px).
   std::size_t longest = 0;
