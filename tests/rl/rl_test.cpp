@@ -51,6 +51,11 @@ TEST_CASE("GAE, returns and normalisation against hand computation") {
   CHECK(z.mean() == doctest::Approx(0.0).epsilon(1e-12));
   CHECK(std::sqrt(z.array().square().mean()) == doctest::Approx(1.0).epsilon(1e-6));
   CHECK_THROWS_AS(rl::gae(four_steps(false), 1.5, 0.8), InvalidArgument);
+  // A constant batch normalises to zero. Seven entries of 0.1f have a computed mean off by a rounding
+  // residual (7.5e-9 in g++ 12's Release build), which the plain formula divided by itself plus 1e-8
+  // into -0.43 for every entry.
+  CHECK(rl::normalized(ad::Matrix<float>(ad::Matrix<float>::Constant(1, 7, 0.1f))).isZero(0));
+  CHECK(rl::normalized(ad::Matrix<double>(ad::Matrix<double>::Constant(3, 2, -4.5))).isZero(0));
 }
 
 TEST_CASE("a rollout records what training needs: evaluation reproduces the rollout's log-probabilities") {

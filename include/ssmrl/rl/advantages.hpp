@@ -71,10 +71,12 @@ ad::Matrix<Scalar> discounted_returns(const TrajectoryBatch<Scalar>& t, double g
   return gae(no_bootstrap_view, zeros, no_last_values, gamma, 1.0).returns;
 }
 
-//! (x - mean) / (std + eps) over all entries.
+//! (x - mean) / (std + eps) over all entries; zero for a constant batch (whose computed mean can
+//! differ from its entries by a rounding residual, which divided by itself plus eps would give +-1).
 template <class Scalar>
 ad::Matrix<Scalar> normalized(const ad::Matrix<Scalar>& x, double eps = 1e-8) {
   SSMRL_REQUIRE(x.size() > 0, "rl::normalized: empty input");
+  if (x.maxCoeff() == x.minCoeff()) return ad::Matrix<Scalar>::Zero(x.rows(), x.cols());
   const Scalar mean = x.mean();
   const Scalar variance = (x.array() - mean).square().mean();
   return ((x.array() - mean) / (std::sqrt(variance) + static_cast<Scalar>(eps))).matrix();
