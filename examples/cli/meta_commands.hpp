@@ -25,6 +25,17 @@ inline const std::vector<std::string>& training_columns() {
   return columns;
 }
 
+//! Marks the best checkpoint on `plot`: the first largest finite y of a log whose row i is after
+//! iteration i + 1, as the training loops choose best.safetensors.
+inline void mark_best(io::LinePlot& plot, const std::vector<double>& x, const std::vector<double>& y,
+                      const std::string& unit) {
+  std::size_t best = y.size();
+  for (std::size_t i = 0; i < y.size(); ++i) {
+    if (std::isfinite(y[i]) && (best == y.size() || y[i] > y[best])) best = i;
+  }
+  if (best < y.size()) plot.markers.push_back({x[best], y[best], "best checkpoint (" + unit + " " + std::to_string(best + 1) + ")"});
+}
+
 //! The training curves, the best iteration marked.
 inline void plot_training(const io::CsvTable& log, const fs::path& path, const std::string& title) {
   const auto x = log.column("iteration");
@@ -33,13 +44,7 @@ inline void plot_training(const io::CsvTable& log, const fs::path& path, const s
                     "meta-iteration",
                     "mean return per trajectory",
                     {{"before adaptation", x, log.column("pre_adaptation_return")}, {"after one step", x, after}}};
-  std::size_t best = after.size();
-  for (std::size_t i = 0; i < after.size(); ++i) {
-    if (std::isfinite(after[i]) && (best == after.size() || after[i] > after[best])) best = i;
-  }
-  if (best < after.size()) {
-    plot.markers.push_back({x[best], after[best], "best checkpoint (iteration " + io::detail::number(x[best]) + ")"});
-  }
+  mark_best(plot, x, after, "iteration");
   io::write_svg(path, plot);
 }
 

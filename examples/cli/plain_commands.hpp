@@ -3,7 +3,6 @@
 #pragma once
 
 #include <charconv>
-#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <limits>
@@ -124,11 +123,7 @@ int train(const PlainConfig<Policy, Env>& config, const TrainOptions& args) {
     const auto x = log.column("env_steps");
     const auto y = log.column("mean_return_last_100");
     io::LinePlot p{config.name, "environment steps", "mean return of the last 100 episodes", {{"training", x, y}}};
-    std::size_t at = y.size();
-    for (std::size_t i = 0; i < y.size(); ++i) {
-      if (std::isfinite(y[i]) && (at == y.size() || y[i] > y[at])) at = i;
-    }
-    if (at < y.size()) p.markers.push_back({x[at], y[at], "best checkpoint (update " + std::to_string(at + 1) + ")"});
+    mark_best(p, x, y, "update");
     io::write_svg(svg, p);
   };
   if (!args.resume) {

@@ -19,7 +19,6 @@
 #include <vector>
 
 #include <ssmrl/ssmrl.hpp>
-#include <ssmrl/io/lock.hpp>
 
 #include "commands.hpp"
 
