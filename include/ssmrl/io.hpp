@@ -1,4 +1,5 @@
-// Files: safetensors checkpoints with metadata, .npz export, CSV tables, SVG line plots, durable
+// Files: safetensors checkpoints with metadata, .npz export and import, tensors by name, PyTorch
+// state_dicts, CSV tables, SVG line plots, durable
 // atomic writes and directory locks.
 #pragma once
 
@@ -9,3 +10,5 @@
 #include "ssmrl/io/npz.hpp"
 #include "ssmrl/io/safetensors.hpp"
 #include "ssmrl/io/svg_plot.hpp"
+#include "ssmrl/io/tensors.hpp"
+#include "ssmrl/io/torch.hpp"

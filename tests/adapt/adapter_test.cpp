@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 #include <limits>
+#include <memory>
 
 #include "support/errors.hpp"
 
@@ -79,6 +80,63 @@ TEST_CASE("the trust region keeps the parameters within its radius of the EMA an
     if (guarded) CHECK(farthest <= 0.2 * (1 + 1e-5));
     else CHECK(farthest > 0.2);
   }
+}
+
+namespace {
+
+// A loss linear in the parameters: the sum of the first matrix's entries for the first `alone`
+// calls, then of every matrix's: constant gradients, so that every SGD step hits the bound.
+struct LinearLoss {
+  std::shared_ptr<int> calls = std::make_shared<int>(0);
+  int alone = 6;
+  [[nodiscard]] std::string name() const { return "linear"; }
+  [[nodiscard]] adapt::ParameterSelection default_selection() const { return {}; }
+  template <class PolicyT, class Scalar>
+  ad::Var<Scalar> loss(const PolicyT&, ad::Tape<Scalar>&, const typename PolicyT::VarParams& vars,
+                       const adapt::AdaptationData<Scalar>&) const {
+    const auto list = nn::to_list<ad::Var<Scalar>>(vars);
+    const bool all = (*calls)++ >= alone;
+    ad::Var<Scalar> total = ad::sum(list[0]);
+    for (std::size_t i = 1; all && i < list.size(); ++i) total = ad::add(total, ad::sum(list[i]));
+    return total;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("the step bound holds for the step applied after the trust region's projection, and is what is reported") {
+  // One matrix is driven to the trust radius alone, then all 41 step together: the projection pulls
+  // that matrix back towards the anchor by more than the bound (0.076 against 0.05 before the fix).
+  using Deep = policy::RecurrentPolicy<nn::MlpCell<float>, policy::GaussianHead<float>>;
+  Deep pi(nn::MlpCell<float>({.input = 2, .hidden = std::vector<ad::Index>(19, 2)}),
+          policy::GaussianHead<float>({.input = 2, .actions = 2}), {}, {}, 5);
+  REQUIRE(nn::to_list<Matrix<float>>(pi.params()).size() == 41);
+  env::Navigation2D prototype;
+  env::EnvBatch<env::Navigation2D> batch(4, prototype, 6);
+  std::mt19937_64 rng(7);
+  Deep acting = pi;
+  acting.set_num_envs(4);
+  const auto data = rl::collect(acting, batch, 10, policy::ActMode::sample, rng);
+  adapt::Adapter adapter(pi, LinearLoss{},
+                         {.lr = 1.0, .optimizer = adapt::OptimizerKind::sgd,
+                          .guards = {.max_grad_norm = off, .max_step = 0.05, .ema_decay = 0.99, .trust_radius = 0.2}});
+  auto list = [&] { return nn::to_list<Matrix<float>>(pi.params()); };
+  double largest = 0;
+  for (int call = 0; call < 12; ++call) {
+    const auto before = list();
+    const auto report = adapter.adapt(data);
+    REQUIRE(report.applied);
+    const auto after = list();
+    double step = 0;
+    for (std::size_t i = 0; i < after.size(); ++i) step = std::max(step, static_cast<double>((after[i] - before[i]).norm()));
+    CAPTURE(call);
+    CHECK(report.largest_step == doctest::Approx(step).epsilon(1e-5));
+    CHECK(report.distance_to_anchor <= 0.2 * (1 + 1e-5));
+    CHECK(distance(after, nn::to_list<Matrix<float>>(adapter.anchor())) <= 0.2 * (1 + 1e-5));
+    largest = std::max(largest, step);
+  }
+  CHECK(largest <= 0.05 * (1 + 1e-5));
+  CHECK(largest >= 0.05 * (1 - 1e-3));  // the bound was reached
 }
 
 TEST_CASE("a non-finite loss rolls back: the parameters stay finite and bit-identical") {
@@ -223,7 +281,14 @@ TEST_CASE("meta-features of known distributions") {
   CHECK(v.variance == doctest::Approx(0.0));
   CHECK(v.feature_shift == 0.0);  // no statistics before the first batch
   const auto shifted = monitor.measure(uniform, true, Matrix<double>::Constant(3, 10, 3.0));
-  CHECK(shifted.feature_shift > 1e3);  // a constant feature that moved: far outside its (zero) spread
+  // A constant feature is measured against std_floor x (1 + |mean|) = 2e-3: a move from 1 to 3 is
+  // 1000 such spreads, a rounding-sized move almost nothing.
+  CHECK(shifted.feature_shift == doctest::Approx(2.0 / 2e-3));
+  adapt::MetaFeatures<double> still;
+  (void)still.measure(uniform, true, features);
+  CHECK(still.measure(uniform, true, Matrix<double>::Constant(3, 10, 1.0 + 1e-12)).feature_shift < 1e-8);
+  CHECK(test::message_of<InvalidArgument>([] { adapt::MetaFeatures<double> bad(0.99, 0.0); }).find("std_floor 0") !=
+        std::string::npos);
   Matrix<double> gaussian(2, 5);
   gaussian.row(0).setZero();
   gaussian.row(1).setConstant(std::log(2.0));
@@ -291,6 +356,31 @@ TEST_CASE("a checkpoint with an experience buffer round-trips; a bad one changes
             .find("has tensor experience.") != std::string::npos);
   io::load_checkpoint(dir / "with_buffer.safetensors", fourth, {.other_prefixes = {"experience"}});
   CHECK(values(fourth) == values(pi));
+}
+
+TEST_CASE("the experience buffer keeps a squashing policy's samples apart from its actions, through a checkpoint") {
+  auto t = cartpole_batch(make_policy(27), 28, 3, 20);
+  t.samples = t.actions * 7.0f + Matrix<float>::Constant(1, t.columns(), 0.5f);  // stands for u before tanh
+  adapt::ExperienceBuffer<float> buffer(4, 1, 16, {.capacity = 6, .segment_length = 5, .seed = 4});
+  buffer.add(t);
+  CHECK(buffer.holds_samples());
+  auto check_pairs = [&](const rl::TrajectoryBatch<float>& s) {
+    REQUIRE(s.samples.cols() == s.actions.cols());
+    CHECK(s.samples == s.actions * 7.0f + Matrix<float>::Constant(1, s.columns(), 0.5f));
+    CHECK(&s.sampled() == &s.samples);
+  };
+  check_pairs(buffer.sample(4));
+  io::SafetensorsFile file;
+  buffer.write_into(file);
+  adapt::ExperienceBuffer<float> restored(4, 1, 16, {.capacity = 6, .segment_length = 5, .seed = 4});
+  restored.read_from(file, "memory");
+  CHECK(restored.holds_samples());
+  check_pairs(restored.sample(4));
+  // Batches with and without samples do not mix.
+  auto plain = t;
+  plain.samples.resize(0, 0);
+  CHECK(test::message_of<InvalidArgument>([&] { buffer.add(plain); }).find("do not record samples") != std::string::npos);
+  CHECK(buffer.size() == 6);
 }
 
 TEST_CASE("an experience buffer read from a hostile file is refused and left as it was") {

@@ -7,11 +7,13 @@
 #include <ssmrl/adapt/experience_buffer.hpp>
 #include <ssmrl/io/checkpoint.hpp>
 #include <ssmrl/io/csv.hpp>
+#include <ssmrl/io/npz.hpp>
 #include <ssmrl/io/safetensors.hpp>
 #include <ssmrl/policy/recurrent_policy.hpp>
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -122,6 +124,34 @@ inline int fuzz_csv(const std::uint8_t* data, std::size_t size) {
   });
 }
 
+//! The .npz reader; an accepted archive re-encodes and decodes to the same arrays.
+inline int fuzz_npz(const std::uint8_t* data, std::size_t size) {
+  return refusing_invalid([&] {
+    const std::string bytes(reinterpret_cast<const char*>(data), size);
+    const auto tensors = io::decode_npz(bytes, "fuzz");
+    std::vector<std::pair<std::string, std::string>> entries;
+    for (const auto& t : tensors) {
+      std::vector<std::size_t> shape(t.shape.begin(), t.shape.end());
+      if (t.dtype == io::DType::f32) {
+        std::vector<float> values(t.bytes.size() / 4);
+        std::memcpy(values.data(), t.bytes.data(), t.bytes.size());
+        entries.emplace_back(t.name + ".npy", io::detail::npy_bytes(shape, values));
+      } else {
+        std::vector<double> values(t.bytes.size() / 8);
+        std::memcpy(values.data(), t.bytes.data(), t.bytes.size());
+        entries.emplace_back(t.name + ".npy", io::detail::npy_bytes(shape, values));
+      }
+    }
+    const auto again = io::decode_npz(io::detail::zip_stored(entries), "fuzz-again");
+    if (again.size() != tensors.size()) __builtin_trap();
+    for (std::size_t i = 0; i < tensors.size(); ++i) {
+      if (again[i].bytes != tensors[i].bytes || again[i].shape != tensors[i].shape || again[i].name != tensors[i].name) {
+        __builtin_trap();
+      }
+    }
+  });
+}
+
 struct Target {
   const char* name;
   int (*run)(const std::uint8_t*, std::size_t);
@@ -130,7 +160,8 @@ inline const std::vector<Target>& targets() {
   static const std::vector<Target> all{{"safetensors", fuzz_safetensors},
                                        {"checkpoint", fuzz_checkpoint},
                                        {"experience_buffer", fuzz_experience_buffer},
-                                       {"csv", fuzz_csv}};
+                                       {"csv", fuzz_csv},
+                                       {"npz", fuzz_npz}};
   return all;
 }
 

@@ -236,7 +236,8 @@ TEST_CASE("python reads the checkpoint and the npz export, and writes a checkpoi
         {"values", std::vector<double>(row_major.data(), row_major.data() + row_major.size())}};
   });
   std::ofstream(dir / "expected.json") << std::setprecision(17) << expected.dump();
-  const std::string command = std::string(SSMRL_PYTHON) + " " + SSMRL_INTEROP_SCRIPT + " " + dir.string();
+  const std::string command =
+      std::string(SSMRL_PYTHON) + " " + SSMRL_INTEROP_SCRIPT + " " + dir.string() + " " + SSMRL_SCRIPTS_DIR;
   INFO(command);
   REQUIRE(std::system(command.c_str()) == 0);
 
@@ -244,6 +245,157 @@ TEST_CASE("python reads the checkpoint and the npz export, and writes a checkpoi
   io::load_checkpoint(dir / "from_python.safetensors", loaded);
   const Eigen::VectorXd want = nn::flatten<double>(policy.params()).array() * 2.0 + 1.0;
   CHECK(nn::flatten<double>(loaded.params()) == want);
+
+  // numpy.savez's archive, read by name: float32 widens exactly, Fortran order becomes row-major.
+  const auto npz = io::NamedTensors::read(dir / "from_numpy.npz");
+  CHECK(npz.matrix<double>("bias") == Eigen::Vector3d(0.0, 0.5, 1.0));
+  CHECK(npz.matrix<float>("bias") == Eigen::Vector3f(0.0f, 0.5f, 1.0f));
+  Eigen::Matrix<double, 2, 3> weight;
+  weight << 0, 1, 2, 3, 4, 5;
+  CHECK(npz.matrix<double>("weight", 2, 3) == ad::Matrix<double>(weight / 7));
+  CHECK(npz.at("cube").shape == std::vector<std::int64_t>{2, 2, 2});
+  CHECK(test::message_of<InvalidArgument>([&] { (void)npz.matrix<double>("cube"); }).find("has shape [2, 2, 2]") !=
+        std::string::npos);
+  CHECK(test::message_of<InvalidArgument>([&] { (void)npz.matrix<float>("weight"); }).find("does not narrow") !=
+        std::string::npos);
+  CHECK(test::message_of<InvalidArgument>([&] { (void)npz.at("wieght"); }).find("has no tensor wieght; it has: ") !=
+        std::string::npos);
+
+  // The installed script's state_dict file imports into a GRU cell and a linear layer by torch's names.
+  const auto state = io::NamedTensors::read(dir / "state_dict.safetensors");
+  nn::GruCell<double> cell({.input = 3, .hidden = 2});
+  nn::init::Rng rng(1);
+  auto rnn = cell.init_params(rng);
+  io::import_torch_rnn(state, "rnn", rnn);
+  nn::LinearParams<ad::Matrix<double>> head{ad::Matrix<double>::Zero(2, 2), ad::Matrix<double>::Zero(2, 1)};
+  io::import_torch_linear(state, "head", head);
+  auto expected_of = [](ad::Index rows, ad::Index cols, int position) {
+    Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> m(rows, cols);
+    for (ad::Index i = 0; i < m.size(); ++i) m.data()[i] = static_cast<double>(i) / 10 + position;
+    return ad::Matrix<double>(m);
+  };
+  CHECK(rnn.weight_ih == expected_of(6, 3, 0));
+  CHECK(rnn.weight_hh == expected_of(6, 2, 1));
+  CHECK(rnn.bias_ih == expected_of(6, 1, 2));
+  CHECK(rnn.bias_hh == expected_of(6, 1, 3));
+  CHECK(head.W == expected_of(2, 2, 4));
+  CHECK(head.b == expected_of(2, 1, 5));
+  // A wrong size or prefix changes nothing and says what it found.
+  nn::GruCell<double> wider({.input = 3, .hidden = 3});
+  auto wide = wider.init_params(rng);
+  const auto before = wide.weight_ih;
+  CHECK(test::message_of<InvalidArgument>([&] { io::import_torch_rnn(state, "rnn", wide); })
+            .find("tensor rnn.weight_ih has shape [6, 3], expected [9, 3]") != std::string::npos);
+  CHECK(wide.weight_ih == before);
+  CHECK(test::message_of<InvalidArgument>([&] { io::import_torch_rnn(state, "cell", rnn); })
+            .find("has no tensor cell.weight_ih; it has: rnn.weight_ih, ") != std::string::npos);
+}
+
+TEST_CASE("the .npz reader reads what export_npz writes and refuses damaged archives, naming the entry") {
+  const auto dir = scratch_dir("npz");
+  const auto policy = make_policy(8);
+  io::export_npz(dir / "policy.npz", policy);
+  const auto file = io::NamedTensors::read(dir / "policy.npz");
+  nn::for_each_parameter(policy.params(), [&](std::string_view name, const ad::Matrix<double>& m) {
+    CHECK(file.matrix<double>(name, m.rows(), m.cols()) == m);
+  });
+  CHECK(file.names().size() == nn::to_list<ad::Matrix<double>>(policy.params()).size());
+  const auto bytes = slurp(dir / "policy.npz");
+  auto refused = [](const std::string& damaged, const std::string& fragment) {
+    const auto message = test::message_of<InvalidArgument>([&] { (void)io::decode_npz(damaged, "damaged.npz"); });
+    INFO(message);
+    CHECK(message.find(fragment) != std::string::npos);
+  };
+  auto flipped = bytes;
+  flipped[200] = static_cast<char>(flipped[200] ^ 0x40);  // inside the first entry's data
+  refused(flipped, "fails its CRC-32 check");
+  refused(bytes.substr(0, bytes.size() - 30), "not a zip archive");
+  refused(bytes.substr(0, 10), "too short for a zip archive");
+  auto compressed = bytes;
+  const auto central = compressed.find("PK\x01\x02");
+  REQUIRE(central != std::string::npos);
+  compressed[central + 10] = 8;  // deflate
+  refused(compressed, "is compressed (method 8); save with numpy.savez");
+}
+
+namespace {
+
+// A torch_state_dicts file imported into a cell of its kind and scalar, reproducing data.h and data.y
+// through the inference step and through the training path on a tape.
+template <class Scalar, class Cell>
+void check_torch_file(const io::NamedTensors& file, double tolerance) {
+  const auto weight_hh = file.matrix<Scalar>("rnn.weight_hh");
+  const ad::Index hidden = weight_hh.cols();
+  const ad::Index input = file.matrix<Scalar>("rnn.weight_ih").cols();
+  const ad::Index outputs = file.matrix<Scalar>("head.weight").rows();
+  Cell cell({.input = input, .hidden = hidden});
+  nn::init::Rng rng(1);
+  auto params = cell.init_params(rng);
+  io::import_torch_rnn(file, "rnn", params);
+  nn::LinearParams<ad::Matrix<Scalar>> head{ad::Matrix<Scalar>::Zero(outputs, hidden), ad::Matrix<Scalar>::Zero(outputs, 1)};
+  io::import_torch_linear(file, "head", head);
+  // The files are (steps*batch, features), row t*batch+b: transposed, the library's time-major columns.
+  const ad::Matrix<Scalar> x = file.matrix<Scalar>("data.x").transpose();
+  const ad::Matrix<Scalar> h0 = file.matrix<Scalar>("data.h0").transpose();
+  const ad::Matrix<Scalar> c0 = file.matrix<Scalar>("data.c0").transpose();
+  const ad::Matrix<Scalar> want_h = file.matrix<Scalar>("data.h").transpose();
+  const ad::Matrix<Scalar> want_y = file.matrix<Scalar>("data.y").transpose();
+  const ad::Index batch = h0.cols();
+  REQUIRE(x.cols() % batch == 0);
+  ad::Matrix<Scalar> initial(cell.state_size(), batch);
+  initial.topRows(hidden) = h0;
+  if (cell.state_size() == 2 * hidden) initial.bottomRows(hidden) = c0;  // the LSTM's state is [h; c]
+  auto relative = [](const ad::Matrix<Scalar>& got, const ad::Matrix<Scalar>& want) {
+    return static_cast<double>((got - want).cwiseAbs().maxCoeff() / want.cwiseAbs().maxCoeff());
+  };
+  // Inference, one step at a time.
+  ad::Matrix<Scalar> state = initial;
+  auto ws = cell.make_workspace(batch);
+  ad::Matrix<Scalar> h(hidden, x.cols());
+  ad::Matrix<Scalar> out(hidden, batch);
+  for (ad::Index t = 0; t < x.cols() / batch; ++t) {
+    cell.step(params, state, x.middleCols(t * batch, batch), out, ws);
+    h.middleCols(t * batch, batch) = out;
+  }
+  ad::Matrix<Scalar> y(outputs, h.cols());
+  nn::linear_into(head, h, y);
+  CHECK(relative(h, want_h) <= tolerance);
+  CHECK(relative(y, want_y) <= tolerance);
+  // Training, the whole sequence on a tape.
+  ad::Tape<Scalar> tape;
+  const auto sequence = cell.forward_sequence(nn::on_tape(tape, params), tape.constant(x), batch,
+                                              {.initial_state = tape.constant(initial)});
+  CHECK(relative(sequence.value(), want_h) <= tolerance);
+  CHECK(relative(nn::linear(nn::on_tape(tape, head), sequence).value(), want_y) <= tolerance);
+}
+
+}  // namespace
+
+TEST_CASE("PyTorch's own state_dicts (GRUCell, LSTMCell, Linear; float32 and float64) import and reproduce their outputs") {
+  const char* env = std::getenv("SSMRL_TORCH_STATE_DICTS");
+  const fs::path dir = env != nullptr && *env != '\0' ? fs::path(env) : fs::path(SSMRL_TORCH_STATE_DICTS_DEFAULT);
+  INFO("folder: " << dir.string());
+  REQUIRE(fs::is_directory(dir));
+  std::vector<fs::path> files;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    if (entry.path().extension() == ".safetensors") files.push_back(entry.path());
+  }
+  std::sort(files.begin(), files.end());
+  REQUIRE(!files.empty());
+  for (const auto& path : files) {
+    CAPTURE(path.filename().string());
+    const auto file = io::NamedTensors::read(path);
+    const auto& weight_hh = file.at("rnn.weight_hh");
+    REQUIRE(weight_hh.shape.size() == 2);
+    const auto gates = weight_hh.shape[0] / weight_hh.shape[1];
+    REQUIRE((gates == 3 || gates == 4));
+    REQUIRE(weight_hh.shape[0] == gates * weight_hh.shape[1]);
+    const bool single = weight_hh.dtype == io::DType::f32;
+    if (gates == 3 && single) check_torch_file<float, nn::GruCell<float>>(file, 1e-5);
+    if (gates == 3 && !single) check_torch_file<double, nn::GruCell<double>>(file, 1e-12);
+    if (gates == 4 && single) check_torch_file<float, nn::LstmCell<float>>(file, 1e-5);
+    if (gates == 4 && !single) check_torch_file<double, nn::LstmCell<double>>(file, 1e-12);
+  }
 }
 
 TEST_CASE("an SVG plot holds one polyline per series, with escaped labels") {

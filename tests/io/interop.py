@@ -1,9 +1,12 @@
 """Reads what ssmrl wrote with numpy and plain struct/json, and writes a safetensors file back.
 
-usage: interop.py DIR
+usage: interop.py DIR SCRIPTS_DIR
 DIR holds policy.safetensors, policy.npz and expected.json (name -> {"shape": [...], "values": [...]},
 row-major). Checks all three agree exactly, then writes DIR/from_python.safetensors holding
-2 * value + 1 for every tensor, with the original metadata.
+2 * value + 1 for every tensor, with the original metadata; DIR/from_numpy.npz by numpy.savez (a
+float32 vector, a float64 matrix in Fortran order, a 3-D array); and DIR/state_dict.safetensors by
+SCRIPTS_DIR/ssmrl_state_dict.py from a GRUCell(3, 2) + Linear(2, 2) state_dict stand-in whose every
+value is (index within the tensor) / 10 + the tensor's position.
 """
 import json
 import struct
@@ -42,7 +45,7 @@ def write_safetensors(path, tensors, metadata):
         f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
 
 
-def main(folder):
+def main(folder, scripts):
     expected = json.load(open(f"{folder}/expected.json"))
     metadata, tensors = read_safetensors(f"{folder}/policy.safetensors")
     archive = np.load(f"{folder}/policy.npz")
@@ -61,9 +64,20 @@ def main(folder):
         print("\n".join(failures))
         return 1
     write_safetensors(f"{folder}/from_python.safetensors", {k: 2 * v + 1 for k, v in tensors.items()}, metadata)
+    np.savez(f"{folder}/from_numpy.npz", bias=np.arange(3, dtype=np.float32) * 0.5,
+             weight=np.asfortranarray(np.arange(6, dtype=np.float64).reshape(2, 3) / 7),
+             cube=np.arange(8, dtype=np.float64).reshape(2, 2, 2))
+    sys.path.insert(0, scripts)
+    from ssmrl_state_dict import save_state_dict
+
+    shapes = {"rnn.weight_ih": (6, 3), "rnn.weight_hh": (6, 2), "rnn.bias_ih": (6,), "rnn.bias_hh": (6,),
+              "head.weight": (2, 2), "head.bias": (2,)}
+    state = {name: np.arange(np.prod(shape), dtype=np.float64).reshape(shape) / 10 + k
+             for k, (name, shape) in enumerate(shapes.items())}
+    save_state_dict(state, f"{folder}/state_dict.safetensors", {"module": "GRUCell(3, 2); Linear(2, 2)"})
     print(f"python: {len(expected)} tensors agree in safetensors, npz and the expected values")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    sys.exit(main(sys.argv[1], sys.argv[2]))

@@ -4,10 +4,13 @@
 #include <doctest/doctest.h>
 #include <ssmrl/ssmrl.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "support/errors.hpp"
 #include "support/random.hpp"
 
 using namespace ssmrl;
@@ -257,7 +260,7 @@ TEST_CASE("the log-probabilities of acting and of evaluation agree") {
     Matrix<double> log_probs(1, envs * steps);
     for (int t = 0; t < steps; ++t) {
       const auto step = policy.act(observations.middleCols(t * envs, envs), policy::ActMode::sample, rng);
-      actions.middleCols(t * envs, envs) = step.actions;
+      actions.middleCols(t * envs, envs) = step.samples.size() > 0 ? step.samples : step.actions;
       log_probs.middleCols(t * envs, envs) = step.log_prob;
     }
     Tape<double> tape;
@@ -276,6 +279,58 @@ TEST_CASE("the log-probabilities of acting and of evaluation agree") {
             nn::LstmCell<double>({.input = 2, .hidden = 3}),
             GaussianHead<double>({.input = 3, .actions = 2, .initial_log_std = -0.5}), {}, {}, 3),
         2);
+}
+
+TEST_CASE("a squashed Gaussian's rollout log-probabilities survive replay for means up to 20, in float") {
+  using Head = policy::GaussianHead<float>;
+  using Squashed = policy::RecurrentPolicy<nn::MlpCell<float>, Head>;
+  const ad::Index envs = 64;
+  for (const float mean : {0.0f, 2.0f, 8.0f, 20.0f, -20.0f}) {
+    Squashed pi(nn::MlpCell<float>({.input = 3, .hidden = {4}}), Head({.input = 4, .actions = 2, .squash = true}), {}, {}, 7);
+    pi.params().head.mean.W.setZero();
+    pi.params().head.mean.b.setConstant(mean);  // every action's mean, whatever the observation
+    pi.set_num_envs(envs);
+    std::mt19937_64 rng(8);
+    const ad::Matrix<float> observations = random_matrix(3, envs, 9).cast<float>();
+    const auto step = pi.act(observations, policy::ActMode::sample, rng);
+    REQUIRE(step.samples.cols() == envs);
+    CHECK(step.actions.cwiseAbs().maxCoeff() <= 1.0f);
+    ad::Tape<float> tape;
+    const auto e = pi.evaluate(nn::on_tape(tape, pi.params()), tape.constant(observations), envs, step.samples);
+    CAPTURE(mean);
+    CHECK(step.log_prob.allFinite());
+    CHECK((e.log_prob.value() - step.log_prob).cwiseAbs().maxCoeff() < 1e-5);
+  }
+  // log(1 - tanh(u)^2) neither overflows nor loses the tail, in float, far beyond u = -44.
+  for (const double u : {-200.0, -44.5, -9.0, 0.0, 9.0, 44.5, 200.0}) {
+    const double exact = 2 * (std::log(2.0) - std::abs(u) - std::log1p(std::exp(-2 * std::abs(u))));
+    CAPTURE(u);
+    CHECK(Head::log_squash_derivative(static_cast<float>(u)) == doctest::Approx(exact).epsilon(1e-6));
+  }
+}
+
+TEST_CASE("a Gaussian head's log-std is clamped to its range: acting and evaluation agree, no gradient beyond it") {
+  using Head = policy::GaussianHead<double>;
+  policy::RecurrentPolicy<nn::MlpCell<double>, Head> pi(nn::MlpCell<double>({.input = 2, .hidden = {3}}),
+                                                        Head({.input = 3, .actions = 1, .log_std_min = -5, .log_std_max = 1}),
+                                                        {}, {}, 4);
+  const ad::Matrix<double> observations = random_matrix(2, 1, 5);
+  for (const double log_std : {7.0, -9.0, 0.5}) {
+    pi.params().head.log_std.setConstant(log_std);
+    std::mt19937_64 rng(6);
+    const auto step = pi.act(observations, policy::ActMode::sample, rng);
+    ad::Tape<double> tape;
+    const auto vars = nn::on_tape(tape, pi.params());
+    const auto e = pi.evaluate(vars, tape.constant(observations), 1, step.actions);
+    CHECK(std::abs(e.log_prob.value()(0, 0) - step.log_prob(0, 0)) < 1e-12);
+    const double used = std::clamp(log_std, -5.0, 1.0);
+    CHECK(e.entropy.item() == doctest::Approx(used + 0.5 * std::log(2 * M_PI * M_E)));
+    tape.backward(ad::sum(e.log_prob));
+    CAPTURE(log_std);
+    CHECK((vars.head.log_std.grad()(0, 0) == 0.0) == (used != log_std));
+  }
+  CHECK(test::message_of<InvalidArgument>([] { Head({.input = 3, .actions = 1, .initial_log_std = 3}); })
+            .find("initial_log_std 3 must lie in [log_std_min, log_std_max] = [-20, 2]") != std::string::npos);
 }
 
 TEST_CASE("parameters are named, filtered, flattened and checked") {

@@ -51,6 +51,13 @@ TEST_CASE("GAE, returns and normalisation against hand computation") {
   CHECK(z.mean() == doctest::Approx(0.0).epsilon(1e-12));
   CHECK(std::sqrt(z.array().square().mean()) == doctest::Approx(1.0).epsilon(1e-6));
   CHECK_THROWS_AS(rl::gae(four_steps(false), 1.5, 0.8), InvalidArgument);
+  // Values may be Eigen expressions, and normalisation takes them too.
+  const auto batch = four_steps(true);
+  const ad::Matrix<double> values = ad::Matrix<double>::Constant(1, 4, 0.25);
+  const auto from_expression = rl::gae(batch, values * 2.0, ad::Matrix<double>::Zero(1, 1), 0.9, 0.8);
+  const auto from_matrix = rl::gae(batch, ad::Matrix<double>(values * 2.0), ad::Matrix<double>(ad::Matrix<double>::Zero(1, 1)), 0.9, 0.8);
+  CHECK(from_expression.advantages == from_matrix.advantages);
+  CHECK(rl::normalized(returns * 3.0) == rl::normalized(ad::Matrix<double>(returns * 3.0)));
   // A constant batch normalises to zero. Seven entries of 0.1f have a computed mean off by a rounding
   // residual (7.5e-9 in g++ 12's Release build), which the plain formula divided by itself plus 1e-8
   // into -0.43 for every entry.
@@ -76,8 +83,7 @@ TEST_CASE("a rollout records what training needs: evaluation reproduces the roll
     }
     if (round == 1) CHECK(t.initial_state.cwiseAbs().maxCoeff() > 0);
     ad::Tape<double> tape;
-    const auto e = pi.evaluate(nn::on_tape(tape, pi.params()), tape.constant(t.observations), t.envs, t.actions,
-                               {.initial_state = tape.constant(t.initial_state), .keep = t.keep.data()});
+    const auto e = rl::evaluate(pi, tape, nn::on_tape(tape, pi.params()), t);
     CHECK((e.log_prob.value() - t.log_probs).cwiseAbs().maxCoeff() < 1e-10);
     CHECK((e.value.value() - t.values).cwiseAbs().maxCoeff() < 1e-10);
     const auto adv = rl::gae(t, 0.99, 0.95);

@@ -48,7 +48,7 @@ struct AdaptationReport {
   std::string reason;
   double loss = std::numeric_limits<double>::quiet_NaN();  //!< before the last step
   double grad_norm = 0;      //!< before clipping
-  double largest_step = 0;   //!< largest L2 change of one parameter matrix, after the step bound
+  double largest_step = 0;   //!< largest L2 change of one parameter matrix, as applied (after bound and trust region)
   double distance_to_anchor = 0;
   MetaFeatureValues features{};
 };
@@ -159,15 +159,10 @@ private:
       for (std::size_t i = 0; i < chosen_values.size(); ++i) chosen_values[i] -= lr * chosen_grads[i] + decay * chosen_values[i];
     }
     // The step bound acts on the change the optimiser made, so that no optimiser can exceed it.
-    report.largest_step = 0;
     for (std::size_t i = 0; i < chosen_values.size(); ++i) {
       const ad::Matrix<Scalar> delta = chosen_values[i] - old_values[i];
-      double size = static_cast<double>(delta.norm());
-      if (g.max_step > 0 && size > g.max_step) {
-        chosen_values[i] = old_values[i] + static_cast<Scalar>(g.max_step / size) * delta;
-        size = g.max_step;
-      }
-      report.largest_step = std::max(report.largest_step, size);
+      const double size = static_cast<double>(delta.norm());
+      if (g.max_step > 0 && size > g.max_step) chosen_values[i] = old_values[i] + static_cast<Scalar>(g.max_step / size) * delta;
     }
     // The trust region: back within trust_radius of the anchor.
     auto anchors = nn::to_list<ad::Matrix<Scalar>>(anchor_);
@@ -186,6 +181,23 @@ private:
         chosen_values[i] = *chosen_anchors[i] + shrink * (chosen_values[i] - *chosen_anchors[i]);
       }
       distance = g.trust_radius;
+      // The projection can lengthen a matrix's step beyond the bound: then the whole step shrinks by
+      // one factor, which keeps it within the trust region (both of its ends are).
+      double longest = 0;
+      for (std::size_t i = 0; i < chosen_values.size(); ++i) {
+        longest = std::max(longest, static_cast<double>((chosen_values[i] - old_values[i]).norm()));
+      }
+      if (g.max_step > 0 && longest > g.max_step) {
+        const auto factor = static_cast<Scalar>(g.max_step / longest);
+        for (std::size_t i = 0; i < chosen_values.size(); ++i) {
+          chosen_values[i] = old_values[i] + factor * (chosen_values[i] - old_values[i]);
+        }
+      }
+    }
+    // What the report says is what is applied.
+    report.largest_step = 0;
+    for (std::size_t i = 0; i < chosen_values.size(); ++i) {
+      report.largest_step = std::max(report.largest_step, static_cast<double>((chosen_values[i] - old_values[i]).norm()));
     }
     bool finite = true;
     for (const auto& v : chosen_values) finite = finite && v.allFinite();
@@ -233,8 +245,7 @@ private:
   MetaFeatureValues measure(const rl::TrajectoryBatch<Scalar>& t, MetaFeatures<Scalar>* monitor = nullptr) {
     tape_.clear();
     const auto vars = nn::on_tape(tape_, policy_.params());
-    const nn::SequenceOptions<Scalar> sequence{.initial_state = tape_.constant(t.initial_state), .keep = t.keep.data()};
-    const auto features = policy_.evaluate(vars, tape_.constant(t.observations), t.envs, t.actions, sequence).features;
+    const auto features = rl::evaluate(policy_, tape_, vars, t).features;
     const auto dist = policy_.head().distribution(vars.head, features);  // from the same forward pass
     return (monitor != nullptr ? *monitor : monitor_).measure(dist.value(), PolicyT::head_type::categorical, features.value());
   }

@@ -4,6 +4,7 @@
 // (a uniform sample of everything added), sampled uniformly, seeded.
 #pragma once
 
+#include <algorithm>
 #include <charconv>
 #include <cstdint>
 #include <filesystem>
@@ -49,11 +50,15 @@ public:
     states_.setZero(state_size_, static_cast<ad::Index>(options.capacity));
   }
 
-  //! Bytes of storage, fixed at construction: capacity x (segment_length x (observation + action + 5) + state) scalars.
+  //! Bytes of storage: capacity x (segment_length x (observation + action + 5) + state) scalars,
+  //! and capacity x segment_length x action more once it holds samples apart from actions (a
+  //! squashing policy's, see rl::TrajectoryBatch::samples).
   [[nodiscard]] std::size_t bytes() const noexcept {
-    return sizeof(Scalar) * static_cast<std::size_t>(observations_.size() + actions_.size() + 5 * rewards_.size() +
-                                                     states_.size());
+    return sizeof(Scalar) * static_cast<std::size_t>(observations_.size() + actions_.size() + samples_.size() +
+                                                     5 * rewards_.size() + states_.size());
   }
+  //! Whether the buffer keeps samples apart from actions (set by the first add() or read_from()).
+  [[nodiscard]] bool holds_samples() const noexcept { return samples_.size() > 0; }
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
   [[nodiscard]] std::size_t capacity() const noexcept { return options_.capacity; }
   [[nodiscard]] std::size_t segments_seen() const noexcept { return seen_; }
@@ -66,6 +71,12 @@ public:
     SSMRL_REQUIRE(t.observations.rows() == obs_size_ && t.actions.rows() == act_size_, "adapt::ExperienceBuffer::add: ",
                   "trajectories of ", t.observations.rows(), " observations and ", t.actions.rows(),
                   " actions, the buffer holds ", obs_size_, " and ", act_size_);
+    const bool with_samples = t.samples.size() > 0;
+    SSMRL_REQUIRE(size_ == 0 || with_samples == holds_samples(), "adapt::ExperienceBuffer::add: the trajectories ",
+                  with_samples ? "record" : "do not record", " samples apart from their actions and the buffer's ",
+                  holds_samples() ? "do" : "do not");
+    if (with_samples && !holds_samples()) samples_.setZero(act_size_, actions_.cols());
+    if (!with_samples && size_ == 0) samples_.resize(0, 0);
     const ad::Index length = options_.segment_length;
     for (ad::Index i = 0; i < t.envs; ++i) {
       for (ad::Index s = 0; s + length <= t.steps; s += length) {
@@ -86,6 +97,7 @@ public:
           const auto to = static_cast<ad::Index>(slot) * length + k;
           observations_.col(to) = t.observations.col(from);
           actions_.col(to) = t.actions.col(from);
+          if (with_samples) samples_.col(to) = t.samples.col(from);
           rewards_(0, to) = t.rewards(0, from);
           terminated_(0, to) = t.terminated(0, from);
           truncated_(0, to) = t.truncated(0, from);
@@ -108,6 +120,7 @@ public:
     const ad::Index length = options_.segment_length;
     auto out = rl::sized_trajectory_batch<Scalar>(obs_size_, act_size_, count, length);
     out.initial_state.setZero(state_size_, count);
+    if (holds_samples()) out.samples.resize(act_size_, out.columns());
     std::uniform_int_distribution<std::size_t> pick(0, size_ - 1);
     for (ad::Index j = 0; j < count; ++j) {
       const auto slot = static_cast<ad::Index>(pick(rng_));
@@ -116,6 +129,7 @@ public:
         const auto to = k * count + j;
         out.observations.col(to) = observations_.col(from);
         out.actions.col(to) = actions_.col(from);
+        if (holds_samples()) out.samples.col(to) = samples_.col(from);
         out.rewards(0, to) = rewards_(0, from);
         out.terminated(0, to) = terminated_(0, from);
         // A segment ends where the stored data ends: its last step counts as truncated.
@@ -136,6 +150,7 @@ public:
     };
     add("observations", observations_.leftCols(n));
     add("actions", actions_.leftCols(n));
+    if (holds_samples()) add("samples", samples_.leftCols(n));
     add("rewards", rewards_.leftCols(n));
     add("terminated", terminated_.leftCols(n));
     add("truncated", truncated_.leftCols(n));
@@ -172,6 +187,10 @@ public:
                   size, ", segments seen ", seen, " and next slot ", next, " do not fit a buffer of capacity ",
                   options_.capacity, " (size <= capacity, seen >= size, next < capacity)");
     const auto n = static_cast<ad::Index>(size) * options_.segment_length;
+    auto has = [&](const std::string& name) {
+      return std::any_of(file.tensors.begin(), file.tensors.end(),
+                         [&](const io::Tensor& t) { return t.name == prefix + "." + name; });
+    };
     auto find = [&](const std::string& name, ad::Index rows, ad::Index cols) {
       for (const auto& t : file.tensors) {
         if (t.name != prefix + "." + name) continue;
@@ -189,6 +208,8 @@ public:
     // Everything is read before anything is assigned.
     auto obs = find("observations", obs_size_, n);
     auto act = find("actions", act_size_, n);
+    const bool with_samples = has("samples");
+    auto samples = with_samples ? find("samples", act_size_, n) : ad::Matrix<Scalar>();
     auto rew = find("rewards", 1, n);
     auto ter = find("terminated", 1, n);
     auto tru = find("truncated", 1, n);
@@ -201,6 +222,12 @@ public:
     }
     observations_.leftCols(n) = obs;
     actions_.leftCols(n) = act;
+    if (with_samples) {
+      samples_.setZero(act_size_, actions_.cols());
+      samples_.leftCols(n) = samples;
+    } else {
+      samples_.resize(0, 0);
+    }
     rewards_.leftCols(n) = rew;
     terminated_.leftCols(n) = ter;
     truncated_.leftCols(n) = tru;
@@ -218,7 +245,7 @@ private:
   ad::Index act_size_;
   ad::Index state_size_;
   std::mt19937_64 rng_;
-  ad::Matrix<Scalar> observations_, actions_, rewards_, terminated_, truncated_, log_probs_, keep_, states_;
+  ad::Matrix<Scalar> observations_, actions_, samples_, rewards_, terminated_, truncated_, log_probs_, keep_, states_;
   std::size_t size_ = 0;
   std::size_t seen_ = 0;
   std::size_t next_ = 0;

@@ -16,15 +16,21 @@ struct MetaFeatureValues {
   double entropy = 0;        //!< mean entropy of the action distribution
   double confidence = 0;     //!< categorical: mean probability of the likeliest action; Gaussian: mean of 1 / (1 + std)
   double variance = 0;       //!< categorical: mean over actions of the probabilities' variance over the batch; Gaussian: mean std^2
-  double feature_shift = 0;  //!< mean over features of |batch mean - running mean| / running std (0 before any statistics)
+  //! Mean over features of |batch mean - running mean| / spread (0 before any statistics), the spread
+  //! being the running std but at least MetaFeatures' std_floor x (1 + |running mean|).
+  double feature_shift = 0;
 };
 
 //! Running (exponential) mean and variance of the features, and the figures of each batch.
 template <class Scalar>
 class MetaFeatures {
 public:
-  explicit MetaFeatures(double decay = 0.99) : decay_(decay) {
+  //! std_floor: the least spread a feature is measured against, relative to 1 + its magnitude, so
+  //! that a feature that was constant shifts by its relative change, not by its change over 1e-8.
+  explicit MetaFeatures(double decay = 0.99, double std_floor = 1e-3) : decay_(decay), std_floor_(std_floor) {
     SSMRL_REQUIRE(decay >= 0 && decay < 1, "adapt::MetaFeatures: decay ", decay, " must lie in [0, 1)");
+    SSMRL_REQUIRE(std_floor > 0 && std::isfinite(std_floor), "adapt::MetaFeatures: std_floor ", std_floor,
+                  " must be positive and finite");
   }
 
   //! Figures of a batch: `distribution` as the policy's head gives it (categorical: logits, actions x N;
@@ -58,7 +64,8 @@ public:
     const Eigen::VectorXd batch_var =
         (features.template cast<double>().colwise() - batch_mean).array().square().rowwise().mean();
     if (count_ > 0) {
-      v.feature_shift = ((batch_mean - mean_).array().abs() / (variance_.array().sqrt() + 1e-8)).mean();
+      const Eigen::ArrayXd spread = variance_.array().sqrt().max(std_floor_ * (1.0 + mean_.array().abs()));
+      v.feature_shift = ((batch_mean - mean_).array().abs() / spread).mean();
       mean_ = decay_ * mean_ + (1 - decay_) * batch_mean;
       variance_ = decay_ * variance_ + (1 - decay_) * batch_var;
     } else {
@@ -76,6 +83,7 @@ public:
 
 private:
   double decay_;
+  double std_floor_;
   Eigen::VectorXd mean_;
   Eigen::VectorXd variance_;
   long count_ = 0;

@@ -16,6 +16,9 @@ namespace ssmrl::adapt {
 template <class Scalar>
 rl::TrajectoryBatch<Scalar> concat_in_time(const rl::TrajectoryBatch<Scalar>& earlier, const rl::TrajectoryBatch<Scalar>& later) {
   SSMRL_REQUIRE(earlier.envs == later.envs, "adapt::concat_in_time: ", earlier.envs, " and ", later.envs, " environments");
+  SSMRL_REQUIRE((earlier.samples.size() > 0) == (later.samples.size() > 0), "adapt::concat_in_time: one batch records ",
+                "samples apart from its actions and the other does not (", earlier.samples.size(), " and ",
+                later.samples.size(), " entries)");
   rl::TrajectoryBatch<Scalar> out = earlier;
   out.steps = earlier.steps + later.steps;
   auto append = [](ad::Matrix<Scalar>& to, const ad::Matrix<Scalar>& from) {
@@ -26,6 +29,7 @@ rl::TrajectoryBatch<Scalar> concat_in_time(const rl::TrajectoryBatch<Scalar>& ea
   };
   append(out.observations, later.observations);
   append(out.actions, later.actions);
+  append(out.samples, later.samples);
   append(out.rewards, later.rewards);
   append(out.terminated, later.terminated);
   append(out.truncated, later.truncated);

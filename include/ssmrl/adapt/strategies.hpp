@@ -35,19 +35,12 @@ concept AdaptationStrategy = requires(const S& s, const PolicyT& pi, ad::Tape<ty
 
 namespace detail {
 
-template <class PolicyT, class Scalar>
-typename PolicyT::Evaluation evaluate(const PolicyT& pi, ad::Tape<Scalar>& tape, const typename PolicyT::VarParams& vars,
-                                      const rl::TrajectoryBatch<Scalar>& t) {
-  return pi.evaluate(vars, tape.constant(t.observations), t.envs, t.actions,
-                     {.initial_state = tape.constant(t.initial_state), .keep = t.keep.data()});
-}
-
 // REINFORCE on normalised discounted returns of `t`.
 template <class PolicyT, class Scalar>
 ad::Var<Scalar> reinforce(const PolicyT& pi, ad::Tape<Scalar>& tape, const typename PolicyT::VarParams& vars,
                           const rl::TrajectoryBatch<Scalar>& t, double gamma) {
   const auto returns = rl::normalized(rl::discounted_returns(t, gamma));
-  return rl::policy_gradient_loss(evaluate(pi, tape, vars, t).log_prob, tape.constant(returns));
+  return rl::policy_gradient_loss(rl::evaluate(pi, tape, vars, t).log_prob, tape.constant(returns));
 }
 
 }  // namespace detail
@@ -73,7 +66,7 @@ struct EntropyMinimization {
   template <class PolicyT, class Scalar>
   ad::Var<Scalar> loss(const PolicyT& pi, ad::Tape<Scalar>& tape, const typename PolicyT::VarParams& vars,
                        const AdaptationData<Scalar>& data) const {
-    return ad::mean(detail::evaluate(pi, tape, vars, data.recent).entropy);
+    return ad::mean(rl::evaluate(pi, tape, vars, data.recent).entropy);
   }
 };
 

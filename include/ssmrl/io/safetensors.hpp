@@ -59,6 +59,13 @@ struct Tensor {
   static constexpr std::int64_t max_elements = std::int64_t(1) << 62;
 };
 
+//! "[2, 3]": a shape as messages show it.
+inline std::string shape_text(const std::vector<std::int64_t>& shape) {
+  std::string s = "[";
+  for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
 //! Headers longer than this are refused (the safetensors format's own limit is 100 MB).
 inline constexpr std::uint64_t max_safetensors_header = 100'000'000;
 

@@ -218,8 +218,7 @@ private:
 
   typename PolicyT::Evaluation evaluate(ad::Tape<Scalar>& tape, const typename PolicyT::VarParams& params,
                                         const rl::TrajectoryBatch<Scalar>& t) const {
-    return policy_.evaluate(params, tape.constant(t.observations), t.envs, t.actions,
-                            {.initial_state = tape.constant(t.initial_state), .keep = t.keep.data()});
+    return rl::evaluate(policy_, tape, params, t);
   }
 
   // Normalised GAE advantages with the linear feature baseline fitted on these trajectories.

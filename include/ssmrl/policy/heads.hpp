@@ -3,6 +3,7 @@
 // samples from it without a tape.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <numbers>
@@ -32,6 +33,7 @@ public:
   using Params = params_type<ad::Matrix<Scalar>>;
   struct workspace_type {
     ad::Matrix<Scalar> logits;
+    ad::Matrix<Scalar> samples;  //!< empty: the actions are what log_prob() takes
   };
 
   CategoricalHead(ad::Index input, ad::Index actions) : input_(input), actions_(actions) {
@@ -75,7 +77,7 @@ public:
     return logits(p, features);
   }
 
-  [[nodiscard]] workspace_type make_workspace(ad::Index batch) const { return {ad::Matrix<Scalar>(actions_, batch)}; }
+  [[nodiscard]] workspace_type make_workspace(ad::Index batch) const { return {ad::Matrix<Scalar>(actions_, batch), {}}; }
 
   template <class Rng>
   void act(const Params& p, Eigen::Ref<const ad::Matrix<Scalar>> features, ActMode mode, Rng& rng,
@@ -144,11 +146,18 @@ struct GaussianHeadConfig {
   double initial_log_std = 0.0;
   //! Squash samples with tanh into (-1, 1); log-probabilities then include the change of variables.
   bool squash = false;
+  //! The log standard deviation the head uses is its parameter (or linear output) clamped to
+  //! [log_std_min, log_std_max]; outside the range the gradient is zero, as for PyTorch's clamp.
+  double log_std_min = -20.0;
+  double log_std_max = 2.0;
 };
 
-//! Diagonal Gaussian: mean = W features + b; log_std learned or state-dependent. With squashing the
-//! environment sees tanh(u) and the log-probability is that of u minus sum log(1 - tanh(u)^2);
-//! entropy() is then the entropy of u (the squashed one has no closed form).
+//! Diagonal Gaussian: mean = W features + b; log_std learned or state-dependent, clamped to the
+//! configured range. With squashing the environment sees tanh(u) and the log-probability is that of
+//! u minus sum log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u)); act() then also gives u (the
+//! workspace's `samples`), which is what log_prob() takes: tanh(u) rounds to +-1 long before u is
+//! large, so u cannot be recovered from the action. entropy() is the entropy of u (the squashed one
+//! has no closed form).
 template <class Scalar, GaussianStd std_kind = GaussianStd::learned>
 class GaussianHead {
 public:
@@ -159,11 +168,17 @@ public:
   struct workspace_type {
     ad::Matrix<Scalar> mean;
     ad::Matrix<Scalar> log_std;
+    ad::Matrix<Scalar> samples;  //!< u before tanh when squashing, else empty (the actions are the samples)
   };
 
   explicit GaussianHead(const GaussianHeadConfig& config) : config_(config) {
     SSMRL_REQUIRE(config.input > 0 && config.actions > 0, "GaussianHead: input ", config.input, " and actions ",
                   config.actions, " must be positive");
+    SSMRL_REQUIRE(std::isfinite(config.log_std_min) && std::isfinite(config.log_std_max) &&
+                      config.log_std_min < config.log_std_max && config.initial_log_std >= config.log_std_min &&
+                      config.initial_log_std <= config.log_std_max,
+                  "GaussianHead: initial_log_std ", config.initial_log_std, " must lie in [log_std_min, log_std_max] = [",
+                  config.log_std_min, ", ", config.log_std_max, "], a finite and non-empty range");
   }
   [[nodiscard]] ad::Index input_size() const noexcept { return config_.input; }
   [[nodiscard]] ad::Index action_size() const noexcept { return config_.actions; }
@@ -182,33 +197,50 @@ public:
     return p;
   }
 
+  //! The log standard deviation, clamped to [log_std_min, log_std_max].
   [[nodiscard]] ad::Var<Scalar> log_std(const params_type<ad::Var<Scalar>>& p, const ad::Var<Scalar>& features) const {
+    const auto lo = static_cast<Scalar>(config_.log_std_min);
+    const auto hi = static_cast<Scalar>(config_.log_std_max);
     if constexpr (std_kind == GaussianStd::learned) {
       (void)features;
-      return p.log_std;
+      return ad::clamp(p.log_std, lo, hi);
     } else {
-      return nn::linear(p.log_std, features);
+      return ad::clamp(nn::linear(p.log_std, features), lo, hi);
     }
   }
 
-  //! actions: action_size x N, as the environment received them (squashed when squashing).
+  //! samples: action_size x N, as act() sampled them: u before tanh when squashing (the
+  //! workspace's `samples`), else the actions. unsquash() turns squashed actions back into u where
+  //! only they are known, exactly only while |u| is small (a float tanh is 1 from u = 9 on).
   [[nodiscard]] ad::Var<Scalar> log_prob(const params_type<ad::Var<Scalar>>& p, const ad::Var<Scalar>& features,
-                                         const ad::Matrix<Scalar>& actions) const {
-    SSMRL_REQUIRE(actions.rows() == config_.actions && actions.cols() == features.cols(),
-                  "GaussianHead::log_prob: actions are ", actions.rows(), "x", actions.cols(), ", expected ",
+                                         const ad::Matrix<Scalar>& samples) const {
+    SSMRL_REQUIRE(samples.rows() == config_.actions && samples.cols() == features.cols(),
+                  "GaussianHead::log_prob: samples are ", samples.rows(), "x", samples.cols(), ", expected ",
                   config_.actions, "x", features.cols());
     auto& tape = features.tape();
     const auto mean = nn::linear(p.mean, features);
-    if (!config_.squash) return ad::gaussian_log_prob(mean, log_std(p, features), tape.constant(actions));
-    // u = atanh(a), clipped away from +-1; the correction depends on the data only.
+    const auto density = ad::gaussian_log_prob(mean, log_std(p, features), tape.constant(samples));
+    if (!config_.squash) return density;
+    // The change of variables depends on the data only.
+    ad::Matrix<Scalar> correction(1, samples.cols());
+    for (ad::Index j = 0; j < samples.cols(); ++j) {
+      Scalar sum = 0;
+      for (ad::Index i = 0; i < samples.rows(); ++i) sum += log_squash_derivative(samples(i, j));
+      correction(0, j) = sum;
+    }
+    return ad::sub(density, tape.constant(correction));
+  }
+  //! atanh of squashed actions clipped away from +-1 (see log_prob()).
+  [[nodiscard]] static ad::Matrix<Scalar> unsquash(const ad::Matrix<Scalar>& actions) {
     const Scalar limit = Scalar(1) - Scalar(std::is_same_v<Scalar, float> ? 1e-6 : 1e-12);
-    const ad::Matrix<Scalar> u = actions.array().max(-limit).min(limit).atanh().matrix();
-    const ad::Matrix<Scalar> correction =
-        (Scalar(2) * (std::numbers::ln2_v<Scalar> - u.array() - (Scalar(-2) * u.array()).exp().log1p()))
-            .colwise()
-            .sum()
-            .matrix();
-    return ad::sub(ad::gaussian_log_prob(mean, log_std(p, features), tape.constant(u)), tape.constant(correction));
+    return actions.array().max(-limit).min(limit).atanh().matrix();
+  }
+  //! log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u)), with softplus(x) = max(x, 0) + log1p(exp(-|x|)),
+  //! which neither overflows nor cancels for any u.
+  [[nodiscard]] static Scalar log_squash_derivative(Scalar u) {
+    const Scalar x = Scalar(-2) * u;
+    const Scalar softplus = std::max(x, Scalar(0)) + std::log1p(std::exp(-std::abs(x)));
+    return Scalar(2) * (std::numbers::ln2_v<Scalar> - u - softplus);
   }
 
   //! The distribution's parameters for kl_divergence(): mean and log-std stacked, 2 actions x N.
@@ -238,7 +270,8 @@ public:
   }
 
   [[nodiscard]] workspace_type make_workspace(ad::Index batch) const {
-    return {ad::Matrix<Scalar>(config_.actions, batch), ad::Matrix<Scalar>(config_.actions, batch)};
+    return {ad::Matrix<Scalar>(config_.actions, batch), ad::Matrix<Scalar>(config_.actions, batch),
+            config_.squash ? ad::Matrix<Scalar>(config_.actions, batch) : ad::Matrix<Scalar>()};
   }
 
   template <class Rng>
@@ -250,6 +283,7 @@ public:
     } else {
       nn::linear_into(p.log_std, features, ws.log_std);
     }
+    ws.log_std = ws.log_std.cwiseMax(static_cast<Scalar>(config_.log_std_min)).cwiseMin(static_cast<Scalar>(config_.log_std_max));
     std::normal_distribution<double> normal(0.0, 1.0);
     const Scalar half_log_two_pi = Scalar(0.5) * std::log(Scalar(2) * std::numbers::pi_v<Scalar>);
     for (ad::Index j = 0; j < features.cols(); ++j) {
@@ -259,7 +293,8 @@ public:
         const Scalar u = ws.mean(i, j) + std::exp(ws.log_std(i, j)) * z;
         lp += Scalar(-0.5) * z * z - ws.log_std(i, j) - half_log_two_pi;
         if (config_.squash) {
-          lp -= Scalar(2) * (std::numbers::ln2_v<Scalar> - u - std::log1p(std::exp(Scalar(-2) * u)));
+          lp -= log_squash_derivative(u);
+          ws.samples(i, j) = u;
           actions(i, j) = std::tanh(u);
         } else {
           actions(i, j) = u;

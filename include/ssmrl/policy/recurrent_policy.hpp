@@ -52,6 +52,9 @@ public:
     const ad::Matrix<Scalar>& actions;   //!< action_size x num_envs
     const ad::Matrix<Scalar>& log_prob;  //!< 1 x num_envs
     const ad::Matrix<Scalar>& value;     //!< 1 x num_envs (empty without a value head)
+    //! What evaluate() takes to reproduce log_prob where it is not the actions (a squashing head's
+    //! u before tanh), action_size x num_envs; empty where the actions are the samples.
+    const ad::Matrix<Scalar>& samples;
   };
 
   //! log-probabilities, entropies and values of whole trajectories, recorded on a tape.
@@ -137,7 +140,11 @@ public:
     norm_.apply(params_.norm, features_);
     head_.act(params_.head, features_, mode, rng, actions_, log_prob_, head_workspace_);
     if constexpr (ValueT::enabled) value_head_.value_into(params_.value, features_, value_);
-    return {actions_, log_prob_, value_};
+    if constexpr (requires { head_workspace_.samples; }) {
+      return {actions_, log_prob_, value_, head_workspace_.samples};
+    } else {
+      return {actions_, log_prob_, value_, no_samples_};
+    }
   }
 
   //! The values each environment would see if it took one more step with `observations`, from
@@ -158,13 +165,14 @@ public:
   // ---- training, on a tape ----
 
   //! Evaluates trajectories: observations observation_size x (T * batch) in time-major blocks,
-  //! actions action_size x (T * batch) as act() produced them.
+  //! samples action_size x (T * batch) as act() produced them (Step::samples where not empty, else
+  //! Step::actions; rl::evaluate() picks them from a TrajectoryBatch).
   [[nodiscard]] Evaluation evaluate(const VarParams& p, const ad::Var<Scalar>& observations, ad::Index batch,
-                                    const ad::Matrix<Scalar>& actions,
+                                    const ad::Matrix<Scalar>& samples,
                                     const nn::SequenceOptions<Scalar>& options = {}) const {
     Evaluation e;
     e.features = norm_.forward(p.norm, cell_.forward_sequence(p.cell, observations, batch, options));
-    e.log_prob = head_.log_prob(p.head, e.features, actions);
+    e.log_prob = head_.log_prob(p.head, e.features, samples);
     e.entropy = head_.entropy(p.head, e.features);
     if constexpr (ValueT::enabled) e.value = value_head_.value(p.value, e.features);
     return e;
@@ -195,6 +203,7 @@ private:
   ad::Matrix<Scalar> peek_state_;
   ad::Matrix<Scalar> peek_features_;
   ad::Matrix<Scalar> peek_value_;
+  ad::Matrix<Scalar> no_samples_;
   typename CellT::workspace_type cell_workspace_;
   typename HeadT::workspace_type head_workspace_;
 };

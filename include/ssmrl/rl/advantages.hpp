@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cmath>
+#include <type_traits>
 
 #include "ssmrl/rl/rollout.hpp"
 
@@ -18,10 +19,13 @@ struct AdvantageEstimate {
 //! GAE(lambda) with the given state values (1 x T*N) and values after the last step (1 x N):
 //!   delta_t = r_t + gamma * V_next - V_t,  A_t = delta_t + gamma * lambda * (1 - done_t) * A_{t+1},
 //! where V_next is V_{t+1} within an episode, 0 after a termination, the bootstrap value after a
-//! truncation, and last_values at the end of the rollout.
+//! truncation, and last_values at the end of the rollout. values and last_values may be any Eigen
+//! expression of the trajectories' scalar type.
 template <class Scalar>
-AdvantageEstimate<Scalar> gae(const TrajectoryBatch<Scalar>& t, const ad::Matrix<Scalar>& values,
-                              const ad::Matrix<Scalar>& last_values, double gamma, double lambda) {
+AdvantageEstimate<Scalar> gae(const TrajectoryBatch<Scalar>& t,
+                              const std::type_identity_t<Eigen::Ref<const ad::Matrix<Scalar>>>& values,
+                              const std::type_identity_t<Eigen::Ref<const ad::Matrix<Scalar>>>& last_values,
+                              double gamma, double lambda) {
   const ad::Index n = t.envs;
   SSMRL_REQUIRE(values.rows() == 1 && values.cols() == t.columns(), "rl::gae: values are ", values.rows(), "x",
                 values.cols(), ", expected 1x", t.columns());
@@ -73,8 +77,10 @@ ad::Matrix<Scalar> discounted_returns(const TrajectoryBatch<Scalar>& t, double g
 
 //! (x - mean) / (std + eps) over all entries; zero for a constant batch (whose computed mean can
 //! differ from its entries by a rounding residual, which divided by itself plus eps would give +-1).
-template <class Scalar>
-ad::Matrix<Scalar> normalized(const ad::Matrix<Scalar>& x, double eps = 1e-8) {
+template <class Derived>
+ad::Matrix<typename Derived::Scalar> normalized(const Eigen::MatrixBase<Derived>& expression, double eps = 1e-8) {
+  using Scalar = typename Derived::Scalar;
+  const ad::Matrix<Scalar> x = expression;
   SSMRL_REQUIRE(x.size() > 0, "rl::normalized: empty input");
   if (x.maxCoeff() == x.minCoeff()) return ad::Matrix<Scalar>::Zero(x.rows(), x.cols());
   const Scalar mean = x.mean();

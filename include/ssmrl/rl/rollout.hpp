@@ -14,7 +14,10 @@ struct TrajectoryBatch {
   ad::Index envs = 0;
   ad::Index steps = 0;
   ad::Matrix<Scalar> observations;   //!< obs x (T * N): what the policy saw at each step
-  ad::Matrix<Scalar> actions;        //!< action_size x (T * N)
+  ad::Matrix<Scalar> actions;        //!< action_size x (T * N), as the environment received them
+  //! action_size x (T * N): what the policy's head sampled where that is not the action (a squashing
+  //! head's u before tanh); empty where the actions are the samples. See sampled().
+  ad::Matrix<Scalar> samples;
   ad::Matrix<Scalar> rewards;        //!< 1 x (T * N)
   ad::Matrix<Scalar> terminated;     //!< 1 x (T * N), 1 where the episode ended in failure or success
   ad::Matrix<Scalar> truncated;      //!< 1 x (T * N), 1 where the time limit ended it
@@ -27,6 +30,8 @@ struct TrajectoryBatch {
   std::vector<double> finished_returns;  //!< returns of the episodes that ended during the rollout
 
   [[nodiscard]] ad::Index columns() const { return envs * steps; }
+  //! What the policy's evaluate() takes to reproduce log_probs: `samples` where recorded, else `actions`.
+  [[nodiscard]] const ad::Matrix<Scalar>& sampled() const { return samples.size() > 0 ? samples : actions; }
 };
 
 //! A batch of `envs` x `steps` columns with its matrices sized (contents unset), no bootstrap
@@ -73,6 +78,10 @@ TrajectoryBatch<typename PolicyT::scalar_type> collect(PolicyT& policy, env::Env
     t.observations.middleCols(k * n, n) = batch.observations().template cast<Scalar>();
     const auto step = policy.act(block, mode, rng);
     t.actions.middleCols(k * n, n) = step.actions;
+    if (step.samples.size() > 0) {
+      if (k == 0) t.samples.resize(Env::action_size, cols);
+      t.samples.middleCols(k * n, n) = step.samples;
+    }
     t.log_probs.middleCols(k * n, n) = step.log_prob;
     if constexpr (with_values) t.values.middleCols(k * n, n) = step.value;
     env_actions = step.actions.template cast<float>();
@@ -103,6 +112,15 @@ TrajectoryBatch<typename PolicyT::scalar_type> collect(PolicyT& policy, env::Env
   }
   if constexpr (with_values) t.last_values = policy.peek_values(batch.observations().template cast<Scalar>());
   return t;
+}
+
+//! The policy's evaluation of `t` with the parameters `vars` on `tape`: every column, from the
+//! recurrent state the rollout started in, with the episode starts of the rollout.
+template <class PolicyT, class Scalar>
+typename PolicyT::Evaluation evaluate(const PolicyT& policy, ad::Tape<Scalar>& tape,
+                                      const typename PolicyT::VarParams& vars, const TrajectoryBatch<Scalar>& t) {
+  return policy.evaluate(vars, tape.constant(t.observations), t.envs, t.sampled(),
+                         {.initial_state = tape.constant(t.initial_state), .keep = t.keep.data()});
 }
 
 //! Per environment, the return of its first episode in the rollout (cut at the rollout's end when

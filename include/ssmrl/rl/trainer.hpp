@@ -81,6 +81,7 @@ TrajectoryBatch<Scalar> select_envs(const TrajectoryBatch<Scalar>& t, const std:
   auto pick = [&](const ad::Matrix<Scalar>& from) { return select_env_columns(from, t.envs, envs); };
   out.observations = pick(t.observations);
   out.actions = pick(t.actions);
+  out.samples = pick(t.samples);
   out.rewards = pick(t.rewards);
   out.terminated = pick(t.terminated);
   out.truncated = pick(t.truncated);
@@ -216,8 +217,7 @@ private:
 
   typename PolicyT::Evaluation evaluate_on_tape(const typename PolicyT::VarParams& vars,
                                                 const TrajectoryBatch<Scalar>& t) {
-    return policy_.evaluate(vars, tape_.constant(t.observations), t.envs, t.actions,
-                            {.initial_state = tape_.constant(t.initial_state), .keep = t.keep.data()});
+    return rl::evaluate(policy_, tape_, vars, t);
   }
 
   // REINFORCE (normalised discounted returns) or A2C (GAE advantages, value regression, entropy).
