@@ -10,5 +10,5 @@
 #include "ssmrl/io/npz.hpp"
 #include "ssmrl/io/safetensors.hpp"
 #include "ssmrl/io/svg_plot.hpp"
-#include "ssmrl/io/tensors.hpp"
+#include "ssmrl/io/named_tensors.hpp"
 #include "ssmrl/io/torch.hpp"

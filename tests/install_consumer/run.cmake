@@ -15,3 +15,11 @@ run_step("configure consumer" ${CMAKE_COMMAND} -S "${CONSUMER_SOURCE_DIR}" -B "$
          "-DCMAKE_PREFIX_PATH=${prefix}" "-DCMAKE_BUILD_TYPE=${CMAKE_BUILD_TYPE}")
 run_step("build consumer" ${CMAKE_COMMAND} --build "${WORK_DIR}/build")
 run_step("run consumer" "${WORK_DIR}/build/consumer")
+run_step("run core consumer" "${WORK_DIR}/build/core_consumer")
+# What the package installs beside the headers.
+if(NOT EXISTS "${prefix}/share/ssmrl/python/ssmrl_state_dict.py")
+  message(FATAL_ERROR "share/ssmrl/python/ssmrl_state_dict.py is not installed")
+endif()
+if(EXPECT_CLI)
+  run_step("run the installed command line" "${prefix}/bin/ssmrl" configs)
+endif()

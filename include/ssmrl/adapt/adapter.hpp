@@ -53,7 +53,7 @@ struct AdaptationReport {
   MetaFeatureValues features{};
 };
 
-template <class Strategy, class PolicyT>
+template <class Strategy, policy::MonitoredPolicy PolicyT>
   requires AdaptationStrategy<Strategy, PolicyT>
 class Adapter {
 public:
@@ -246,8 +246,8 @@ private:
     tape_.clear();
     const auto vars = nn::on_tape(tape_, policy_.params());
     const auto features = rl::evaluate(policy_, tape_, vars, t).features;
-    const auto dist = policy_.head().distribution(vars.head, features);  // from the same forward pass
-    return (monitor != nullptr ? *monitor : monitor_).measure(dist.value(), PolicyT::head_type::categorical, features.value());
+    const auto dist = policy_.distribution_of(vars, features);  // from the same forward pass
+    return (monitor != nullptr ? *monitor : monitor_).measure(dist.value(), PolicyT::categorical, features.value());
   }
 
   PolicyT& policy_;

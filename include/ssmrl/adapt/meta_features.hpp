@@ -7,7 +7,7 @@
 #include <numbers>
 #include <vector>
 
-#include "ssmrl/autodiff/tape.hpp"
+#include "ssmrl/autodiff/ops/prob.hpp"
 
 namespace ssmrl::adapt {
 
@@ -43,8 +43,7 @@ public:
       ad::Matrix<double> p = distribution.template cast<double>();
       for (ad::Index j = 0; j < p.cols(); ++j) {
         auto c = p.col(j);
-        c = (c.array() - c.maxCoeff()).exp().matrix();
-        c /= c.sum();
+        c = (c.array() - ad::log_sum_exp_of(c)).exp().matrix();
         double h = 0;
         for (ad::Index i = 0; i < c.size(); ++i) h -= c(i) > 0 ? c(i) * std::log(c(i)) : 0.0;
         v.entropy += h / n;

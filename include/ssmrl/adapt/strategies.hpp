@@ -24,7 +24,7 @@ struct AdaptationData {
 };
 
 template <class S, class PolicyT>
-concept AdaptationStrategy = requires(const S& s, const PolicyT& pi, ad::Tape<typename PolicyT::scalar_type>& tape,
+concept AdaptationStrategy = policy::TrainablePolicy<PolicyT> && requires(const S& s, const PolicyT& pi, ad::Tape<typename PolicyT::scalar_type>& tape,
                                       const typename PolicyT::VarParams& vars,
                                       const AdaptationData<typename PolicyT::scalar_type>& data) {
   { s.name() } -> std::convertible_to<std::string>;

@@ -10,7 +10,7 @@
 
 namespace ssmrl::env {
 
-class Acrobot : public detail::EpisodicState<std::array<double, 4>> {
+class Acrobot : public EpisodicState<std::array<double, 4>> {
 public:
   using State = std::array<double, 4>;  //!< theta1, theta2, dtheta1, dtheta2
   static constexpr std::size_t observation_size = 6;

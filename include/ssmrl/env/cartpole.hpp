@@ -18,7 +18,7 @@ struct CartPolePhysics {
   double force_mag = 10.0;
 };
 
-class CartPole : public detail::EpisodicState<std::array<double, 4>> {
+class CartPole : public EpisodicState<std::array<double, 4>> {
 public:
   using State = std::array<double, 4>;  //!< x, x_dot, theta, theta_dot
   static constexpr std::size_t observation_size = 4;

@@ -78,16 +78,9 @@ concept Environment = enable_environment<E> &&
       { cenv.needs_reset() } -> std::same_as<bool>;
     };
 
-namespace detail {
-
-// Python's float modulo (the sign of the divisor), as numpy.remainder computes it.
-inline double python_mod(double a, double b) {
-  double r = std::fmod(a, b);
-  if (r != 0 && ((r < 0) != (b < 0))) r += b;
-  return r;
-}
-
-// Episode bookkeeping and the checks every step makes before touching the state.
+//! Episode bookkeeping for an environment of your own: the step count against the time limit, and
+//! whether the episode has ended. step() calls check_can_step() first and returns finish(reward,
+//! terminated), which counts the step and sets the truncation flag; reset() calls restart().
 class EpisodeClock {
 public:
   explicit EpisodeClock(int max_steps) : max_steps_(max_steps) {
@@ -121,7 +114,9 @@ private:
   bool needs_reset_ = true;
 };
 
-// The state, the clock and their accessors, shared by every environment.
+//! The state, the clock and the Environment concept's accessors of both (set_state(), state(),
+//! elapsed_steps(), needs_reset(), max_episode_steps()): an environment of your own derives from
+//! EpisodicState<its state type> and uses `state_` and `clock_`.
 template <class StateT>
 class EpisodicState {
 public:
@@ -141,6 +136,15 @@ protected:
   State state_{};
   EpisodeClock clock_;
 };
+
+namespace detail {
+
+// Python's float modulo (the sign of the divisor), as numpy.remainder computes it.
+inline double python_mod(double a, double b) {
+  double r = std::fmod(a, b);
+  if (r != 0 && ((r < 0) != (b < 0))) r += b;
+  return r;
+}
 
 inline int discrete_action(std::string_view id, std::span<const float> action, int n) {
   SSMRL_REQUIRE(action.size() == 1, id, "::step: action has ", action.size(), " values, expected 1 (an index)");

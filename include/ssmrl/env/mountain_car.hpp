@@ -5,30 +5,27 @@
 
 #include <algorithm>
 #include <array>
+#include <random>
+#include <span>
 
 #include "ssmrl/env/environment.hpp"
 
 namespace ssmrl::env {
 
-class MountainCar : public detail::EpisodicState<std::array<double, 2>> {
+namespace detail {
+
+// What the two MountainCars share: the track, the start distribution and the observation.
+class MountainCarTrack : public EpisodicState<std::array<double, 2>> {
 public:
   using State = std::array<double, 2>;  //!< position, velocity
   static constexpr std::size_t observation_size = 2;
   static constexpr std::size_t action_size = 1;
-  static constexpr int default_max_episode_steps = 200;
   static constexpr double min_position = -1.2;
   static constexpr double max_position = 0.6;
   static constexpr double max_speed = 0.07;
-  static constexpr double goal_position = 0.5;
   static constexpr double goal_velocity = 0;
-  static constexpr double force = 0.001;
-  static constexpr double gravity = 0.0025;
 
-  explicit MountainCar(int max_episode_steps = default_max_episode_steps) : EpisodicState(max_episode_steps) {}
-
-  [[nodiscard]] std::string_view id() const { return "MountainCar-v0"; }
   [[nodiscard]] Space observation_space() const { return Space::box({-1.2f, -0.07f}, {0.6f, 0.07f}); }
-  [[nodiscard]] Space action_space() const { return Space::discrete(3); }
 
   //! Position uniform in [-0.6, -0.4], velocity 0.
   template <class Rng>
@@ -36,6 +33,29 @@ public:
     state_ = {std::uniform_real_distribution<double>(-0.6, -0.4)(rng), 0.0};
     clock_.restart();
   }
+
+  void observe(std::span<float> out) const {
+    out[0] = static_cast<float>(state_[0]);
+    out[1] = static_cast<float>(state_[1]);
+  }
+
+protected:
+  using EpisodicState::EpisodicState;
+};
+
+}  // namespace detail
+
+class MountainCar : public detail::MountainCarTrack {
+public:
+  static constexpr int default_max_episode_steps = 200;
+  static constexpr double goal_position = 0.5;
+  static constexpr double force = 0.001;
+  static constexpr double gravity = 0.0025;
+
+  explicit MountainCar(int max_episode_steps = default_max_episode_steps) : MountainCarTrack(max_episode_steps) {}
+
+  [[nodiscard]] std::string_view id() const { return "MountainCar-v0"; }
+  [[nodiscard]] Space action_space() const { return Space::discrete(3); }
 
   StepResult step(std::span<const float> action) { return step(detail::discrete_action(id(), action, 3)); }
 
@@ -52,41 +72,21 @@ public:
     state_ = {position, velocity};
     return clock_.finish(-1.0, position >= goal_position && velocity >= goal_velocity);
   }
-
-  void observe(std::span<float> out) const {
-    out[0] = static_cast<float>(state_[0]);
-    out[1] = static_cast<float>(state_[1]);
-  }
-
-private:
 };
 
-class MountainCarContinuous : public detail::EpisodicState<std::array<double, 2>> {
+//! Its state holds float32 values after every step.
+class MountainCarContinuous : public detail::MountainCarTrack {
 public:
-  using State = std::array<double, 2>;  //!< position, velocity (float32 values after a step)
-  static constexpr std::size_t observation_size = 2;
-  static constexpr std::size_t action_size = 1;
   static constexpr int default_max_episode_steps = 999;
   static constexpr double min_action = -1.0;
   static constexpr double max_action = 1.0;
-  static constexpr double min_position = -1.2;
-  static constexpr double max_position = 0.6;
-  static constexpr double max_speed = 0.07;
   static constexpr double goal_position = 0.45;
-  static constexpr double goal_velocity = 0;
   static constexpr double power = 0.0015;
 
-  explicit MountainCarContinuous(int max_episode_steps = default_max_episode_steps) : EpisodicState(max_episode_steps) {}
+  explicit MountainCarContinuous(int max_episode_steps = default_max_episode_steps) : MountainCarTrack(max_episode_steps) {}
 
   [[nodiscard]] std::string_view id() const { return "MountainCarContinuous-v0"; }
-  [[nodiscard]] Space observation_space() const { return Space::box({-1.2f, -0.07f}, {0.6f, 0.07f}); }
   [[nodiscard]] Space action_space() const { return Space::box({-1}, {1}); }
-
-  template <class Rng>
-  void reset(Rng& rng) {
-    state_ = {std::uniform_real_distribution<double>(-0.6, -0.4)(rng), 0.0};
-    clock_.restart();
-  }
 
   StepResult step(std::span<const float> action) { return step(detail::continuous_action(id(), action)); }
 
@@ -109,13 +109,6 @@ public:
     state_ = {static_cast<double>(static_cast<float>(position)), static_cast<double>(static_cast<float>(velocity))};
     return clock_.finish(reward, terminated);
   }
-
-  void observe(std::span<float> out) const {
-    out[0] = static_cast<float>(state_[0]);
-    out[1] = static_cast<float>(state_[1]);
-  }
-
-private:
 };
 
 template <>

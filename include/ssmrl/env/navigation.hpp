@@ -17,7 +17,7 @@ struct Navigation2DTask {
   friend bool operator==(const Navigation2DTask&, const Navigation2DTask&) = default;
 };
 
-class Navigation2D : public detail::EpisodicState<std::array<double, 2>> {
+class Navigation2D : public EpisodicState<std::array<double, 2>> {
 public:
   using State = std::array<double, 2>;  //!< position
   using task_type = Navigation2DTask;

@@ -16,7 +16,7 @@ struct PendulumPhysics {
   double l = 1.0;
 };
 
-class Pendulum : public detail::EpisodicState<std::array<double, 2>> {
+class Pendulum : public EpisodicState<std::array<double, 2>> {
 public:
   using State = std::array<double, 2>;  //!< theta, theta_dot
   static constexpr std::size_t observation_size = 3;

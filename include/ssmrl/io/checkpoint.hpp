@@ -14,7 +14,7 @@
 
 #include "ssmrl/io/npz.hpp"
 #include "ssmrl/io/safetensors.hpp"
-#include "ssmrl/io/tensors.hpp"
+#include "ssmrl/io/named_tensors.hpp"
 #include "ssmrl/nn.hpp"
 #include "ssmrl/policy/recurrent_policy.hpp"
 

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "ssmrl/io/file.hpp"
-#include "ssmrl/io/safetensors.hpp"
+#include "ssmrl/io/tensor.hpp"
 
 namespace ssmrl::io {
 

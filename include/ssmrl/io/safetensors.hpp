@@ -16,63 +16,13 @@
 #include <vector>
 
 #include "ssmrl/io/file.hpp"
+#include "ssmrl/io/tensor.hpp"
 
 namespace ssmrl::io {
-
-static_assert(std::endian::native == std::endian::little, "ssmrl::io: files are written on little-endian machines only");
-
-enum class DType { f32, f64 };
-
-inline const char* dtype_name(DType d) { return d == DType::f32 ? "F32" : "F64"; }
-inline std::size_t dtype_size(DType d) { return d == DType::f32 ? 4 : 8; }
-template <class Scalar>
-constexpr DType dtype_of() {
-  static_assert(std::is_same_v<Scalar, float> || std::is_same_v<Scalar, double>, "ssmrl::io: float or double only");
-  return std::is_same_v<Scalar, float> ? DType::f32 : DType::f64;
-}
-
-//! One tensor: its values as stored (row-major, little-endian).
-struct Tensor {
-  std::string name;
-  DType dtype = DType::f64;
-  std::vector<std::int64_t> shape;
-  std::string bytes;
-
-  //! The product of the dimensions; throws ssmrl::InvalidArgument for a negative dimension or a
-  //! product beyond 2^62.
-  [[nodiscard]] std::int64_t element_count() const {
-    std::int64_t n = 1;
-    for (const auto s : shape) {
-      SSMRL_REQUIRE(s >= 0, "io::Tensor::element_count: tensor '", name, "' has a negative dimension ", s);
-      SSMRL_REQUIRE(s == 0 || n <= max_elements / s, "io::Tensor::element_count: tensor '", name,
-                    "' has more than 2^62 elements");
-      n *= s;
-    }
-    return n;
-  }
-  //! element_count() times the dtype's size, checked the same way.
-  [[nodiscard]] std::int64_t byte_size() const {
-    const auto n = element_count();
-    SSMRL_REQUIRE(n <= max_elements / 8, "io::Tensor::byte_size: tensor '", name, "' has more than 2^62 bytes");
-    return n * static_cast<std::int64_t>(dtype_size(dtype));
-  }
-  static constexpr std::int64_t max_elements = std::int64_t(1) << 62;
-};
-
-//! "[2, 3]": a shape as messages show it.
-inline std::string shape_text(const std::vector<std::int64_t>& shape) {
-  std::string s = "[";
-  for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
-}
 
 //! Headers longer than this are refused (the safetensors format's own limit is 100 MB).
 inline constexpr std::uint64_t max_safetensors_header = 100'000'000;
 
-struct SafetensorsFile {
-  std::map<std::string, std::string> metadata;
-  std::vector<Tensor> tensors;  //!< in order of their data offsets
-};
 
 //! Serialises tensors and metadata; tensors are laid out in the order given.
 inline std::string encode_safetensors(const SafetensorsFile& file) {

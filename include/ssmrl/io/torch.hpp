@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "ssmrl/io/tensors.hpp"
+#include "ssmrl/io/named_tensors.hpp"
 #include "ssmrl/nn/cells/gru.hpp"
 #include "ssmrl/nn/layer_norm.hpp"
 #include "ssmrl/nn/linear.hpp"

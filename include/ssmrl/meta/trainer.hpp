@@ -1,9 +1,13 @@
 // The meta-training loop of MAML for RL: per iteration, sample a meta-batch of tasks; for each, collect
 // support trajectories with the meta-policy, adapt a clone with a policy-gradient step (advantages
-// from the linear feature baseline), collect query trajectories with the adapted policy, and
-// differentiate the query loss back to the meta-parameters; then one outer Adam step.
+// from the linear feature baseline), and with inner_steps > 1 collect fresh support trajectories
+// with the policy adapted so far before each further step (both outer steps alike); collect query
+// trajectories with the adapted policy, and differentiate the query loss back to the
+// meta-parameters; then one outer step, Adam or TRPO.
 #pragma once
 
+#include <algorithm>
+#include <optional>
 #include <random>
 #include <vector>
 
@@ -42,7 +46,9 @@ struct MetaTrainerOptions {
   bool trpo = false;          //!< outer step by TRPO (the MAML paper's choice) instead of Adam
   double max_kl = 0.01;       //!< TRPO's limit on the mean KL of the adapted policies
   TrpoFisher fisher = TrpoFisher::at_adapted;
-  bool zero_meta_gradient = false;  //!< ablation: skip the outer update (the test's control run)
+  //! Ablation: compute the outer step (the whole second-order backward, TRPO's search included) but
+  //! do not apply it: the control run of the tests, at the same cost.
+  bool zero_meta_gradient = false;
   unsigned threads = 1;       //!< threads of the TRPO step (the tasks are shared among them)
   std::uint64_t seed = 1;
 };
@@ -53,9 +59,12 @@ struct IterationStats {
   double pre_adaptation_return = 0;
   double post_adaptation_return = 0;
   optim::TrpoResult trpo{};  //!< with the TRPO outer step
+  //! The meta-parameters changed: false under zero_meta_gradient, when TRPO's line search rejected
+  //! its step, and when Adam's meta-gradient was not finite (the parameters are then left as they were).
+  bool outer_step_applied = false;
 };
 
-template <class PolicyT, env::TaskDistribution Tasks>
+template <policy::MetaPolicy PolicyT, env::TaskDistribution Tasks>
 class MetaTrainer {
 public:
   using Scalar = typename PolicyT::scalar_type;
@@ -125,8 +134,8 @@ public:
 private:
   // What TRPO replays: the data of one task, and what the adapted policy did on its query data.
   struct TaskData {
-    rl::TrajectoryBatch<Scalar> support;
-    ad::Matrix<Scalar> support_advantages;
+    std::vector<rl::TrajectoryBatch<Scalar>> supports;  //!< one per inner step (at least one)
+    std::vector<ad::Matrix<Scalar>> support_advantages;
     rl::TrajectoryBatch<Scalar> query;
     ad::Matrix<Scalar> query_advantages;
     ad::Matrix<Scalar> old_distribution;
@@ -141,12 +150,20 @@ private:
       const auto task = tasks_.sample(rng_);
       TaskData d;
       PolicyT acting = policy_;
-      d.support = rollout(acting, task);
-      stats.pre_adaptation_return += mean_return(d.support);
-      d.support_advantages = advantages(d.support);
+      d.supports.push_back(rollout(acting, task));
+      stats.pre_adaptation_return += mean_return(d.supports[0]);
+      d.support_advantages.push_back(advantages(d.supports[0]));
       tape_.clear();
       const auto meta_vars = learner_.meta_variables(tape_);
-      auto clone = adapted_clone(meta_vars.params, d, options_.inner_steps);
+      auto clone = learner_.clone({meta_vars.params, std::nullopt});
+      for (int k = 0; k < options_.inner_steps; ++k) {
+        if (k > 0) {  // fresh support trajectories of the policy adapted so far
+          acting.set_params(nn::values_of<Scalar>(clone.params()));
+          d.supports.push_back(rollout(acting, task));
+          d.support_advantages.push_back(advantages(d.supports.back()));
+        }
+        inner_step(tape_, clone, d, k);
+      }
       const auto adapted = nn::values_of<Scalar>(clone.params());
       d.adaptation_shift = nn::to_list<ad::Matrix<Scalar>>(adapted);
       const auto meta_values = nn::to_list<ad::Matrix<Scalar>>(learner_.params());
@@ -163,7 +180,6 @@ private:
     }
     stats.pre_adaptation_return /= options_.meta_batch;
     stats.post_adaptation_return /= options_.meta_batch;
-    if (options_.zero_meta_gradient) return stats;
     const auto scale = static_cast<Scalar>(1.0 / options_.meta_batch);
     using VarParams = typename PolicyT::VarParams;
     // Task i's term of the surrogate: importance-weighted query advantages of the policy adapted from `vars`.
@@ -199,7 +215,8 @@ private:
     stats.trpo = options_.fisher == TrpoFisher::through_adaptation
                      ? optim::trpo_step_parts<Scalar>(params, data.size(), surrogate, kl, kl, trpo_options, tapes)
                      : optim::trpo_step_parts<Scalar>(params, data.size(), surrogate, kl, kl_at_adapted, trpo_options, tapes);
-    if (stats.trpo.accepted) policy_.set_params(std::move(params));
+    stats.outer_step_applied = stats.trpo.accepted && !options_.zero_meta_gradient;
+    if (stats.outer_step_applied) policy_.set_params(std::move(params));
     return stats;
   }
 
@@ -209,15 +226,20 @@ private:
                                                                                ad::Tape<Scalar>* tape = nullptr) {
     auto& t = tape != nullptr ? *tape : tape_;
     auto clone = learner_.clone({vars, std::nullopt});
-    for (int k = 0; k < steps; ++k) {
-      const auto lp = evaluate(t, clone.params(), d.support).log_prob;
-      clone.adapt(rl::policy_gradient_loss(lp, t.constant(d.support_advantages)));
-    }
+    for (int k = 0; k < steps; ++k) inner_step(t, clone, d, k);
     return clone;
   }
 
-  typename PolicyT::Evaluation evaluate(ad::Tape<Scalar>& tape, const typename PolicyT::VarParams& params,
-                                        const rl::TrajectoryBatch<Scalar>& t) const {
+  // Inner step k of a clone, on the task's k-th support batch.
+  template <class Clone>
+  void inner_step(ad::Tape<Scalar>& tape, Clone& clone, const TaskData& d, int k) {
+    const auto i = static_cast<std::size_t>(k);
+    const auto lp = evaluate(tape, clone.params(), d.supports[i]).log_prob;
+    clone.adapt(rl::policy_gradient_loss(lp, tape.constant(d.support_advantages[i])));
+  }
+
+  auto evaluate(ad::Tape<Scalar>& tape, const typename PolicyT::VarParams& params,
+                const rl::TrajectoryBatch<Scalar>& t) const {
     return rl::evaluate(policy_, tape, params, t);
   }
 
@@ -243,9 +265,12 @@ private:
       typename ad::Tape<Scalar>::Scope scope(tape_);
       auto clone = learner_.clone(meta_vars);
       PolicyT acting = policy_;
-      for (int k = 0; k < options_.inner_steps; ++k) {
+      // The same draws as the TRPO path: a first support batch always (the pre-adaptation return),
+      // a fresh one before each further inner step.
+      for (int k = 0; k < std::max(1, options_.inner_steps); ++k) {
         const auto support = rollout(acting, task);
         if (k == 0) stats.pre_adaptation_return += mean_return(support);
+        if (k == options_.inner_steps) break;  // inner_steps == 0
         clone.adapt(loss(clone.params(), support));
         acting.set_params(nn::values_of<Scalar>(clone.params()));
       }
@@ -258,8 +283,14 @@ private:
     }
     stats.pre_adaptation_return /= options_.meta_batch;
     stats.post_adaptation_return /= options_.meta_batch;
-    if (!options_.zero_meta_gradient) {
-      for (auto& g : meta_gradient) g /= static_cast<Scalar>(options_.meta_batch);
+    bool finite = true;
+    for (auto& g : meta_gradient) {
+      g /= static_cast<Scalar>(options_.meta_batch);
+      finite = finite && g.allFinite();
+    }
+    // A non-finite meta-gradient (a diverged task) leaves the parameters and Adam's moments as they were.
+    stats.outer_step_applied = finite && !options_.zero_meta_gradient;
+    if (stats.outer_step_applied) {
       auto values = nn::to_list<ad::Matrix<Scalar>>(policy_.params());
       adam_.step(std::span<ad::Matrix<Scalar>>(values), std::span<const ad::Matrix<Scalar>>(meta_gradient));
       policy_.set_params(nn::from_list(policy_.params(), values));

@@ -16,11 +16,9 @@
 #include "ssmrl/nn/init.hpp"
 #include "ssmrl/nn/layer_norm.hpp"
 #include "ssmrl/nn/linear.hpp"
+#include "ssmrl/policy/concepts.hpp"
 
 namespace ssmrl::policy {
-
-//! Sample from the distribution, or take its most likely action (mean, argmax).
-enum class ActMode { sample, greedy };
 
 //! Categorical over `actions` choices: logits = W features + b. Actions are stored as their index
 //! (a 1 x N matrix holding whole numbers).
@@ -86,8 +84,7 @@ public:
     std::uniform_real_distribution<double> uniform(0.0, 1.0);
     for (ad::Index j = 0; j < features.cols(); ++j) {
       auto col = ws.logits.col(j);
-      const Scalar m = col.maxCoeff();
-      const Scalar lse = m + std::log((col.array() - m).exp().sum());
+      const Scalar lse = ad::log_sum_exp_of(col);
       ad::Index chosen = 0;
       if (mode == ActMode::greedy) {
         col.maxCoeff(&chosen);

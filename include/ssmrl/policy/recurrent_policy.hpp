@@ -10,6 +10,7 @@
 
 #include "ssmrl/nn/cells/cell.hpp"
 #include "ssmrl/nn/layer_norm.hpp"
+#include "ssmrl/policy/concepts.hpp"
 #include "ssmrl/policy/heads.hpp"
 
 namespace ssmrl::policy {
@@ -28,10 +29,6 @@ struct PolicyParams {
                               typename HeadP::template rebind<U>, typename ValueP::template rebind<U>>;
 };
 
-//! Opt-in: a type is a Policy only when it says so, as well as having the members.
-template <class P>
-inline constexpr bool enable_policy = false;
-
 template <nn::Cell CellT, class HeadT, class NormT = nn::NoNorm<typename CellT::scalar_type>,
           class ValueT = NoValueHead<typename CellT::scalar_type>>
 class RecurrentPolicy {
@@ -46,6 +43,7 @@ public:
   using Params = params_type<ad::Matrix<Scalar>>;
   using VarParams = params_type<ad::Var<Scalar>>;
   static constexpr bool has_value_head = ValueT::enabled;
+  static constexpr bool categorical = HeadT::categorical;
 
   //! What act() returns: views of the policy's buffers, valid until the next call.
   struct Step {
@@ -184,6 +182,10 @@ public:
     return head_.distribution(p.head,
                               norm_.forward(p.norm, cell_.forward_sequence(p.cell, observations, batch, options)));
   }
+  //! The head's distribution parameters from features that evaluate() gave (no second forward pass).
+  [[nodiscard]] ad::Var<Scalar> distribution_of(const VarParams& p, const ad::Var<Scalar>& features) const {
+    return head_.distribution(p.head, features);
+  }
   //! Mean over columns of KL(old || new); pass old detached (tape.detach) to differentiate in new.
   [[nodiscard]] ad::Var<Scalar> mean_kl(const ad::Var<Scalar>& old_distribution, const ad::Var<Scalar>& new_distribution) const {
     return ad::mean(head_.kl_divergence(old_distribution, new_distribution));
@@ -208,25 +210,8 @@ private:
   typename HeadT::workspace_type head_workspace_;
 };
 
-template <class C, class H, class N, class V>
-inline constexpr bool enable_policy<RecurrentPolicy<C, H, N, V>> = true;
-
-//! A Policy has `scalar_type`, `template <class T> params_type`, `params()`, per-environment state
-//! (`set_num_envs`, `num_envs`, `reset`), `act(observations, mode, rng)` without a tape, and
-//! `evaluate(params_on_tape, observations, batch, actions, options)` on a tape; `enable_policy<P>`.
+//! The name of TrainablePolicy before the concepts were split by algorithm (policy/concepts.hpp).
 template <class P>
-concept Policy = enable_policy<P> &&
-    requires(P& policy, const P& cpolicy, std::mt19937_64& rng, ad::Index n,
-             Eigen::Ref<const ad::Matrix<typename P::scalar_type>> observations,
-             const typename P::template params_type<ad::Var<typename P::scalar_type>>& vars,
-             const ad::Var<typename P::scalar_type>& obs_on_tape, const ad::Matrix<typename P::scalar_type>& actions) {
-      typename P::scalar_type;
-      { cpolicy.params() } -> std::same_as<const typename P::template params_type<ad::Matrix<typename P::scalar_type>>&>;
-      policy.set_num_envs(n);
-      { cpolicy.num_envs() } -> std::same_as<ad::Index>;
-      policy.reset(n);
-      policy.act(observations, ActMode::sample, rng);
-      cpolicy.evaluate(vars, obs_on_tape, n, actions);
-    };
+concept Policy = TrainablePolicy<P>;
 
 }  // namespace ssmrl::policy

@@ -5,7 +5,7 @@
 #include <random>
 
 #include "ssmrl/env/env_batch.hpp"
-#include "ssmrl/policy/recurrent_policy.hpp"
+#include "ssmrl/policy/concepts.hpp"
 
 namespace ssmrl::rl {
 
@@ -55,7 +55,7 @@ TrajectoryBatch<Scalar> sized_trajectory_batch(ad::Index observation_size, ad::I
 }
 
 //! Runs `policy` (whose state continues from earlier calls) for `steps` steps of `batch`.
-template <class PolicyT, class Env, class Rng>
+template <policy::ActingPolicy PolicyT, class Env, class Rng>
 TrajectoryBatch<typename PolicyT::scalar_type> collect(PolicyT& policy, env::EnvBatch<Env>& batch, ad::Index steps,
                                                        policy::ActMode mode, Rng& rng) {
   using Scalar = typename PolicyT::scalar_type;
@@ -78,9 +78,11 @@ TrajectoryBatch<typename PolicyT::scalar_type> collect(PolicyT& policy, env::Env
     t.observations.middleCols(k * n, n) = batch.observations().template cast<Scalar>();
     const auto step = policy.act(block, mode, rng);
     t.actions.middleCols(k * n, n) = step.actions;
-    if (step.samples.size() > 0) {
-      if (k == 0) t.samples.resize(Env::action_size, cols);
-      t.samples.middleCols(k * n, n) = step.samples;
+    if constexpr (requires { step.samples; }) {
+      if (step.samples.size() > 0) {
+        if (k == 0) t.samples.resize(Env::action_size, cols);
+        t.samples.middleCols(k * n, n) = step.samples;
+      }
     }
     t.log_probs.middleCols(k * n, n) = step.log_prob;
     if constexpr (with_values) t.values.middleCols(k * n, n) = step.value;
@@ -116,8 +118,8 @@ TrajectoryBatch<typename PolicyT::scalar_type> collect(PolicyT& policy, env::Env
 
 //! The policy's evaluation of `t` with the parameters `vars` on `tape`: every column, from the
 //! recurrent state the rollout started in, with the episode starts of the rollout.
-template <class PolicyT, class Scalar>
-typename PolicyT::Evaluation evaluate(const PolicyT& policy, ad::Tape<Scalar>& tape,
+template <policy::TrainablePolicy PolicyT, class Scalar>
+auto evaluate(const PolicyT& policy, ad::Tape<Scalar>& tape,
                                       const typename PolicyT::VarParams& vars, const TrajectoryBatch<Scalar>& t) {
   return policy.evaluate(vars, tape.constant(t.observations), t.envs, t.sampled(),
                          {.initial_state = tape.constant(t.initial_state), .keep = t.keep.data()});

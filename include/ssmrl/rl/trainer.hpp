@@ -99,7 +99,7 @@ TrajectoryBatch<Scalar> select_envs(const TrajectoryBatch<Scalar>& t, const std:
   return out;
 }
 
-template <class PolicyT, class Env>
+template <policy::TrainablePolicy PolicyT, env::Environment Env>
 class Trainer {
 public:
   using Scalar = typename PolicyT::scalar_type;
@@ -215,8 +215,7 @@ private:
     return stats;
   }
 
-  typename PolicyT::Evaluation evaluate_on_tape(const typename PolicyT::VarParams& vars,
-                                                const TrajectoryBatch<Scalar>& t) {
+  auto evaluate_on_tape(const typename PolicyT::VarParams& vars, const TrajectoryBatch<Scalar>& t) {
     return rl::evaluate(policy_, tape_, vars, t);
   }
 

@@ -17,6 +17,13 @@ template <class Scalar> Var<Scalar> log_softmax(const Var<Scalar>& x);
 template <class Scalar> Var<Scalar> pick(const Var<Scalar>& x, std::span<const int> rows);
 template <class Scalar> Var<Scalar> scatter(const Var<Scalar>& x, std::span<const int> rows, Index out_rows);
 
+//! log(sum(exp(x))) of a vector (one column of logits), without overflow: max + log(sum(exp(x - max))).
+template <class Derived>
+typename Derived::Scalar log_sum_exp_of(const Eigen::MatrixBase<Derived>& x) {
+  const auto m = x.maxCoeff();
+  return m + std::log((x.array() - m).exp().sum());
+}
+
 namespace detail {
 
 enum class SoftmaxKind { softmax, log_softmax, logsumexp };
@@ -69,8 +76,7 @@ Var<Scalar> make_softmax(const char* op, const Var<Scalar>& x) {
   const auto xv = x.value();
   auto out = node->value();
   for (Index j = 0; j < xv.cols(); ++j) {
-    const Scalar m = xv.col(j).maxCoeff();
-    const Scalar lse = m + std::log((xv.col(j).array() - m).exp().sum());
+    const Scalar lse = log_sum_exp_of(xv.col(j));
     if constexpr (kind == SoftmaxKind::softmax) out.col(j) = (xv.col(j).array() - lse).exp().matrix();
     if constexpr (kind == SoftmaxKind::log_softmax) out.col(j) = (xv.col(j).array() - lse).matrix();
     if constexpr (kind == SoftmaxKind::logsumexp) out(0, j) = lse;
@@ -275,8 +281,7 @@ Var<Scalar> categorical_entropy(const Var<Scalar>& logits) {
   Eigen::Map<Matrix<Scalar>> lp(log_p, logits.rows(), logits.cols());
   const auto xv = logits.value();
   for (Index j = 0; j < xv.cols(); ++j) {
-    const Scalar m = xv.col(j).maxCoeff();
-    const Scalar lse = m + std::log((xv.col(j).array() - m).exp().sum());
+    const Scalar lse = log_sum_exp_of(xv.col(j));
     lp.col(j) = (xv.col(j).array() - lse).matrix();
   }
   auto* node = tape.template make_node<detail::CategoricalEntropyNode<Scalar>>(1, logits.cols(),

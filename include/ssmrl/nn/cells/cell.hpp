@@ -61,6 +61,28 @@ concept Cell = enable_cell<C> && Backend<typename C::backend_type> &&
 
 namespace detail {
 
+//! What the state space cells share: their types, the configuration (with input, state and output
+//! sizes) and its accessors. A cell derives from it and adds `using Base::config_;`.
+template <class Scalar, class BackendT, template <class> class ParamsT, class ConfigT>
+class SsmCellBase {
+public:
+  using scalar_type = Scalar;
+  using backend_type = BackendT;
+  template <class T>
+  using params_type = ParamsT<T>;
+  using Params = ParamsT<ad::Matrix<Scalar>>;
+  using config_type = ConfigT;
+
+  [[nodiscard]] ad::Index input_size() const noexcept { return config_.input; }
+  [[nodiscard]] ad::Index state_size() const noexcept { return config_.state; }
+  [[nodiscard]] ad::Index output_size() const noexcept { return config_.output; }
+  [[nodiscard]] const ConfigT& config() const noexcept { return config_; }
+
+protected:
+  explicit SsmCellBase(const ConfigT& config) : config_(config) {}
+  ConfigT config_;
+};
+
 template <class Scalar>
 void check_sequence(const char* cell, const ad::Var<Scalar>& inputs, ad::Index input_size, ad::Index batch,
                     const SequenceOptions<Scalar>& options, ad::Index state_size) {

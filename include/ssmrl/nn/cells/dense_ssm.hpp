@@ -35,23 +35,22 @@ struct DenseSsmConfig {
 };
 
 template <class Scalar, class BackendT = backend::Cpu>
-class DenseSsmCell {
+class DenseSsmCell : public detail::SsmCellBase<Scalar, BackendT, DenseSsmParams, DenseSsmConfig> {
   static_assert(std::is_same_v<BackendT, backend::Cpu>, "DenseSsmCell: only the CPU backend is built");
+  using Base = detail::SsmCellBase<Scalar, BackendT, DenseSsmParams, DenseSsmConfig>;
+  using Base::config_;
 
 public:
-  using scalar_type = Scalar;
-  using backend_type = BackendT;
   template <class T>
   using params_type = DenseSsmParams<T>;
-  using Params = params_type<ad::Matrix<Scalar>>;
-  using config_type = DenseSsmConfig;
+  using typename Base::Params;
   struct workspace_type {
     ad::Matrix<Scalar> next_state;
   };
 
   //! init_params(): A with entries of +-0.9/sqrt(state) (spectral radius about 0.9 or less
   //! in expectation), B, C, D Xavier-uniform, c zero.
-  explicit DenseSsmCell(const DenseSsmConfig& config) : config_(validated(config)) {}
+  explicit DenseSsmCell(const DenseSsmConfig& config) : Base(validated(config)) {}
 
   [[nodiscard]] Params init_params(init::Rng& rng) const {
     const auto& c = config_;
@@ -64,11 +63,6 @@ public:
     p.c = ad::Matrix<Scalar>::Zero(c.output, 1);
     return p;
   }
-
-  [[nodiscard]] ad::Index input_size() const noexcept { return config_.input; }
-  [[nodiscard]] ad::Index state_size() const noexcept { return config_.state; }
-  [[nodiscard]] ad::Index output_size() const noexcept { return config_.output; }
-  [[nodiscard]] const DenseSsmConfig& config() const noexcept { return config_; }
 
   //! Throws ssmrl::InvalidArgument unless every parameter has its configured shape.
   void check_shapes(const Params& p) const {
@@ -126,7 +120,6 @@ private:
     return c;
   }
 
-  DenseSsmConfig config_;
 };
 
 template <class Scalar, class B>

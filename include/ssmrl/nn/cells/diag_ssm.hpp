@@ -51,23 +51,22 @@ struct DiagSsmConfig {
 };
 
 template <class Scalar, class BackendT = backend::Cpu>
-class DiagSsmCell {
+class DiagSsmCell : public detail::SsmCellBase<Scalar, BackendT, DiagSsmParams, DiagSsmConfig> {
   static_assert(std::is_same_v<BackendT, backend::Cpu>, "DiagSsmCell: only the CPU backend is built");
+  using Base = detail::SsmCellBase<Scalar, BackendT, DiagSsmParams, DiagSsmConfig>;
+  using Base::config_;
 
 public:
-  using scalar_type = Scalar;
-  using backend_type = BackendT;
   template <class T>
   using params_type = DiagSsmParams<T>;
-  using Params = params_type<ad::Matrix<Scalar>>;
-  using config_type = DiagSsmConfig;
+  using typename Base::Params;
   struct workspace_type {
     ad::Matrix<Scalar> a_bar;  // state x 1
     ad::Matrix<Scalar> b_bar;  // state x input
     ad::Matrix<Scalar> driven;  // state x batch
   };
 
-  explicit DiagSsmCell(const DiagSsmConfig& config) : config_(validated(config)) {}
+  explicit DiagSsmCell(const DiagSsmConfig& config) : Base(validated(config)) {}
 
   [[nodiscard]] Params init_params(init::Rng& rng) const {
     const auto& c = config_;
@@ -88,11 +87,6 @@ public:
     p.c = ad::Matrix<Scalar>::Zero(c.output, 1);
     return p;
   }
-
-  [[nodiscard]] ad::Index input_size() const noexcept { return config_.input; }
-  [[nodiscard]] ad::Index state_size() const noexcept { return config_.state; }
-  [[nodiscard]] ad::Index output_size() const noexcept { return config_.output; }
-  [[nodiscard]] const DiagSsmConfig& config() const noexcept { return config_; }
 
   void check_shapes(const Params& p) const {
     const auto& c = config_;
@@ -166,7 +160,6 @@ private:
     return c;
   }
 
-  DiagSsmConfig config_;
 };
 
 template <class Scalar, class B>

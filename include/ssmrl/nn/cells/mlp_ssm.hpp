@@ -34,22 +34,21 @@ struct MlpSsmConfig {
 };
 
 template <class Scalar, class BackendT = backend::Cpu>
-class MlpSsmCell {
+class MlpSsmCell : public detail::SsmCellBase<Scalar, BackendT, MlpSsmParams, MlpSsmConfig> {
   static_assert(std::is_same_v<BackendT, backend::Cpu>, "MlpSsmCell: only the CPU backend is built");
+  using Base = detail::SsmCellBase<Scalar, BackendT, MlpSsmParams, MlpSsmConfig>;
+  using Base::config_;
 
 public:
-  using scalar_type = Scalar;
-  using backend_type = BackendT;
   template <class T>
   using params_type = MlpSsmParams<T>;
-  using Params = params_type<ad::Matrix<Scalar>>;
-  using config_type = MlpSsmConfig;
+  using typename Base::Params;
   struct workspace_type {
     ad::Matrix<Scalar> hidden;      // hidden x batch
     ad::Matrix<Scalar> next_state;  // state x batch
   };
 
-  explicit MlpSsmCell(const MlpSsmConfig& config) : config_(validated(config)) {}
+  explicit MlpSsmCell(const MlpSsmConfig& config) : Base(validated(config)) {}
 
   //! PyTorch's nn.Linear initialisation, as the prototypes used.
   [[nodiscard]] Params init_params(init::Rng& rng) const {
@@ -61,11 +60,6 @@ public:
     p.D = init_linear<Scalar>(c.input, c.output, rng, LinearInit::torch_default);
     return p;
   }
-
-  [[nodiscard]] ad::Index input_size() const noexcept { return config_.input; }
-  [[nodiscard]] ad::Index state_size() const noexcept { return config_.state; }
-  [[nodiscard]] ad::Index output_size() const noexcept { return config_.output; }
-  [[nodiscard]] const MlpSsmConfig& config() const noexcept { return config_; }
 
   void check_shapes(const Params& p) const {
     const auto& c = config_;
@@ -134,7 +128,6 @@ private:
     return c;
   }
 
-  MlpSsmConfig config_;
 };
 
 template <class Scalar, class B>

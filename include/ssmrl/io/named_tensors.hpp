@@ -10,38 +10,11 @@
 #include <type_traits>
 #include <vector>
 
-#include "ssmrl/autodiff/tape.hpp"
 #include "ssmrl/io/npz.hpp"
 #include "ssmrl/io/safetensors.hpp"
+#include "ssmrl/io/tensor.hpp"
 
 namespace ssmrl::io {
-
-//! A column vector (n x 1) is stored 1-D, as PyTorch stores biases; anything else as [rows, cols].
-template <class Scalar>
-Tensor to_tensor(const std::string& name, const ad::Matrix<Scalar>& m) {
-  Tensor t;
-  t.name = name;
-  t.dtype = dtype_of<Scalar>();
-  t.shape = m.cols() == 1 ? std::vector<std::int64_t>{m.rows()} : std::vector<std::int64_t>{m.rows(), m.cols()};
-  const Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> row_major = m;
-  t.bytes.assign(reinterpret_cast<const char*>(row_major.data()), static_cast<std::size_t>(m.size()) * sizeof(Scalar));
-  return t;
-}
-
-//! The tensor's values as a rows x cols matrix. Throws ssmrl::InvalidArgument (nothing read) unless
-//! its dtype is Scalar's and it holds exactly rows x cols values: a Tensor built in memory can carry
-//! any bytes, whatever its shape says.
-template <class Scalar>
-ad::Matrix<Scalar> to_matrix(const Tensor& t, ad::Index rows, ad::Index cols) {
-  SSMRL_REQUIRE(rows >= 0 && cols >= 0 && t.dtype == dtype_of<Scalar>() &&
-                    t.bytes.size() == static_cast<std::size_t>(rows) * static_cast<std::size_t>(cols) * sizeof(Scalar),
-                "io::to_matrix: tensor '", t.name, "' holds ", t.bytes.size(), " bytes of ", dtype_name(t.dtype),
-                "; a ", rows, " x ", cols, " matrix of ", dtype_name(dtype_of<Scalar>()), " needs ",
-                static_cast<std::size_t>(std::max<ad::Index>(rows, 0)) * static_cast<std::size_t>(std::max<ad::Index>(cols, 0)) * sizeof(Scalar));
-  Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> row_major(rows, cols);
-  if (!t.bytes.empty()) std::memcpy(row_major.data(), t.bytes.data(), t.bytes.size());
-  return row_major;
-}
 
 class NamedTensors {
 public:
