@@ -134,11 +134,11 @@ inline int fuzz_npz(const std::uint8_t* data, std::size_t size) {
       std::vector<std::size_t> shape(t.shape.begin(), t.shape.end());
       if (t.dtype == io::DType::f32) {
         std::vector<float> values(t.bytes.size() / 4);
-        std::memcpy(values.data(), t.bytes.data(), t.bytes.size());
+        if (!values.empty()) std::memcpy(values.data(), t.bytes.data(), t.bytes.size());
         entries.emplace_back(t.name + ".npy", io::detail::npy_bytes(shape, values));
       } else {
         std::vector<double> values(t.bytes.size() / 8);
-        std::memcpy(values.data(), t.bytes.data(), t.bytes.size());
+        if (!values.empty()) std::memcpy(values.data(), t.bytes.data(), t.bytes.size());
         entries.emplace_back(t.name + ".npy", io::detail::npy_bytes(shape, values));
       }
     }
