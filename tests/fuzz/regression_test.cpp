@@ -77,6 +77,22 @@ TEST_CASE("every kept input of every fuzz target runs through it") {
   MESSAGE(total << " inputs");
 }
 
+TEST_CASE("each kept hostile .npz is refused with a message naming the reader and the archive") {
+  const auto kept = files_in(fuzz_dir / "regressions" / "npz");
+  CHECK(kept.size() >= 5);
+  for (const auto& p : kept) {
+    CAPTURE(p.string());
+    try {
+      (void)io::decode_npz(bytes_of(p), p.filename().string());
+      FAIL("accepted");
+    } catch (const InvalidArgument& e) {
+      const std::string what = e.what();
+      CHECK(what.find("io::read_npz") != std::string::npos);
+      CHECK(what.find(p.filename().string()) != std::string::npos);
+    }
+  }
+}
+
 TEST_CASE("the seeds are inputs the readers accept, so that fuzzing starts from valid files") {
   // The shipped navigation2d checkpoint loads into the checkpoint target's policy.
   auto policy = fuzz::navigation_policy();

@@ -190,6 +190,8 @@ inline Tensor decode_npy(const std::string& bytes, const std::string& name, cons
     SSMRL_REQUIRE(error == std::errc{} && d >= 0 && t.shape.size() < 32, fn, ": '", origin, "': entry ", name,
                   ": the shape holds '", dims, "', not dimensions");
     t.shape.push_back(d);
+    SSMRL_REQUIRE(t.element_count_fits(), fn, ": '", origin, "': entry ", name, " has shape ", shape_text(t.shape),
+                  ", more than 2^59 elements");
     dims.remove_prefix(static_cast<std::size_t>(end - dims.data()));
   }
   const auto size = static_cast<std::uint64_t>(t.byte_size());

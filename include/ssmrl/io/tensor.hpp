@@ -48,6 +48,15 @@ struct Tensor {
     }
     return n;
   }
+  //! Whether byte_size() is defined (at most 2^59 elements), checked without throwing.
+  [[nodiscard]] bool element_count_fits() const {
+    std::int64_t n = 1;
+    for (const auto s : shape) {
+      if (s < 0 || (s != 0 && n > max_elements / 8 / s)) return false;
+      n *= s;
+    }
+    return true;
+  }
   //! element_count() times the dtype's size, checked the same way.
   [[nodiscard]] std::int64_t byte_size() const {
     const auto n = element_count();
