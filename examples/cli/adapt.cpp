@@ -18,7 +18,7 @@ int run_adapt(const EvalOptions& options) {
       return;
     }
     const long steps = options.given.count("adapt-steps") == 1 ? options.adapt_steps : 3;
-    const auto e = evaluate(c, options.checkpoint, metadata, options.episodes, steps, options.online);
+    const auto e = evaluate(c, options.checkpoint, metadata, options.episodes, steps, options.online, options.eval_seed);
     if (options.json) std::printf("%s\n", to_json(e).dump().c_str());
     else print_table(e);
   });

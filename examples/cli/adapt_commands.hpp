@@ -37,8 +37,8 @@ template <class Policy, class Env>
 Deployment<Env> deployment_of(const PlainConfig<Policy, Env>& config) {
   return {config.name, config.shifted, config.shift, config.eval_mode};
 }
-template <class Policy, class Tasks>
-Deployment<typename Tasks::env_type> deployment_of(const MetaConfig<Policy, Tasks>& config) {
+template <class Policy, class Tasks, class Algorithm>
+Deployment<typename Tasks::env_type> deployment_of(const MetaConfig<Policy, Tasks, Algorithm>& config) {
   SSMRL_REQUIRE(config.shifted.has_value(), "ssmrl adapt: config '", config.name,
                 "' names no shifted dynamics for --strategy (cartpole-varied and the plain configs do)");
   return {config.name, *config.shifted, config.shift, policy::ActMode::sample};
@@ -105,10 +105,22 @@ int adapt_strategies(const Config& c, const fs::path& path, const std::map<std::
   const long episodes = (args.given.count("adapt-steps") == 1 ? args.adapt_steps : 4) + 1;
   adapt::AdapterOptions options{.lr = args.lr, .steps_per_call = args.steps_per_call};
   if (args.no_guards) options.guards = {.max_grad_norm = 0, .max_step = 0, .trust_radius = 0};
+  // maml_step: the meta-training inner step, plain SGD at the meta-training inner rate.
+  auto options_of = [&](const std::string& strategy) {
+    auto o = options;
+    if constexpr (requires { c.options.inner_lr; }) {
+      if (strategy == "maml_step") {
+        o.optimizer = adapt::OptimizerKind::sgd;
+        o.lr = c.options.inner_lr;
+      }
+    }
+    return o;
+  };
   std::vector<std::string> strategies{"none", "entropy", "policy_gradient", "hybrid"};
+  if constexpr (requires { c.options.inner_lr; }) strategies.push_back("maml_step");
   if (args.strategy != "all") strategies = {args.strategy};
   std::vector<StrategyResult> results;
-  for (const auto& s : strategies) results.push_back(deploy(config, trained, s, runs, episodes, options, 2024));
+  for (const auto& s : strategies) results.push_back(deploy(config, trained, s, runs, episodes, options_of(s), 2024));
   if (args.json) {
     nlohmann::ordered_json j;
     j["checkpoint"] = path.string();

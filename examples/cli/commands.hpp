@@ -36,6 +36,7 @@ struct EvalOptions {
   std::string checkpoint;
   long episodes = 0;        //!< 0: the configuration's
   long adapt_steps = 0;     //!< `adapt`: policy-gradient steps (meta configs) or adapted episodes (--strategy)
+  std::uint64_t eval_seed = 12345;  //!< the evaluation's own seed (not the training seed)
   bool online = false;
   bool json = false;
   std::string strategy;     //!< `adapt`: empty, or a test-time adaptation strategy, or "all"

@@ -17,10 +17,11 @@ using NavigationSsmPolicy = policy::RecurrentPolicy<nn::DiagSsmCell<float>, poli
 using CartPoleSsmPolicy = policy::RecurrentPolicy<nn::DiagSsmCell<float>, policy::CategoricalHead<float>>;
 
 //! Meta-training on a task distribution (MAML, or multi-task pretraining with no inner step).
-template <class PolicyT, class TasksT>
+template <class PolicyT, class TasksT, class AlgorithmT = meta::Maml<>>
 struct MetaConfig {
   using Policy = PolicyT;
   using Tasks = TasksT;
+  using Algorithm = AlgorithmT;
   std::string name;
   std::string summary;
   PolicyT (*make_policy)(std::uint64_t seed);
@@ -101,6 +102,20 @@ bool visit_config(const std::string& name, F&& f) {
   if (name == "navigation2d") {
     f(MetaConfig<NavigationMlpPolicy, Nav>{name, "2D navigation, MLP policy (2x64 tanh), MAML, TRPO outer step",
                                           configs::navigation_mlp, configs::navigation_protocol(), 500});
+  } else if (name == "navigation2d-adam") {
+    auto options = configs::navigation_protocol();
+    options.trpo = false;
+    options.outer_lr = 1e-3;
+    f(MetaConfig<NavigationMlpPolicy, Nav, meta::Maml<meta::AdamOuterStep>>{
+        name, "2D navigation, MLP policy (2x64 tanh), MAML with a fixed inner rate, Adam outer step (lr 1e-3)",
+        configs::navigation_mlp, options, 500});
+  } else if (name == "navigation2d-metasgd") {
+    auto options = configs::navigation_protocol();
+    options.trpo = false;
+    options.outer_lr = 1e-3;
+    f(MetaConfig<NavigationMlpPolicy, Nav, meta::Maml<meta::AdamOuterStep, meta::LearnedInnerRates>>{
+        name, "2D navigation, MLP policy (2x64 tanh), Meta-SGD (a learned rate per parameter, from 0.1), Adam outer step (lr 1e-3)",
+        configs::navigation_mlp, options, 500});
   } else if (name == "navigation2d-ssm") {
     f(MetaConfig<NavigationSsmPolicy, Nav>{name, "2D navigation, diagonal SSM policy (64 states), MAML, TRPO outer step",
                                           configs::navigation_ssm, configs::navigation_protocol(), 500});
@@ -151,7 +166,7 @@ bool visit_config(const std::string& name, F&& f) {
 }
 
 inline std::vector<std::string> config_names() {
-  return {"navigation2d", "navigation2d-ssm", "navigation2d-pretrained", "cartpole-varied",
+  return {"navigation2d", "navigation2d-adam", "navigation2d-metasgd", "navigation2d-ssm", "navigation2d-pretrained", "cartpole-varied",
           "cartpole-reinforce", "cartpole-a2c", "cartpole-ppo", "pendulum-ppo"};
 }
 

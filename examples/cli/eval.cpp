@@ -10,7 +10,7 @@ int run_eval(const EvalOptions& options) {
   const auto metadata = io::read_safetensors(options.checkpoint).metadata;
   const std::string config = metadata_value(metadata, "ssmrl.config", options.checkpoint);
   const bool found = visit_config(config, [&](const auto& c) {
-    const auto e = evaluate(c, options.checkpoint, metadata, options.episodes, 0, false);
+    const auto e = evaluate(c, options.checkpoint, metadata, options.episodes, 0, false, options.eval_seed);
     if (options.json) std::printf("%s\n", to_json(e).dump().c_str());
     else print_table(e);
   });

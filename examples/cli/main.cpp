@@ -37,6 +37,10 @@ CLI::App* checkpoint_command(CLI::App& app, const std::string& name, const std::
       ->required()
       ->check(CLI::ExistingFile);
   whole_number(command->add_option("--episodes", options.episodes, episodes), 1L, 100000L);
+  command->add_option("--eval-seed", options.eval_seed,
+                      "Seed of the evaluation (its own, not the training seed)")
+      ->capture_default_str()
+      ->check(CLI::TypeValidator<std::uint64_t>(std::string()));
   return command;
 }
 
@@ -117,7 +121,7 @@ int main(int argc, char** argv) {
   flag(adapt_app, "--online", adapt.online, "One episode per adaptation step, each run on its own");
   flag(adapt_app, "--json", adapt.json, "One JSON object instead of a table");
   adapt_app->add_option("--strategy", adapt.strategy,
-                        "Test-time adaptation strategy: none, entropy, policy_gradient, hybrid, or all");
+                        "Test-time adaptation strategy: none, entropy, policy_gradient, hybrid, maml_step (meta configs: the meta-training inner step, SGD at its rate), or all");
   adapt_app->add_option("--lr", adapt.lr, "Learning rate of test-time adaptation (Adam)")
       ->capture_default_str()
       ->check(CLI::TypeValidator<double>(std::string()))

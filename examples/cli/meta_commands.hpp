@@ -60,6 +60,15 @@ meta::MetaTrainerOptions trainer_options(const Config& config, const std::map<st
   return options;
 }
 
+//! Loads a checkpoint into the trainer's policy and, for Meta-SGD, its learned rates.
+template <class Trainer>
+std::map<std::string, std::string> load_meta_checkpoint(const fs::path& path, Trainer& trainer) {
+  auto rates = trainer.inner_lrs();
+  auto metadata = meta::load_checkpoint(path, trainer.policy(), rates);
+  if (rates) trainer.set_inner_lrs(std::move(*rates));
+  return metadata;
+}
+
 template <class Config>
 int train(const Config& config, const TrainOptions& args) {
   const auto tasks_per_batch = args.tasks_per_batch > 0 ? args.tasks_per_batch : config.options.meta_batch;
@@ -91,22 +100,22 @@ int train(const Config& config, const TrainOptions& args) {
     return 0;
   }
   auto options = trainer_options(config, metadata, latest);
-  auto policy = config.make_policy(options.seed);
-  double best = -std::numeric_limits<double>::infinity();
-  if (args.resume) {
-    io::load_checkpoint(latest, policy);
-    best = metadata_number(run.saved, "ssmrl.best_post_adaptation_return", latest);
-  }
   const long save_every = metadata_integer(metadata, "ssmrl.save_every", latest);
   options.threads = metadata_integer<unsigned>(metadata, "ssmrl.threads", latest);
-  meta::MetaTrainer trainer(std::move(policy), typename Config::Tasks{}, options);
+  using Trainer = meta::MetaTrainer<typename Config::Policy, typename Config::Tasks, typename Config::Algorithm>;
+  Trainer trainer(config.make_policy(options.seed), typename Config::Tasks{}, options);
+  double best = -std::numeric_limits<double>::infinity();
+  if (args.resume) {
+    load_meta_checkpoint(latest, trainer);
+    best = metadata_number(run.saved, "ssmrl.best_post_adaptation_return", latest);
+  }
   trainer.set_iterations_done(start);
   auto save = [&](const fs::path& path, long iteration, double post_return) {
     auto m = metadata;
     m["ssmrl.iteration"] = std::to_string(iteration);
     m["ssmrl.post_adaptation_return"] = io::detail::number(post_return, "%.17g");
     m["ssmrl.best_post_adaptation_return"] = io::detail::number(best, "%.17g");
-    io::save_checkpoint(path, trainer.policy(), m);
+    meta::save_checkpoint(path, trainer.policy(), trainer.inner_lrs(), m);
   };
   if (!args.resume) {
     save(dir / "step_0.safetensors", 0, std::nan(""));
@@ -153,19 +162,21 @@ int train(const Config& config, const TrainOptions& args) {
 }
 
 //! Returns on the held-out tasks before adaptation and after each of `steps` policy-gradient steps.
+//! The held-out evaluation draws from `eval_seed` alone, not from the training seed.
 template <class Config>
 Evaluation evaluate(const Config& config, const fs::path& path, const std::map<std::string, std::string>& metadata,
-                    long episodes, long steps, bool online) {
+                    long episodes, long steps, bool online, std::uint64_t eval_seed) {
   if (episodes <= 0) episodes = 20;
   auto options = trainer_options(config, metadata, path);
-  auto policy = config.make_policy(options.seed);
-  io::load_checkpoint(path, policy);
   options.trajectories = online ? 1 : static_cast<int>(episodes);
-  meta::MetaTrainer trainer(std::move(policy), typename Config::Tasks{}, options);
+  meta::MetaTrainer<typename Config::Policy, typename Config::Tasks, typename Config::Algorithm> trainer(
+      config.make_policy(options.seed), typename Config::Tasks{}, options);
+  load_meta_checkpoint(path, trainer);
   Evaluation e{path.string(), config.name, metadata_integer(metadata, "ssmrl.iteration", path),
                trainer.tasks().held_out().size(), episodes, online, {}};
-  for (const auto& task : trainer.tasks().held_out()) {
-    for (long run = 0; run < (online ? episodes : 1); ++run) e.returns.push_back(trainer.adaptation_curve(task, static_cast<int>(steps)));
+  const auto held_out = trainer.held_out_curves(static_cast<int>(steps), eval_seed, online ? static_cast<int>(episodes) : 1);
+  for (const auto& task : held_out.curves) {
+    for (const auto& run : task) e.returns.push_back(run);
   }
   return e;
 }

@@ -199,7 +199,8 @@ int train(const PlainConfig<Policy, Env>& config, const TrainOptions& args) {
 //! Returns of whole episodes of the checkpoint's policy with the configuration's evaluation mode.
 template <class Policy, class Env>
 Evaluation evaluate(const PlainConfig<Policy, Env>& config, const fs::path& path,
-                    const std::map<std::string, std::string>& metadata, long episodes, long steps, bool online) {
+                    const std::map<std::string, std::string>& metadata, long episodes, long steps, bool online,
+                    std::uint64_t eval_seed) {
   SSMRL_REQUIRE(steps == 0 && !online, "ssmrl adapt: config '", config.name,
                 "' trains on one environment; `adapt` needs a meta-trained checkpoint");
   auto policy = config.make_policy(0);
@@ -208,7 +209,7 @@ Evaluation evaluate(const PlainConfig<Policy, Env>& config, const fs::path& path
   if (episodes <= 0) episodes = config.eval_episodes;
   Evaluation e{path.string(), config.name, metadata_integer(metadata, "ssmrl.iteration", path), 0, episodes,
                false, {}};
-  for (const double r : trainer.evaluate(static_cast<int>(episodes), config.eval_mode, 12345)) e.returns.push_back({r});
+  for (const double r : trainer.evaluate(static_cast<int>(episodes), config.eval_mode, eval_seed)) e.returns.push_back({r});
   return e;
 }
 

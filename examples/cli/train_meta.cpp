@@ -18,7 +18,7 @@ int run_train_meta(const TrainOptions& options) {
         const fs::path dir = options.run_directory();
         const fs::path latest = dir / "latest.safetensors";
         std::printf("\nevaluation of the final policy on the held-out tasks:\n");
-        print_table(evaluate(c, latest, io::read_safetensors(latest).metadata, 20, 3, false));
+        print_table(evaluate(c, latest, io::read_safetensors(latest).metadata, 20, 3, false, 12345));
         std::printf("plot %s\n", (dir / "train.svg").string().c_str());
       }
     }

@@ -5,3 +5,4 @@
 #include "ssmrl/core.hpp"
 #include "ssmrl/io.hpp"
 #include "ssmrl/adapt/buffer_checkpoint.hpp"
+#include "ssmrl/meta/checkpoint.hpp"

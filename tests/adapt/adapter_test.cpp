@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <limits>
 #include <memory>
+#include <numeric>
 
 #include "support/errors.hpp"
 
@@ -237,9 +238,10 @@ TEST_CASE("the policy-gradient strategy raises the return on a new navigation go
 
 TEST_CASE("the registry makes strategies by name and rejects unknown names, listing the known ones") {
   adapt::StrategyRegistry<Policy> registry;
-  CHECK(registry.names() == std::vector<std::string>{"entropy", "hybrid", "none", "policy_gradient"});
+  CHECK(registry.names() == std::vector<std::string>{"entropy", "hybrid", "maml_step", "none", "policy_gradient"});
   const auto message = test::message_of<InvalidArgument>([&] { (void)registry.make("tent"); });
-  CHECK(message == "adapt::StrategyRegistry::make: unknown strategy 'tent'; known: entropy, hybrid, none, policy_gradient");
+  CHECK(message ==
+        "adapt::StrategyRegistry::make: unknown strategy 'tent'; known: entropy, hybrid, maml_step, none, policy_gradient");
   // A user's strategy: minimise the squared logits of the first action (an arbitrary loss).
   registry.add("mine", [] {
     return adapt::DynamicStrategy<Policy>("mine", {}, [](const Policy& pi, ad::Tape<float>& tape, const Policy::VarParams& vars,
@@ -258,6 +260,41 @@ TEST_CASE("the registry makes strategies by name and rejects unknown names, list
   adapt::Adapter none(pi2, registry.make("none"));
   CHECK_FALSE(none.adapt(data).applied);
   CHECK(distance(values(pi2), before) == 0.0);
+}
+
+TEST_CASE("the process-wide strategy registry works as env::make does; a local one keeps its additions") {
+  adapt::add_strategy<Policy>("quiet", adapt::NoAdaptation{});
+  CHECK(adapt::make_strategy<Policy>("quiet").name() == "none");
+  adapt::StrategyRegistry<Policy> local;
+  CHECK_THROWS_AS((void)local.make("quiet"), InvalidArgument);
+  CHECK_THROWS_AS((void)adapt::make_strategy<Policy>("tent"), InvalidArgument);
+}
+
+TEST_CASE("maml_step is the meta-training inner step: one SGD call at inner_lr equals MetaTrainer's update") {
+  using Nav = policy::RecurrentPolicy<nn::MlpCell<float>, policy::GaussianHead<float>>;
+  Nav pi(nn::MlpCell<float>({.input = 2, .hidden = {16}}), policy::GaussianHead<float>({.input = 16, .actions = 2}), {},
+         {}, 21);
+  env::Navigation2D prototype;
+  prototype.set_task({{0.3, 0.2}});
+  env::EnvBatch<env::Navigation2D> batch(10, prototype, 22);
+  std::mt19937_64 rng(23);
+  Nav acting = pi;
+  const auto data = rl::collect(acting, batch, 100, policy::ActMode::sample, rng);
+  // What MetaTrainer's inner step does: a clone adapted once on the default algorithm's loss.
+  meta::MamlLearner<float, Nav::Params> learner(pi.params(), {.inner_lr = 0.1, .first_order = true});
+  ad::Tape<float> tape;
+  const auto meta_vars = learner.meta_variables(tape);
+  auto clone = learner.clone(meta_vars);
+  const meta::Maml<> maml;
+  clone.adapt(maml.loss(rl::evaluate(pi, tape, clone.params(), data), tape.constant(maml.advantages(data, 0.99, 1.0))));
+  const auto expected = nn::flatten<float>(nn::values_of<float>(clone.params()));
+  // The adapter with the strategy, plain SGD at the same rate, no guards.
+  adapt::Adapter adapter(pi, adapt::MamlInnerStep{}, {.lr = 0.1, .optimizer = adapt::OptimizerKind::sgd,
+                                                      .guards = {.max_grad_norm = off, .max_step = off, .trust_radius = off}});
+  REQUIRE(adapter.adapt(data).applied);
+  const auto adapted = nn::flatten<float>(pi.params());
+  CHECK((adapted - expected).cwiseAbs().maxCoeff() <= 1e-6f * (1 + expected.cwiseAbs().maxCoeff()));
+  CHECK((adapted - nn::flatten<float>(learner.params())).cwiseAbs().maxCoeff() > 1e-4f);  // it moved
 }
 
 TEST_CASE("episodic mode restores the initial parameters at the end of each episode") {

@@ -73,6 +73,7 @@ TEST_CASE("elementwise functions") {
   expect_gradients("sigmoid", [](Tape<double>&, Inputs x) { return ad::sigmoid(x[0]); }, {a});
   expect_gradients("relu", [](Tape<double>&, Inputs x) { return ad::relu(x[0]); }, {a});
   expect_gradients("exp", [](Tape<double>&, Inputs x) { return ad::exp(x[0]); }, {a});
+  expect_gradients("expm1", [](Tape<double>&, Inputs x) { return ad::expm1(x[0]); }, {a});
   expect_gradients("log", [](Tape<double>&, Inputs x) { return ad::log(x[0]); }, {p});
   expect_gradients("softplus", [](Tape<double>&, Inputs x) { return ad::softplus(x[0]); }, {a});
   expect_gradients("square", [](Tape<double>&, Inputs x) { return ad::square(x[0]); }, {a});
@@ -206,6 +207,11 @@ TEST_CASE("forward values match closed forms") {
   const auto big = tape.constant(Matrix<double>::Constant(3, 1, 1000.0));
   CHECK(ad::log_softmax(big).value()(0, 0) == doctest::Approx(-std::log(3.0)));
   CHECK(std::isfinite(ad::softplus(big).value()(0, 0)));
+  {  // expm1 keeps the digits that exp(x) - 1 cancels: in float, exp(1e-7) - 1 is 1.19e-7
+    Tape<float> tf;
+    const auto tiny = tf.constant(Matrix<float>::Constant(1, 1, 1e-7f));
+    CHECK(ad::expm1(tiny).value()(0, 0) == doctest::Approx(1e-7).epsilon(1e-6));
+  }
   const auto m = tape.constant(Matrix<double>::Constant(1, 1, 0.3));
   const auto s = tape.constant(Matrix<double>::Constant(1, 1, std::log(2.0)));
   const auto a = tape.constant(Matrix<double>::Constant(1, 1, 1.1));

@@ -83,6 +83,20 @@ expect 0 "navigation2d .*\(500 meta-iterations\)" "$ssmrl" configs
 [ "$(sed -n 2p straight/train.csv | cut -d, -f1)" = 1 ] || fail "the log's first iteration is not 1"
 grep -q "best checkpoint (iteration" straight/train.svg || fail "the plot does not mark the best checkpoint"
 
+# The held-out evaluation draws from --eval-seed alone: the same seed repeats, another differs.
+"$ssmrl" eval --checkpoint straight/latest.safetensors --episodes 2 --json > eval-a.json || fail "eval exited with $?"
+"$ssmrl" eval --checkpoint straight/latest.safetensors --episodes 2 --json > eval-b.json || fail "eval exited with $?"
+"$ssmrl" eval --checkpoint straight/latest.safetensors --episodes 2 --eval-seed 7 --json > eval-c.json || fail "eval exited with $?"
+cmp -s eval-a.json eval-b.json || fail "two evaluations with the same seed differ"
+cmp -s eval-a.json eval-c.json && fail "evaluations with seeds 12345 and 7 are identical"
+
+# Meta-SGD: the learned rates are saved beside the parameters, resumed and used by eval.
+metasgd=(--config navigation2d-metasgd --tasks-per-batch 2 --no-eval --quiet)
+expect 0 "meta-training: 2 iterations" "$ssmrl" train "${metasgd[@]}" --outer-steps 2 --ckpt-dir metasgd
+grep -aq '"inner_lr.cell.layers.0.W"' metasgd/latest.safetensors || fail "no learned rates in the Meta-SGD checkpoint"
+expect 0 "meta-iterations 2 to 3" "$ssmrl" train "${metasgd[@]}" --outer-steps 3 --ckpt-dir metasgd --resume
+expect 0 "^after 1 step" "$ssmrl" adapt --checkpoint metasgd/latest.safetensors --episodes 2 --adapt-steps 1
+
 # One owner per run directory; SIGINT ends a run cleanly, with the command that resumes it.
 "$ssmrl" train --config navigation2d --tasks-per-batch 2 --outer-steps 2000 --ckpt-dir interrupted --no-eval --quiet \
   > interrupted.out 2>&1 &
@@ -127,7 +141,7 @@ expect 0 "was solved after .* nothing to do" "$ssmrl" train --config cartpole-pp
 # Test-time adaptation of a plain checkpoint on shifted dynamics: a table, one row per strategy.
 expect 0 "^policy_gradient" "$ssmrl" adapt --checkpoint cartpole-ppo/latest.safetensors --strategy all --episodes 2 --adapt-steps 1
 expect 0 '"strategies":\{"entropy"' "$ssmrl" adapt --checkpoint cartpole-ppo/latest.safetensors --strategy entropy --episodes 2 --json
-expect 1 "unknown strategy 'tent'; known: entropy, hybrid, none, policy_gradient" \
+expect 1 "unknown strategy 'tent'; known: entropy, hybrid, maml_step, none, policy_gradient" \
   "$ssmrl" adapt --checkpoint cartpole-ppo/latest.safetensors --strategy tent
 expect 1 "names no shifted dynamics for --strategy" "$ssmrl" adapt --checkpoint straight/latest.safetensors --strategy entropy
 

@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 #include <ssmrl/env.hpp>
 
+#include <random>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -22,6 +23,11 @@ static_assert(!env::Environment<int>);
 static_assert(env::TaskDistribution<env::Navigation2DTasks>);
 static_assert(env::TaskDistribution<env::CartPoleTasks>);
 static_assert(env::TaskDistribution<env::PendulumTasks>);
+// Any uniform random bit generator, not only std::mt19937_64.
+static_assert(env::Environment<env::Acrobot, std::minstd_rand>);
+static_assert(env::Environment<env::Navigation2D, std::ranlux48>);
+static_assert(env::TaskDistribution<env::Navigation2DTasks, std::minstd_rand>);
+static_assert(!env::Environment<env::CartPole, int>);
 
 namespace {
 
@@ -176,6 +182,28 @@ TEST_CASE("EnvBatch: automatic resets keep the final observation, and threads ch
   CHECK(message_of<InvalidArgument>([&] { nav.step(bad); }) == "EnvBatch::step: action of environment 2 is NaN");
   CHECK(nav.env(0).elapsed_steps() == 0);  // nothing moved
   CHECK_THROWS_AS(nav.step(Eigen::MatrixXf::Zero(2, 4)), InvalidArgument);
+}
+
+TEST_CASE("EnvBatch takes any seedable generator and the actions of a double policy") {
+  env::EnvBatch<env::Pendulum, std::minstd_rand> a(3, env::Pendulum{}, 5);
+  env::EnvBatch<env::Pendulum, std::minstd_rand> b(3, env::Pendulum{}, 5);
+  CHECK(a.observations() == b.observations());  // the same seeds, the same starts
+  env::EnvBatch<env::Pendulum> c(3, env::Pendulum{}, 5);
+  CHECK(a.observations() != c.observations());  // another generator, other starts
+  const Eigen::MatrixXd in_double = Eigen::MatrixXd::Constant(1, 3, 0.5);
+  a.step(in_double);
+  b.step(Eigen::MatrixXf::Constant(1, 3, 0.5f));
+  CHECK(a.observations() == b.observations());
+  CHECK(a.rewards() == b.rewards());
+  CHECK_THROWS_AS(a.step(Eigen::MatrixXd::Constant(2, 3, 0.5)), InvalidArgument);  // the float path's checks hold
+}
+
+TEST_CASE("registries are objects too: additions to one stay local") {
+  env::Registry local;
+  local.add_type<env::CartPole>("LocalPole-v0", [] { return env::CartPole({.length = 1.0}); });
+  CHECK(local.make("LocalPole-v0")->id() == "CartPole-v1");
+  CHECK_THROWS_AS(env::make("LocalPole-v0"), InvalidArgument);
+  CHECK(local.ids().size() == env::Registry{}.ids().size() + 1);  // the built-ins and its own
 }
 
 TEST_CASE("derived seeds differ per environment and repeat per seed") {

@@ -53,9 +53,9 @@ struct OnlineOptions {
 };
 
 //! The rollout of `policy` (adapted in place by `adapter`) over `batch`; returns the whole rollout.
-template <class Strategy, class PolicyT, class Env, class Rng>
+template <class Strategy, class PolicyT, class Env, class EnvRng, class Rng>
 rl::TrajectoryBatch<typename PolicyT::scalar_type> run_online(Adapter<Strategy, PolicyT>& adapter, PolicyT& policy,
-                                                              env::EnvBatch<Env>& batch, OnlineOptions options,
+                                                              env::EnvBatch<Env, EnvRng>& batch, OnlineOptions options,
                                                               policy::ActMode mode, Rng& rng) {
   SSMRL_REQUIRE(options.steps > 0 && options.every > 0 && options.window >= options.every &&
                     options.window % options.every == 0,

@@ -10,6 +10,7 @@
 
 #include "ssmrl/adapt/selection.hpp"
 #include "ssmrl/rl/advantages.hpp"
+#include "ssmrl/rl/linear_baseline.hpp"
 #include "ssmrl/rl/losses.hpp"
 #include "ssmrl/rl/rollout.hpp"
 
@@ -82,6 +83,22 @@ struct PolicyGradientAdaptation {
   }
 };
 
+//! The inner step of meta-training (meta::MetaTrainer's default): REINFORCE with normalised GAE
+//! advantages from the linear feature baseline fitted on the recent steps. Run it with the Adapter's
+//! SGD at the meta-training inner_lr to take the very step the policy was meta-trained for.
+struct MamlInnerStep {
+  double gamma = 0.99;
+  double gae_lambda = 1.0;
+  [[nodiscard]] std::string name() const { return "maml_step"; }
+  [[nodiscard]] ParameterSelection default_selection() const { return {}; }
+  template <class PolicyT, class Scalar>
+  ad::Var<Scalar> loss(const PolicyT& pi, ad::Tape<Scalar>& tape, const typename PolicyT::VarParams& vars,
+                       const AdaptationData<Scalar>& data) const {
+    const auto advantages = rl::linear_baseline_advantages(data.recent, gamma, gae_lambda);
+    return rl::policy_gradient_loss(rl::evaluate(pi, tape, vars, data.recent).log_prob, tape.constant(advantages));
+  }
+};
+
 //! The policy-gradient loss of the recent steps plus `replay_weight` times the same loss on a batch
 //! replayed from an ExperienceBuffer (its stored rewards; no importance correction), which keeps
 //! the policy close to what worked before.
@@ -134,7 +151,8 @@ private:
 };
 
 //! Strategies by name, for command lines and configuration files: "none", "entropy",
-//! "policy_gradient" and "hybrid", and whatever users add.
+//! "policy_gradient", "hybrid" and "maml_step", and whatever users add. A registry is an object
+//! (build one to keep additions local) with a process-wide instance() behind make_strategy().
 template <class PolicyT>
 class StrategyRegistry {
 public:
@@ -143,6 +161,13 @@ public:
     add("entropy", [] { return DynamicStrategy<PolicyT>::of(EntropyMinimization{}); });
     add("policy_gradient", [] { return DynamicStrategy<PolicyT>::of(PolicyGradientAdaptation{}); });
     add("hybrid", [] { return DynamicStrategy<PolicyT>::of(HybridAdaptation{}); });
+    add("maml_step", [] { return DynamicStrategy<PolicyT>::of(MamlInnerStep{}); });
+  }
+  //! The registry that make_strategy() and add_strategy() use: one per policy type, as env::make()
+  //! and env::add_env() use env::Registry::instance().
+  static StrategyRegistry& instance() {
+    static StrategyRegistry registry;
+    return registry;
   }
 
   //! Adds (or replaces) a strategy; `make` builds it, e.g. `[] { return DynamicStrategy<P>::of(MyStrategy{}); }`.
@@ -169,5 +194,17 @@ public:
 private:
   std::map<std::string, std::function<DynamicStrategy<PolicyT>()>> makers_;
 };
+
+//! A strategy by name from StrategyRegistry<PolicyT>::instance(); an unknown name throws, listing the known ones.
+template <class PolicyT>
+DynamicStrategy<PolicyT> make_strategy(const std::string& name) {
+  return StrategyRegistry<PolicyT>::instance().make(name);
+}
+//! Registers a user strategy under `name` in StrategyRegistry<PolicyT>::instance().
+template <class PolicyT, class S>
+  requires AdaptationStrategy<S, PolicyT>
+void add_strategy(const std::string& name, S strategy) {
+  StrategyRegistry<PolicyT>::instance().add(name, [strategy] { return DynamicStrategy<PolicyT>::of(strategy); });
+}
 
 }  // namespace ssmrl::adapt

@@ -10,7 +10,9 @@
 #include <Eigen/Core>
 
 #include <cmath>
+#include <concepts>
 #include <memory>
+#include <type_traits>
 #include <cstdint>
 #include <functional>
 #include <random>
@@ -29,11 +31,15 @@ inline std::uint64_t derive_seed(std::uint64_t seed, std::uint64_t index) {
   return z ^ (z >> 31);
 }
 
-template <Environment Env>
+//! `Rng`: each environment's generator, any uniform random bit generator seedable from a 64-bit
+//! seed (std::mt19937_64 by default).
+template <class Env, class Rng = std::mt19937_64>
+  requires Environment<Env, Rng> && std::constructible_from<Rng, std::uint64_t>
 class EnvBatch {
 public:
   using ObservationMatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic>;
   using ActionMatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic>;
+  using rng_type = Rng;
 
   //! `count` copies of `prototype`, generators derived from `seed`; `threads` > 1 steps chunks of
   //! the batch on worker threads (the results are the same as with one).
@@ -51,7 +57,7 @@ public:
     const Space action_space = prototype.action_space();
     discrete_ = action_space.kind == Space::Kind::discrete;
     action_count_ = action_space.n;
-    for (std::size_t i = 0; i < count; ++i) rngs_.emplace_back(derive_seed(seed, i));
+    for (std::size_t i = 0; i < count; ++i) rngs_.emplace_back(Rng(derive_seed(seed, i)));
     threads_ = static_cast<unsigned>(std::min<std::size_t>(threads, count));
     observations_.setZero();
     final_observations_.setZero();
@@ -66,11 +72,11 @@ public:
   [[nodiscard]] std::size_t size() const { return envs_.size(); }
   [[nodiscard]] Env& env(std::size_t i) { return envs_.at(i); }
   [[nodiscard]] const Env& env(std::size_t i) const { return envs_.at(i); }
-  [[nodiscard]] std::mt19937_64& rng(std::size_t i) { return rngs_.at(i); }
+  [[nodiscard]] Rng& rng(std::size_t i) { return rngs_.at(i); }
 
   //! Re-derives every environment's generator from `seed`, as the constructor does.
   void reseed(std::uint64_t seed) {
-    for (std::size_t i = 0; i < size(); ++i) rngs_[i].seed(derive_seed(seed, i));
+    for (std::size_t i = 0; i < size(); ++i) rngs_[i] = Rng(derive_seed(seed, i));
   }
 
   //! Resets every environment.
@@ -100,6 +106,14 @@ public:
     } else {
       run_range(0, size());
     }
+  }
+
+  //! Actions of another scalar type (a double policy's): cast to float32, then as above.
+  template <class Derived>
+    requires(!std::is_same_v<typename Derived::Scalar, float>)
+  void step(const Eigen::MatrixBase<Derived>& actions) {
+    cast_actions_ = actions.template cast<float>();
+    step(Eigen::Ref<const ActionMatrix>(cast_actions_));
   }
 
   [[nodiscard]] const ObservationMatrix& observations() const { return observations_; }
@@ -155,7 +169,7 @@ private:
   }
 
   std::vector<Env> envs_;
-  std::vector<std::mt19937_64> rngs_;
+  std::vector<Rng> rngs_;
   ObservationMatrix observations_;
   ObservationMatrix final_observations_;
   Eigen::VectorXd rewards_;
@@ -166,6 +180,7 @@ private:
   bool discrete_ = false;
   int action_count_ = 0;
   const Eigen::Ref<const ActionMatrix>* actions_ = nullptr;
+  ActionMatrix cast_actions_;
   unsigned threads_ = 1;
   std::unique_ptr<WorkerGroup> workers_;
 };

@@ -59,9 +59,11 @@ inline constexpr bool enable_environment = false;
 //!    floats (a discrete action is its index), `observe(out)` writing float32 observations;
 //!  - `state()` / `set_state(state, elapsed_steps)`, `elapsed_steps()`, `needs_reset()`;
 //!  - `enable_environment<E>` true.
-template <class E>
-concept Environment = enable_environment<E> &&
-    requires(E& env, const E& cenv, std::mt19937_64& rng, std::span<const float> action, std::span<float> out,
+//! `G` is the generator that reset() must accept (any uniform random bit generator; the library's
+//! environments take every one).
+template <class E, class G = std::mt19937_64>
+concept Environment = enable_environment<E> && std::uniform_random_bit_generator<G> &&
+    requires(E& env, const E& cenv, G& rng, std::span<const float> action, std::span<float> out,
              const typename E::State& state) {
       { E::observation_size } -> std::convertible_to<std::size_t>;
       { E::action_size } -> std::convertible_to<std::size_t>;

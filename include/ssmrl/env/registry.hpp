@@ -1,5 +1,11 @@
 // Environments by name, for command lines and configuration files: a type-erased AnyEnv over every
 // registered environment, built from its Gymnasium id.
+//
+// What AnyEnv is for: stepping an environment chosen by a string (inspection, random or scripted
+// rollouts, recording traces, a tool that lists what is installed). EnvBatch, rl::Trainer and
+// meta::MetaTrainer take the concrete type, whose sizes are compile-time constants: to train on an
+// environment named at run time, map the name to its type in your program, as the command line's
+// configurations do.
 #pragma once
 
 #include <functional>
@@ -52,10 +58,26 @@ private:
 };
 
 //! The registry: a name to a factory. The classic-control ids and "Navigation2D" are built in;
-//! add_env() registers more (a later registration of a name replaces the earlier one).
+//! add() registers more (a later registration of a name replaces the earlier one). A registry is
+//! an object (build one to keep additions local) with a process-wide instance() behind make() and
+//! add_env(), as adapt::StrategyRegistry is.
 class Registry {
 public:
   using Factory = std::function<std::unique_ptr<AnyEnv>()>;
+
+  Registry() {
+    add_type<CartPole>("CartPole-v1");
+    add_type<Pendulum>("Pendulum-v1");
+    add_type<MountainCar>("MountainCar-v0");
+    add_type<MountainCarContinuous>("MountainCarContinuous-v0");
+    add_type<Acrobot>("Acrobot-v1");
+    add_type<Navigation2D>("Navigation2D");
+  }
+  //! Registers `Env` under `id`, built by `factory`.
+  template <Environment Env>
+  void add_type(const std::string& id, std::function<Env()> factory = [] { return Env{}; }) {
+    add(id, [f = std::move(factory)] { return std::make_unique<AnyEnvOf<Env>>(f()); });
+  }
 
   static Registry& instance() {
     static Registry registry;
@@ -82,18 +104,6 @@ public:
   }
 
 private:
-  Registry() {
-    add_type<CartPole>("CartPole-v1");
-    add_type<Pendulum>("Pendulum-v1");
-    add_type<MountainCar>("MountainCar-v0");
-    add_type<MountainCarContinuous>("MountainCarContinuous-v0");
-    add_type<Acrobot>("Acrobot-v1");
-    add_type<Navigation2D>("Navigation2D");
-  }
-  template <class Env>
-  void add_type(const std::string& id) {
-    add(id, [] { return std::make_unique<AnyEnvOf<Env>>(Env{}); });
-  }
   std::map<std::string, Factory> factories_;
 };
 
@@ -102,7 +112,7 @@ inline std::unique_ptr<AnyEnv> make(const std::string& id) { return Registry::in
 //! Registers a user environment type under `id`.
 template <Environment Env>
 void add_env(const std::string& id, std::function<Env()> factory) {
-  Registry::instance().add(id, [f = std::move(factory)] { return std::make_unique<AnyEnvOf<Env>>(f()); });
+  Registry::instance().add_type<Env>(id, std::move(factory));
 }
 inline std::vector<std::string> registered_ids() { return Registry::instance().ids(); }
 

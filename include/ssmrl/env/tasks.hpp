@@ -16,9 +16,10 @@ namespace ssmrl::env {
 
 //! A TaskDistribution names its environment and task types, samples training tasks from a
 //! generator, gives its held-out tasks, and sets a task on an environment.
-template <class D>
-concept TaskDistribution = requires(const D& d, std::mt19937_64& rng, typename D::env_type& env,
-                                    const typename D::task_type& task) {
+//! `G` is the generator that sample() must accept (any uniform random bit generator).
+template <class D, class G = std::mt19937_64>
+concept TaskDistribution = std::uniform_random_bit_generator<G> &&
+                           requires(const D& d, G& rng, typename D::env_type& env, const typename D::task_type& task) {
   typename D::env_type;
   typename D::task_type;
   { d.sample(rng) } -> std::same_as<typename D::task_type>;

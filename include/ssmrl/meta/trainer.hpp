@@ -1,24 +1,26 @@
 // The meta-training loop of MAML for RL: per iteration, sample a meta-batch of tasks; for each, collect
-// support trajectories with the meta-policy, adapt a clone with a policy-gradient step (advantages
-// from the linear feature baseline), and with inner_steps > 1 collect fresh support trajectories
-// with the policy adapted so far before each further step (both outer steps alike); collect query
-// trajectories with the adapted policy, and differentiate the query loss back to the
-// meta-parameters; then one outer step, Adam or TRPO.
+// support trajectories with the meta-policy, adapt a clone with an inner step (by default REINFORCE
+// with advantages from the linear feature baseline, a fixed rate), and with inner_steps > 1 collect
+// fresh support trajectories with the policy adapted so far before each further step (both outer
+// steps alike); collect query trajectories with the adapted policy, and differentiate the query loss
+// back to the meta-parameters; then one outer step, Adam or TRPO. The parts are the Algorithm's
+// (meta::Maml in meta/algorithm.hpp). Every task of an iteration draws its randomness from (seed,
+// iteration, task index) alone, so the tasks are shared among threads without changing the result.
 #pragma once
 
 #include <algorithm>
+#include <memory>
 #include <optional>
+#include <type_traits>
 #include <random>
 #include <vector>
 
 #include "ssmrl/env/env_batch.hpp"
 #include "ssmrl/env/tasks.hpp"
+#include "ssmrl/meta/algorithm.hpp"
 #include "ssmrl/meta/maml.hpp"
 #include "ssmrl/optim/adam.hpp"
 #include "ssmrl/optim/trpo.hpp"
-#include "ssmrl/rl/advantages.hpp"
-#include "ssmrl/rl/linear_baseline.hpp"
-#include "ssmrl/rl/losses.hpp"
 #include "ssmrl/rl/rollout.hpp"
 
 namespace ssmrl::meta {
@@ -43,14 +45,21 @@ struct MetaTrainerOptions {
   int inner_steps = 1;
   bool first_order = false;
   double outer_lr = 1e-3;     //!< Adam
-  bool trpo = false;          //!< outer step by TRPO (the MAML paper's choice) instead of Adam
+  bool trpo = false;          //!< with OuterStepFromOptions: TRPO (the MAML paper's choice) instead of Adam
   double max_kl = 0.01;       //!< TRPO's limit on the mean KL of the adapted policies
   TrpoFisher fisher = TrpoFisher::at_adapted;
   //! Ablation: compute the outer step (the whole second-order backward, TRPO's search included) but
   //! do not apply it: the control run of the tests, at the same cost.
   bool zero_meta_gradient = false;
-  unsigned threads = 1;       //!< threads of the TRPO step (the tasks are shared among them)
+  unsigned threads = 1;       //!< threads sharing the tasks (collection, inner steps, the outer step)
   std::uint64_t seed = 1;
+};
+
+//! The adaptation curves of the held-out tasks: curves[task][run] holds the mean return before
+//! adaptation and after each step; mean[k] averages step k over tasks and runs.
+struct HeldOutEvaluation {
+  std::vector<std::vector<std::vector<double>>> curves;
+  std::vector<double> mean;
 };
 
 //! Mean undiscounted return per trajectory (its first episode) before and after adaptation, over the meta-batch.
@@ -62,39 +71,83 @@ struct IterationStats {
   //! The meta-parameters changed: false under zero_meta_gradient, when TRPO's line search rejected
   //! its step, and when Adam's meta-gradient was not finite (the parameters are then left as they were).
   bool outer_step_applied = false;
+  //! Per task of the meta-batch, in order: its pre- and post-adaptation returns.
+  std::vector<double> task_pre_adaptation_returns;
+  std::vector<double> task_post_adaptation_returns;
 };
 
-template <policy::MetaPolicy PolicyT, env::TaskDistribution Tasks>
+template <policy::MetaPolicy PolicyT, env::TaskDistribution Tasks, class Algorithm = Maml<>>
 class MetaTrainer {
 public:
   using Scalar = typename PolicyT::scalar_type;
   using Env = typename Tasks::env_type;
+  using Task = typename Tasks::task_type;
+  using Params = typename PolicyT::Params;
+  using VarParams = typename PolicyT::VarParams;
+  using Outer = typename Algorithm::outer_step;
+  static constexpr bool learned_rates = Algorithm::inner_rule::learned;
+  static_assert(std::is_same_v<Outer, AdamOuterStep> || std::is_same_v<Outer, TrpoOuterStep> ||
+                    std::is_same_v<Outer, OuterStepFromOptions>,
+                "meta::MetaTrainer: the outer step is AdamOuterStep, TrpoOuterStep or OuterStepFromOptions");
+  static_assert(!(learned_rates && std::is_same_v<Outer, TrpoOuterStep>),
+                "meta::MetaTrainer: Meta-SGD's learned rates (LearnedInnerRates) need the Adam outer step");
+  static_assert(AdvantageEstimator<decltype(Algorithm::advantages), Scalar>,
+                "meta::MetaTrainer: Algorithm::advantages is not an AdvantageEstimator");
+  static_assert(InnerLoss<decltype(Algorithm::loss),
+                          decltype(rl::evaluate(std::declval<const PolicyT&>(), std::declval<ad::Tape<Scalar>&>(),
+                                                std::declval<const VarParams&>(),
+                                                std::declval<const rl::TrajectoryBatch<Scalar>&>())),
+                          Scalar>,
+                "meta::MetaTrainer: Algorithm::loss is not an InnerLoss of this policy's evaluation");
 
-  MetaTrainer(PolicyT policy, Tasks tasks, MetaTrainerOptions options, Env prototype = Env{})
+  MetaTrainer(PolicyT policy, Tasks tasks, MetaTrainerOptions options, Env prototype = Env{}, Algorithm algorithm = {})
       : policy_(std::move(policy)),
         tasks_(std::move(tasks)),
         options_(options),
-        learner_(policy_.params(), {.inner_lr = options.inner_lr, .first_order = options.first_order}),
+        algorithm_(std::move(algorithm)),
+        learner_(policy_.params(),
+                 {.inner_lr = options.inner_lr, .first_order = options.first_order, .learn_inner_lr = learned_rates}),
         adam_({.lr = options.outer_lr}),
-        rng_(options.seed),
-        batch_(static_cast<std::size_t>(options.trajectories), prototype, options.seed + 1),
-        workspaces_(std::max(1u, options.threads)) {
+        tapes_(static_cast<std::size_t>(std::max(1, options.meta_batch))) {
     SSMRL_REQUIRE(options.meta_batch > 0 && options.trajectories > 0 && options.horizon > 0 && options.inner_steps >= 0,
                   "meta::MetaTrainer: meta_batch ", options.meta_batch, ", trajectories ", options.trajectories,
                   ", horizon ", options.horizon, " must be positive and inner_steps ", options.inner_steps,
                   " not negative");
+    SSMRL_REQUIRE(!(learned_rates && uses_trpo()), "meta::MetaTrainer: options.trpo is set, but Meta-SGD's learned "
+                  "rates (LearnedInnerRates) need the Adam outer step");
+    for (unsigned w = 0; w < std::max(1u, options.threads); ++w) {
+      batches_.push_back(std::make_unique<env::EnvBatch<Env>>(static_cast<std::size_t>(options.trajectories), prototype,
+                                                             options.seed + 1));
+    }
   }
 
   [[nodiscard]] const PolicyT& policy() const { return policy_; }
   [[nodiscard]] PolicyT& policy() { return policy_; }
+  //! Meta-SGD's learned rates (LearnedInnerRates), one per parameter entry; empty otherwise.
+  [[nodiscard]] const std::optional<Params>& inner_lrs() const { return learner_.inner_lrs(); }
+  //! Sets the learned rates (a resumed run); each must have its parameter's shape.
+  void set_inner_lrs(Params rates) {
+    SSMRL_REQUIRE(learned_rates, "meta::MetaTrainer::set_inner_lrs: this trainer's inner rule has no learned rates");
+    const auto have = nn::to_list<ad::Matrix<Scalar>>(policy_.params());
+    const auto given = nn::to_list<ad::Matrix<Scalar>>(rates);
+    for (std::size_t i = 0; i < have.size(); ++i) {
+      SSMRL_REQUIRE(have[i].rows() == given[i].rows() && have[i].cols() == given[i].cols() && given[i].allFinite(),
+                    "meta::MetaTrainer::set_inner_lrs: rate ", i, " is ", given[i].rows(), "x", given[i].cols(),
+                    given[i].allFinite() ? "" : " (not finite)", ", its parameter ", have[i].rows(), "x", have[i].cols());
+    }
+    learner_.inner_lrs() = std::move(rates);
+  }
+  [[nodiscard]] const Algorithm& algorithm() const noexcept { return algorithm_; }
 
-  //! One meta-iteration. Its randomness (tasks, actions, resets) is derived from the seed and the
-  //! iteration's index alone, so a run resumed at iteration n from saved parameters continues exactly
-  //! as the uninterrupted run would have (with TRPO; Adam's moments are not part of a checkpoint).
+  //! One meta-iteration. Its randomness (tasks, actions, resets) is derived from the seed, the
+  //! iteration's index and each task's index alone, so a run resumed at iteration n from saved
+  //! parameters continues exactly as the uninterrupted run would have (with TRPO; Adam's moments are
+  //! not part of a checkpoint), whatever the number of threads.
   IterationStats iteration() {
-    rng_.seed(env::derive_seed(options_.seed, static_cast<std::uint64_t>(2 * iteration_)));
-    batch_.reseed(env::derive_seed(options_.seed, static_cast<std::uint64_t>(2 * iteration_ + 1)));
-    auto stats = options_.trpo ? trpo_iteration() : adam_iteration();
+    IterationStats stats;
+    if constexpr (std::is_same_v<Outer, AdamOuterStep>) stats = adam_iteration();
+    else if constexpr (std::is_same_v<Outer, TrpoOuterStep>) stats = trpo_iteration();
+    else stats = options_.trpo ? trpo_iteration() : adam_iteration();
     stats.iteration = iteration_++;
     return stats;
   }
@@ -107,28 +160,57 @@ public:
   [[nodiscard]] const MetaTrainerOptions& options() const noexcept { return options_; }
   [[nodiscard]] const Tasks& tasks() const noexcept { return tasks_; }
 
-  //! Mean return per trajectory on `task` before adaptation and after each of `steps` policy-gradient
-  //! steps (the step size halved after the first, as in the MAML paper's evaluation).
-  std::vector<double> adaptation_curve(const typename Tasks::task_type& task, int steps) {
+  //! Mean return per trajectory on `task` before adaptation and after each of `steps` inner steps
+  //! (the step size halved after the first, as in the MAML paper's evaluation), drawing from `seed`
+  //! alone (not from training's randomness).
+  std::vector<double> adaptation_curve(const Task& task, int steps, std::uint64_t seed) {
+    SSMRL_REQUIRE(steps >= 0, "meta::MetaTrainer::adaptation_curve: steps ", steps, " must not be negative");
+    std::mt19937_64 rng(env::derive_seed(seed, 0));
+    auto& batch = *batches_[0];
+    batch.reseed(env::derive_seed(seed, 1));
     std::vector<double> curve;
     PolicyT acting = policy_;
-    auto data = rollout(acting, task);
+    auto data = rollout(acting, batch, task, rng);
     curve.push_back(mean_return(data));
     auto params = policy_.params();
+    std::vector<ad::Matrix<Scalar>> rates;
+    if constexpr (learned_rates) rates = nn::to_list<ad::Matrix<Scalar>>(*learner_.inner_lrs());
+    auto& tape = tapes_[0];
     for (int k = 0; k < steps; ++k) {
-      tape_.clear();
-      const auto vars = nn::on_tape(tape_, params);
-      tape_.backward(loss(vars, data));
-      const auto lr = static_cast<Scalar>(k == 0 ? options_.inner_lr : options_.inner_lr / 2);
+      typename ad::Tape<Scalar>::Scope scope(tape);
+      const auto vars = nn::on_tape(tape, params);
+      tape.backward(loss(tape, vars, data));
+      const auto factor = static_cast<Scalar>(k == 0 ? 1.0 : 0.5);
       auto values = nn::to_list<ad::Matrix<Scalar>>(params);
       const auto grads = nn::to_list<ad::Matrix<Scalar>>(nn::gradients_of<Scalar>(vars));
-      for (std::size_t i = 0; i < values.size(); ++i) values[i] -= lr * grads[i];
+      for (std::size_t i = 0; i < values.size(); ++i) {
+        if (rates.empty()) values[i] -= static_cast<Scalar>(options_.inner_lr) * factor * grads[i];
+        else values[i].array() -= factor * rates[i].array() * grads[i].array();
+      }
       params = nn::from_list(params, values);
       acting.set_params(params);
-      data = rollout(acting, task);
+      data = rollout(acting, batch, task, rng);
       curve.push_back(mean_return(data));
     }
     return curve;
+  }
+
+  //! The adaptation curves of every held-out task, `runs` per task, each run drawing from its own
+  //! generator derived from `seed`, the task's index and the run's.
+  HeldOutEvaluation held_out_curves(int steps, std::uint64_t seed, int runs = 1) {
+    SSMRL_REQUIRE(runs > 0, "meta::MetaTrainer::held_out_curves: runs ", runs, " must be positive");
+    HeldOutEvaluation e;
+    e.mean.assign(static_cast<std::size_t>(std::max(steps, 0)) + 1, 0.0);
+    const auto& tasks = tasks_.held_out();
+    for (std::size_t i = 0; i < tasks.size(); ++i) {
+      auto& per_task = e.curves.emplace_back();
+      for (int r = 0; r < runs; ++r) {
+        per_task.push_back(adaptation_curve(tasks[i], steps, env::derive_seed(seed, i * static_cast<std::size_t>(runs) + r)));
+        for (std::size_t k = 0; k < e.mean.size(); ++k) e.mean[k] += per_task.back()[k];
+      }
+    }
+    for (auto& m : e.mean) m /= static_cast<double>(tasks.size() * static_cast<std::size_t>(runs));
+    return e;
   }
 
 private:
@@ -140,93 +222,127 @@ private:
     ad::Matrix<Scalar> query_advantages;
     ad::Matrix<Scalar> old_distribution;
     std::vector<ad::Matrix<Scalar>> adaptation_shift;  //!< adapted minus meta-parameters
+    double pre_return = 0;
+    double post_return = 0;
   };
 
-  IterationStats trpo_iteration() {
-    IterationStats stats;
-    std::vector<TaskData> data;
-    learner_.params() = policy_.params();
-    for (int task_index = 0; task_index < options_.meta_batch; ++task_index) {
-      const auto task = tasks_.sample(rng_);
-      TaskData d;
-      PolicyT acting = policy_;
-      d.supports.push_back(rollout(acting, task));
-      stats.pre_adaptation_return += mean_return(d.supports[0]);
-      d.support_advantages.push_back(advantages(d.supports[0]));
-      tape_.clear();
-      const auto meta_vars = learner_.meta_variables(tape_);
-      auto clone = learner_.clone({meta_vars.params, std::nullopt});
-      for (int k = 0; k < options_.inner_steps; ++k) {
-        if (k > 0) {  // fresh support trajectories of the policy adapted so far
-          acting.set_params(nn::values_of<Scalar>(clone.params()));
-          d.supports.push_back(rollout(acting, task));
-          d.support_advantages.push_back(advantages(d.supports.back()));
-        }
-        inner_step(tape_, clone, d, k);
-      }
-      const auto adapted = nn::values_of<Scalar>(clone.params());
-      d.adaptation_shift = nn::to_list<ad::Matrix<Scalar>>(adapted);
-      const auto meta_values = nn::to_list<ad::Matrix<Scalar>>(learner_.params());
-      for (std::size_t i = 0; i < meta_values.size(); ++i) d.adaptation_shift[i] -= meta_values[i];
-      acting.set_params(adapted);
-      d.query = rollout(acting, task);
-      stats.post_adaptation_return += mean_return(d.query);
-      d.query_advantages = advantages(d.query);
-      d.old_distribution = policy_.distribution(clone.params(), tape_.constant(d.query.observations), d.query.envs,
-                                                {.initial_state = tape_.constant(d.query.initial_state),
-                                                 .keep = d.query.keep.data()})
-                               .value();
-      data.push_back(std::move(d));
-    }
-    stats.pre_adaptation_return /= options_.meta_batch;
-    stats.post_adaptation_return /= options_.meta_batch;
-    const auto scale = static_cast<Scalar>(1.0 / options_.meta_batch);
-    using VarParams = typename PolicyT::VarParams;
-    // Task i's term of the surrogate: importance-weighted query advantages of the policy adapted from `vars`.
-    auto surrogate = [&](ad::Tape<Scalar>& tape, const VarParams& vars, std::size_t i) {
-      const auto& d = data[i];
-      auto clone = adapted_clone(vars, d, options_.inner_steps, &tape);
-      const auto lp = evaluate(tape, clone.params(), d.query).log_prob;
-      const auto ratio = ad::exp(ad::sub(lp, tape.constant(d.query.log_probs)));
-      return -ad::mean(ad::mul(ratio, tape.constant(d.query_advantages))) * scale;
-    };
-    auto kl_of = [&](ad::Tape<Scalar>& tape, const TaskData& d, const VarParams& adapted) {
-      const auto dist = policy_.distribution(adapted, tape.constant(d.query.observations), d.query.envs,
-                                             {.initial_state = tape.constant(d.query.initial_state),
-                                              .keep = d.query.keep.data()});
-      return policy_.mean_kl(tape.constant(d.old_distribution), dist) * scale;
-    };
-    auto kl = [&](ad::Tape<Scalar>& tape, const VarParams& vars, std::size_t i) {
-      return kl_of(tape, data[i], adapted_clone(vars, data[i], options_.inner_steps, &tape).params());
-    };
-    // The adapted parameters as the meta-parameters plus a constant shift: the exact adapted values,
-    // with the adaptation's Jacobian replaced by the identity.
-    auto kl_at_adapted = [&](ad::Tape<Scalar>& tape, const VarParams& vars, std::size_t i) {
-      const auto list = nn::to_list<ad::Var<Scalar>>(vars);
-      std::vector<ad::Var<Scalar>> shifted;
-      for (std::size_t k = 0; k < list.size(); ++k) {
-        shifted.push_back(ad::add(list[k], tape.constant(data[i].adaptation_shift[k])));
-      }
-      return kl_of(tape, data[i], nn::from_list(vars, shifted));
-    };
-    auto params = policy_.params();
-    const optim::TrpoOptions trpo_options{.max_kl = options_.max_kl};
-    const std::span<ad::Tape<Scalar>> tapes(workspaces_);
-    stats.trpo = options_.fisher == TrpoFisher::through_adaptation
-                     ? optim::trpo_step_parts<Scalar>(params, data.size(), surrogate, kl, kl, trpo_options, tapes)
-                     : optim::trpo_step_parts<Scalar>(params, data.size(), surrogate, kl, kl_at_adapted, trpo_options, tapes);
-    stats.outer_step_applied = stats.trpo.accepted && !options_.zero_meta_gradient;
-    if (stats.outer_step_applied) policy_.set_params(std::move(params));
-    return stats;
+  [[nodiscard]] bool uses_trpo() const {
+    if constexpr (std::is_same_v<Outer, OuterStepFromOptions>) return options_.trpo;
+    else return std::is_same_v<Outer, TrpoOuterStep>;
   }
 
-  // A clone of `vars` adapted on the task's support data (recorded on the tape of `vars`).
-  typename MamlLearner<Scalar, typename PolicyT::Params>::Clone adapted_clone(const typename PolicyT::VarParams& vars,
-                                                                               const TaskData& d, int steps,
-                                                                               ad::Tape<Scalar>* tape = nullptr) {
-    auto& t = tape != nullptr ? *tape : tape_;
+  // Task `index` of this iteration: its generator (task, actions) and its environments' seeds.
+  Task start_task(std::size_t worker, int index, std::mt19937_64& rng) {
+    const auto base = env::derive_seed(options_.seed, static_cast<std::uint64_t>(iteration_));
+    rng.seed(env::derive_seed(base, 2 * static_cast<std::uint64_t>(index)));
+    batches_[worker]->reseed(env::derive_seed(base, 2 * static_cast<std::uint64_t>(index) + 1));
+    return tasks_.sample(rng);
+  }
+
+  // Runs fn(worker, task index) for every task of the meta-batch, the tasks shared among the threads.
+  template <class Fn>
+  void for_each_task(Fn&& fn) {
+    for_chunks(static_cast<std::size_t>(options_.meta_batch), batches_.size(),
+               [&](std::size_t w, std::size_t begin, std::size_t end) {
+                 for (std::size_t i = begin; i < end; ++i) fn(w, static_cast<int>(i));
+               });
+  }
+
+  TaskData trpo_task(std::size_t worker, int index) {
+    std::mt19937_64 rng;
+    const auto task = start_task(worker, index, rng);
+    auto& batch = *batches_[worker];
+    auto& tape = tapes_[static_cast<std::size_t>(index)];
+    typename ad::Tape<Scalar>::Scope scope(tape);
+    TaskData d;
+    PolicyT acting = policy_;
+    d.supports.push_back(rollout(acting, batch, task, rng));
+    d.pre_return = mean_return(d.supports[0]);
+    d.support_advantages.push_back(advantages(d.supports[0]));
+    const auto meta_vars = learner_.meta_variables(tape);
+    auto clone = learner_.clone({meta_vars.params, std::nullopt});
+    for (int k = 0; k < options_.inner_steps; ++k) {
+      if (k > 0) {  // fresh support trajectories of the policy adapted so far
+        acting.set_params(nn::values_of<Scalar>(clone.params()));
+        d.supports.push_back(rollout(acting, batch, task, rng));
+        d.support_advantages.push_back(advantages(d.supports.back()));
+      }
+      inner_step(tape, clone, d, k);
+    }
+    const auto adapted = nn::values_of<Scalar>(clone.params());
+    d.adaptation_shift = nn::to_list<ad::Matrix<Scalar>>(adapted);
+    const auto meta_values = nn::to_list<ad::Matrix<Scalar>>(learner_.params());
+    for (std::size_t i = 0; i < meta_values.size(); ++i) d.adaptation_shift[i] -= meta_values[i];
+    acting.set_params(adapted);
+    d.query = rollout(acting, batch, task, rng);
+    d.post_return = mean_return(d.query);
+    d.query_advantages = advantages(d.query);
+    d.old_distribution = policy_.distribution(clone.params(), tape.constant(d.query.observations), d.query.envs,
+                                              {.initial_state = tape.constant(d.query.initial_state),
+                                               .keep = d.query.keep.data()})
+                             .value();
+    return d;
+  }
+
+  IterationStats trpo_iteration() {
+    if constexpr (learned_rates) {
+      SSMRL_THROW(::ssmrl::InvalidArgument, "meta::MetaTrainer: Meta-SGD's learned rates need the Adam outer step");
+    } else {
+      IterationStats stats;
+      learner_.params() = policy_.params();
+      std::vector<TaskData> data(static_cast<std::size_t>(options_.meta_batch));
+      for_each_task([&](std::size_t w, int i) { data[static_cast<std::size_t>(i)] = trpo_task(w, i); });
+      for (const auto& d : data) add_task_returns(stats, d.pre_return, d.post_return);
+      stats.pre_adaptation_return /= options_.meta_batch;
+      stats.post_adaptation_return /= options_.meta_batch;
+      const auto scale = static_cast<Scalar>(1.0 / options_.meta_batch);
+      // Task i's term of the surrogate: importance-weighted query advantages of the policy adapted from `vars`.
+      auto surrogate = [&](ad::Tape<Scalar>& tape, const VarParams& vars, std::size_t i) {
+        const auto& d = data[i];
+        auto clone = adapted_clone(tape, vars, d);
+        const auto lp = evaluate(tape, clone.params(), d.query).log_prob;
+        const auto ratio = ad::exp(ad::sub(lp, tape.constant(d.query.log_probs)));
+        return -ad::mean(ad::mul(ratio, tape.constant(d.query_advantages))) * scale;
+      };
+      auto kl_of = [&](ad::Tape<Scalar>& tape, const TaskData& d, const VarParams& adapted) {
+        const auto dist = policy_.distribution(adapted, tape.constant(d.query.observations), d.query.envs,
+                                               {.initial_state = tape.constant(d.query.initial_state),
+                                                .keep = d.query.keep.data()});
+        return policy_.mean_kl(tape.constant(d.old_distribution), dist) * scale;
+      };
+      auto kl = [&](ad::Tape<Scalar>& tape, const VarParams& vars, std::size_t i) {
+        return kl_of(tape, data[i], adapted_clone(tape, vars, data[i]).params());
+      };
+      // The adapted parameters as the meta-parameters plus a constant shift: the exact adapted values,
+      // with the adaptation's Jacobian replaced by the identity.
+      auto kl_at_adapted = [&](ad::Tape<Scalar>& tape, const VarParams& vars, std::size_t i) {
+        const auto list = nn::to_list<ad::Var<Scalar>>(vars);
+        std::vector<ad::Var<Scalar>> shifted;
+        for (std::size_t k = 0; k < list.size(); ++k) {
+          shifted.push_back(ad::add(list[k], tape.constant(data[i].adaptation_shift[k])));
+        }
+        return kl_of(tape, data[i], nn::from_list(vars, shifted));
+      };
+      auto params = policy_.params();
+      const optim::TrpoOptions trpo_options{.max_kl = options_.max_kl};
+      const std::span<ad::Tape<Scalar>> tapes(tapes_);
+      const unsigned threads = static_cast<unsigned>(batches_.size());
+      stats.trpo = options_.fisher == TrpoFisher::through_adaptation
+                       ? optim::trpo_step_parts<Scalar>(params, data.size(), surrogate, kl, kl, trpo_options, tapes,
+                                                        threads)
+                       : optim::trpo_step_parts<Scalar>(params, data.size(), surrogate, kl, kl_at_adapted, trpo_options,
+                                                        tapes, threads);
+      stats.outer_step_applied = stats.trpo.accepted && !options_.zero_meta_gradient;
+      if (stats.outer_step_applied) policy_.set_params(std::move(params));
+      return stats;
+    }
+  }
+
+  // A clone of `vars` adapted on the task's support data (recorded on `tape`, the tape of `vars`).
+  typename MamlLearner<Scalar, Params>::Clone adapted_clone(ad::Tape<Scalar>& tape, const VarParams& vars,
+                                                            const TaskData& d) {
     auto clone = learner_.clone({vars, std::nullopt});
-    for (int k = 0; k < steps; ++k) inner_step(t, clone, d, k);
+    for (int k = 0; k < options_.inner_steps; ++k) inner_step(tape, clone, d, k);
     return clone;
   }
 
@@ -234,53 +350,69 @@ private:
   template <class Clone>
   void inner_step(ad::Tape<Scalar>& tape, Clone& clone, const TaskData& d, int k) {
     const auto i = static_cast<std::size_t>(k);
-    const auto lp = evaluate(tape, clone.params(), d.supports[i]).log_prob;
-    clone.adapt(rl::policy_gradient_loss(lp, tape.constant(d.support_advantages[i])));
+    clone.adapt(algorithm_.loss(evaluate(tape, clone.params(), d.supports[i]), tape.constant(d.support_advantages[i])));
   }
 
-  auto evaluate(ad::Tape<Scalar>& tape, const typename PolicyT::VarParams& params,
-                const rl::TrajectoryBatch<Scalar>& t) const {
+  auto evaluate(ad::Tape<Scalar>& tape, const VarParams& params, const rl::TrajectoryBatch<Scalar>& t) const {
     return rl::evaluate(policy_, tape, params, t);
   }
 
-  // Normalised GAE advantages with the linear feature baseline fitted on these trajectories.
   ad::Matrix<Scalar> advantages(const rl::TrajectoryBatch<Scalar>& t) const {
-    rl::LinearFeatureBaseline<Scalar> baseline;
-    baseline.fit(t, options_.gamma);
-    const ad::Matrix<Scalar> values = baseline.predict(t);
-    const ad::Matrix<Scalar> no_values = ad::Matrix<Scalar>::Zero(1, t.envs);
-    auto without_bootstrap = t;
-    without_bootstrap.bootstrap.setZero();
-    return rl::normalized(rl::gae(without_bootstrap, values, no_values, options_.gamma, options_.gae_lambda).advantages);
+    return algorithm_.advantages(t, options_.gamma, options_.gae_lambda);
+  }
+
+  // The inner loss of `t` at `params`, its advantages from `t` itself.
+  ad::Var<Scalar> loss(ad::Tape<Scalar>& tape, const VarParams& params, const rl::TrajectoryBatch<Scalar>& t) const {
+    return algorithm_.loss(evaluate(tape, params, t), tape.constant(advantages(t)));
+  }
+
+  // One task of the Adam path: its returns and its meta-gradient (the parameters', then the rates').
+  struct AdamTask {
+    double pre_return = 0;
+    double post_return = 0;
+    std::vector<ad::Matrix<Scalar>> gradient;
+  };
+
+  AdamTask adam_task(std::size_t worker, int index) {
+    std::mt19937_64 rng;
+    const auto task = start_task(worker, index, rng);
+    auto& batch = *batches_[worker];
+    auto& tape = tapes_[static_cast<std::size_t>(index)];
+    typename ad::Tape<Scalar>::Scope scope(tape);
+    const auto meta_vars = learner_.meta_variables(tape);
+    auto clone = learner_.clone(meta_vars);
+    PolicyT acting = policy_;
+    AdamTask out;
+    // The same draws as the TRPO path: a first support batch always (the pre-adaptation return),
+    // a fresh one before each further inner step.
+    for (int k = 0; k < std::max(1, options_.inner_steps); ++k) {
+      const auto support = rollout(acting, batch, task, rng);
+      if (k == 0) out.pre_return = mean_return(support);
+      if (k == options_.inner_steps) break;  // inner_steps == 0
+      clone.adapt(loss(tape, clone.params(), support));
+      acting.set_params(nn::values_of<Scalar>(clone.params()));
+    }
+    const auto query = rollout(acting, batch, task, rng);
+    out.post_return = mean_return(query);
+    tape.backward(loss(tape, clone.params(), query));
+    const auto g = learner_.meta_gradient(meta_vars);
+    out.gradient = nn::to_list<ad::Matrix<Scalar>>(g.params);
+    if (g.inner_lrs) {
+      for (auto& m : nn::to_list<ad::Matrix<Scalar>>(*g.inner_lrs)) out.gradient.push_back(std::move(m));
+    }
+    return out;
   }
 
   IterationStats adam_iteration() {
     IterationStats stats;
-    std::vector<ad::Matrix<Scalar>> meta_gradient;
     learner_.params() = policy_.params();
-    tape_.clear();
-    const auto meta_vars = learner_.meta_variables(tape_);
-    for (int task_index = 0; task_index < options_.meta_batch; ++task_index) {
-      const auto task = tasks_.sample(rng_);
-      typename ad::Tape<Scalar>::Scope scope(tape_);
-      auto clone = learner_.clone(meta_vars);
-      PolicyT acting = policy_;
-      // The same draws as the TRPO path: a first support batch always (the pre-adaptation return),
-      // a fresh one before each further inner step.
-      for (int k = 0; k < std::max(1, options_.inner_steps); ++k) {
-        const auto support = rollout(acting, task);
-        if (k == 0) stats.pre_adaptation_return += mean_return(support);
-        if (k == options_.inner_steps) break;  // inner_steps == 0
-        clone.adapt(loss(clone.params(), support));
-        acting.set_params(nn::values_of<Scalar>(clone.params()));
-      }
-      const auto query = rollout(acting, task);
-      stats.post_adaptation_return += mean_return(query);
-      tape_.backward(loss(clone.params(), query));
-      const auto g = nn::to_list<ad::Matrix<Scalar>>(learner_.meta_gradient(meta_vars).params);
-      if (meta_gradient.empty()) meta_gradient = g;
-      else for (std::size_t i = 0; i < g.size(); ++i) meta_gradient[i] += g[i];
+    std::vector<AdamTask> tasks(static_cast<std::size_t>(options_.meta_batch));
+    for_each_task([&](std::size_t w, int i) { tasks[static_cast<std::size_t>(i)] = adam_task(w, i); });
+    std::vector<ad::Matrix<Scalar>> meta_gradient = tasks[0].gradient;
+    for (std::size_t t = 1; t < tasks.size(); ++t) {
+      for (std::size_t i = 0; i < meta_gradient.size(); ++i) meta_gradient[i] += tasks[t].gradient[i];
     }
+    for (const auto& t : tasks) add_task_returns(stats, t.pre_return, t.post_return);
     stats.pre_adaptation_return /= options_.meta_batch;
     stats.post_adaptation_return /= options_.meta_batch;
     bool finite = true;
@@ -292,18 +424,35 @@ private:
     stats.outer_step_applied = finite && !options_.zero_meta_gradient;
     if (stats.outer_step_applied) {
       auto values = nn::to_list<ad::Matrix<Scalar>>(policy_.params());
+      const std::size_t model = values.size();
+      if (learner_.inner_lrs()) {
+        for (auto& m : nn::to_list<ad::Matrix<Scalar>>(*learner_.inner_lrs())) values.push_back(std::move(m));
+      }
       adam_.step(std::span<ad::Matrix<Scalar>>(values), std::span<const ad::Matrix<Scalar>>(meta_gradient));
+      if (learner_.inner_lrs()) {
+        learner_.inner_lrs() = nn::from_list(*learner_.inner_lrs(),
+                                             std::vector<ad::Matrix<Scalar>>(values.begin() + static_cast<std::ptrdiff_t>(model), values.end()));
+      }
+      values.resize(model);
       policy_.set_params(nn::from_list(policy_.params(), values));
     }
     return stats;
   }
 
-  rl::TrajectoryBatch<Scalar> rollout(PolicyT& acting, const typename Tasks::task_type& task) {
-    for (std::size_t i = 0; i < batch_.size(); ++i) Tasks::apply(batch_.env(i), task);
-    batch_.reset();
+  rl::TrajectoryBatch<Scalar> rollout(PolicyT& acting, env::EnvBatch<Env>& batch, const Task& task,
+                                      std::mt19937_64& rng) const {
+    for (std::size_t i = 0; i < batch.size(); ++i) Tasks::apply(batch.env(i), task);
+    batch.reset();
     acting.set_num_envs(options_.trajectories);
     acting.reset_all();
-    return rl::collect(acting, batch_, options_.horizon, policy::ActMode::sample, rng_);
+    return rl::collect(acting, batch, options_.horizon, policy::ActMode::sample, rng);
+  }
+
+  static void add_task_returns(IterationStats& stats, double pre, double post) {
+    stats.pre_adaptation_return += pre;
+    stats.post_adaptation_return += post;
+    stats.task_pre_adaptation_returns.push_back(pre);
+    stats.task_post_adaptation_returns.push_back(post);
   }
 
   // Mean over the trajectories of their first episode's return.
@@ -314,21 +463,25 @@ private:
     return sum / static_cast<double>(returns.size());
   }
 
-  // REINFORCE with the linear feature baseline's advantages.
-  ad::Var<Scalar> loss(const typename PolicyT::VarParams& params, const rl::TrajectoryBatch<Scalar>& t) {
-    return rl::policy_gradient_loss(evaluate(tape_, params, t).log_prob, tape_.constant(advantages(t)));
-  }
-
   PolicyT policy_;
   Tasks tasks_;
   MetaTrainerOptions options_;
-  MamlLearner<Scalar, typename PolicyT::Params> learner_;
+  Algorithm algorithm_;
+  MamlLearner<Scalar, Params> learner_;
   optim::Adam<Scalar> adam_;
-  std::mt19937_64 rng_;
-  env::EnvBatch<Env> batch_;
-  ad::Tape<Scalar> tape_;
-  std::vector<ad::Tape<Scalar>> workspaces_;  //!< one per thread of the TRPO step
+  std::vector<std::unique_ptr<env::EnvBatch<Env>>> batches_;  //!< one per thread
+  std::vector<ad::Tape<Scalar>> tapes_;                       //!< one per task of the meta-batch
   long iteration_ = 0;
 };
+
+//! The adaptation curves of `policy` on the held-out tasks of `tasks` (see
+//! MetaTrainer::held_out_curves): `steps` inner steps with the options' rate, `runs` per task, all
+//! drawn from `seed`.
+template <policy::MetaPolicy PolicyT, env::TaskDistribution Tasks>
+HeldOutEvaluation evaluate_held_out(PolicyT policy, Tasks tasks, MetaTrainerOptions options, int steps,
+                                    std::uint64_t seed, int runs = 1) {
+  MetaTrainer<PolicyT, Tasks, Maml<AdamOuterStep>> trainer(std::move(policy), std::move(tasks), options);
+  return trainer.held_out_curves(steps, seed, runs);
+}
 
 }  // namespace ssmrl::meta

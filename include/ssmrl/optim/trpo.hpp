@@ -61,35 +61,39 @@ using ::ssmrl::for_chunks;
 //! `parts` (tasks, say): `loss(tape, vars, i)` is part i's term of the surrogate to minimise,
 //! `kl(tape, vars, i)` its term of the mean KL from the current policy (fixed inside it) to the one
 //! with `vars`, and `fisher_kl(tape, vars, i)` its term of the KL whose Hessian preconditions the
-//! step (`kl` itself, or a cheaper stand-in; the line search always checks `kl`). The parts are
-//! shared among `workspaces.size()` threads, each recording on its own tape (kept across calls, they
-//! keep their memory). The parameters change only when a step is accepted.
+//! step (`kl` itself, or a cheaper stand-in; the line search always checks `kl`). Part i records on
+//! `tapes[i]` (at least `parts` tapes; kept across calls, they keep their memory); `threads` share
+//! the parts. Every sum runs over the parts in order, so the result does not depend on `threads`.
+//! The parameters change only when a step is accepted.
 template <class Scalar, class Params, class LossFn, class KlFn, class FisherKlFn>
 TrpoResult trpo_step_parts(Params& params, std::size_t parts, LossFn&& loss, KlFn&& kl, FisherKlFn&& fisher_kl,
-                           TrpoOptions options, std::span<ad::Tape<Scalar>> workspaces) {
-  SSMRL_REQUIRE(parts > 0 && !workspaces.empty(), "optim::trpo_step_parts: parts ", parts, " and workspaces ",
-                workspaces.size(), " must be positive");
+                           TrpoOptions options, std::span<ad::Tape<Scalar>> tapes, unsigned threads = 1) {
+  SSMRL_REQUIRE(parts > 0 && tapes.size() >= parts, "optim::trpo_step_parts: parts ", parts, " must be positive and ",
+                "at most the tapes, ", tapes.size());
   using Tape = ad::Tape<Scalar>;
-  const std::size_t workers = std::min(parts, workspaces.size());
+  const std::size_t workers = std::min<std::size_t>(parts, std::max(1u, threads));
   const auto count = nn::parameter_count(params);
+  auto each_part = [&](auto&& fn) {
+    for_chunks(parts, workers, [&](std::size_t, std::size_t begin, std::size_t end) {
+      for (std::size_t i = begin; i < end; ++i) fn(i);
+    });
+  };
   // Sum over the parts of fn's value at `p`, and optionally of its gradient.
   auto sum_at = [&](const Params& p, auto&& fn, Vector<Scalar>* gradient) {
-    std::vector<double> values(workers, 0.0);
-    std::vector<Vector<Scalar>> gradients(workers);
-    for_chunks(parts, workers, [&](std::size_t w, std::size_t begin, std::size_t end) {
-      Tape& tape = workspaces[w];
+    std::vector<double> values(parts, 0.0);
+    std::vector<Vector<Scalar>> gradients(parts);
+    each_part([&](std::size_t i) {
+      Tape& tape = tapes[i];
       typename Tape::Scope scope(tape);
       const auto vars = nn::on_tape(tape, p);
-      std::vector<ad::Var<Scalar>> terms;
-      for (std::size_t i = begin; i < end; ++i) terms.push_back(fn(tape, vars, i));
-      const auto total = ad::add_n<Scalar>(terms);
-      values[w] = static_cast<double>(total.item());
+      const auto term = fn(tape, vars, i);
+      values[i] = static_cast<double>(term.item());
       if (gradient != nullptr) {
-        if (total.requires_grad()) {
-          tape.backward(total);
-          gradients[w] = nn::flatten<Scalar>(nn::gradients_of<Scalar>(vars));
+        if (term.requires_grad()) {
+          tape.backward(term);
+          gradients[i] = nn::flatten<Scalar>(nn::gradients_of<Scalar>(vars));
         } else {
-          gradients[w] = Vector<Scalar>::Zero(count);
+          gradients[i] = Vector<Scalar>::Zero(count);
         }
       }
     });
@@ -106,35 +110,32 @@ TrpoResult trpo_step_parts(Params& params, std::size_t parts, LossFn&& loss, KlF
   TrpoResult result{false, loss_before, loss_before, 0, 0};
   Vector<Scalar> full_step;
   {
-    // F v: the Hessian of the KL at the current parameters. Each worker records the gradient of its
-    // parts' KL once as a graph (create_graph); a product is then one reverse pass of
-    // <gradient, v> per worker.
+    // F v: the Hessian of the KL at the current parameters. Each part records the gradient of its
+    // KL once as a graph (create_graph); a product is then one reverse pass of <gradient, v> per part.
     std::vector<typename Tape::Mark> marks;
-    for (std::size_t w = 0; w < workers; ++w) marks.push_back(workspaces[w].mark());
-    std::vector<std::vector<ad::Var<Scalar>>> leaves(workers);
-    std::vector<std::vector<ad::Var<Scalar>>> kl_gradients(workers);
-    for_chunks(parts, workers, [&](std::size_t w, std::size_t begin, std::size_t end) {
-      Tape& tape = workspaces[w];
+    for (std::size_t i = 0; i < parts; ++i) marks.push_back(tapes[i].mark());
+    std::vector<std::vector<ad::Var<Scalar>>> leaves(parts);
+    std::vector<std::vector<ad::Var<Scalar>>> kl_gradients(parts);
+    each_part([&](std::size_t i) {
+      Tape& tape = tapes[i];
       const auto vars = nn::on_tape(tape, params);
-      leaves[w] = nn::to_list<ad::Var<Scalar>>(vars);
-      std::vector<ad::Var<Scalar>> terms;
-      for (std::size_t i = begin; i < end; ++i) terms.push_back(fisher_kl(tape, vars, i));
-      kl_gradients[w] = ad::grad(ad::add_n<Scalar>(terms), std::span<const ad::Var<Scalar>>(leaves[w]),
+      leaves[i] = nn::to_list<ad::Var<Scalar>>(vars);
+      kl_gradients[i] = ad::grad(fisher_kl(tape, vars, i), std::span<const ad::Var<Scalar>>(leaves[i]),
                                  {.create_graph = true});
     });
     auto fisher_product = [&](const Vector<Scalar>& v) {
       Params direction = params;
       nn::unflatten(direction, v);
       const auto dirs = nn::to_list<ad::Matrix<Scalar>>(direction);
-      std::vector<Vector<Scalar>> products(workers);
-      for_chunks(workers, workers, [&](std::size_t w, std::size_t, std::size_t) {
-        Tape& tape = workspaces[w];
+      std::vector<Vector<Scalar>> products(parts);
+      each_part([&](std::size_t part) {
+        Tape& tape = tapes[part];
         typename Tape::Scope scope(tape);
-        const auto& list = leaves[w];
+        const auto& list = leaves[part];
         std::vector<ad::Var<Scalar>> terms;
         for (std::size_t i = 0; i < list.size(); ++i) {
-          if (kl_gradients[w][i].requires_grad()) {
-            terms.push_back(ad::sum(ad::mul(kl_gradients[w][i], tape.constant(dirs[i]))));
+          if (kl_gradients[part][i].requires_grad()) {
+            terms.push_back(ad::sum(ad::mul(kl_gradients[part][i], tape.constant(dirs[i]))));
           }
         }
         if (!terms.empty()) tape.backward(ad::add_n<Scalar>(terms));
@@ -143,7 +144,7 @@ TrpoResult trpo_step_parts(Params& params, std::size_t parts, LossFn&& loss, KlF
           hv.push_back(!terms.empty() && leaf.requires_grad() ? ad::Matrix<Scalar>(leaf.grad())
                                                               : ad::Matrix<Scalar>::Zero(leaf.rows(), leaf.cols()));
         }
-        products[w] = nn::flatten<Scalar>(nn::from_list(params, hv));
+        products[part] = nn::flatten<Scalar>(nn::from_list(params, hv));
       });
       Vector<Scalar> out = static_cast<Scalar>(options.cg_damping) * v;
       for (const auto& p : products) out += p;
@@ -151,7 +152,7 @@ TrpoResult trpo_step_parts(Params& params, std::size_t parts, LossFn&& loss, KlF
     };
     const Vector<Scalar> direction = conjugate_gradient<Scalar>(fisher_product, -gradient, options.cg_iterations);
     const double shs = static_cast<double>(direction.dot(fisher_product(direction)));
-    for (std::size_t w = 0; w < workers; ++w) workspaces[w].rewind(marks[w]);
+    for (std::size_t i = 0; i < parts; ++i) tapes[i].rewind(marks[i]);
     if (!(shs > 0) || !std::isfinite(shs)) return result;
     full_step = static_cast<Scalar>(std::sqrt(2 * options.max_kl / shs)) * direction;
   }

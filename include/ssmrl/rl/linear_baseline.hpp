@@ -38,10 +38,12 @@ public:
   //! Fits the weights to the discounted returns of `t`; raises the regularisation tenfold (up to
   //! five times) while the solution is not finite, as rllab does.
   void fit(const TrajectoryBatch<Scalar>& t, double gamma) {
-    const ad::Matrix<Scalar> f = features(t);
-    const ad::Matrix<Scalar> returns = discounted_returns(t, gamma);
-    const ad::Matrix<double> ff = (f * f.transpose()).template cast<double>();
-    const ad::Matrix<double> fr = (f * returns.transpose()).template cast<double>();
+    // The normal equations in double: the cubes of t/100 and the squared observations span orders of
+    // magnitude, and a float Gram matrix of thousands of columns loses the digits the solve needs.
+    const ad::Matrix<double> f = features(t).template cast<double>();
+    const ad::Matrix<double> returns = discounted_returns(t, gamma).template cast<double>();
+    const ad::Matrix<double> ff = f * f.transpose();
+    const ad::Matrix<double> fr = f * returns.transpose();
     double reg = regularisation_;
     for (int attempt = 0; attempt < 5; ++attempt) {
       const ad::Matrix<double> a = ff + reg * ad::Matrix<double>::Identity(ff.rows(), ff.cols());
@@ -66,5 +68,18 @@ private:
   double regularisation_;
   ad::Matrix<Scalar> weights_;
 };
+
+//! Normalised GAE advantages of `t` with the linear feature baseline fitted on `t` itself, the
+//! returns not bootstrapped (the MAML paper's inner-step advantages).
+template <class Scalar>
+ad::Matrix<Scalar> linear_baseline_advantages(const TrajectoryBatch<Scalar>& t, double gamma, double lambda) {
+  LinearFeatureBaseline<Scalar> baseline;
+  baseline.fit(t, gamma);
+  const ad::Matrix<Scalar> values = baseline.predict(t);
+  const ad::Matrix<Scalar> no_values = ad::Matrix<Scalar>::Zero(1, t.envs);
+  auto without_bootstrap = t;
+  without_bootstrap.bootstrap.setZero();
+  return normalized(gae(without_bootstrap, values, no_values, gamma, lambda).advantages);
+}
 
 }  // namespace ssmrl::rl

@@ -55,9 +55,9 @@ TrajectoryBatch<Scalar> sized_trajectory_batch(ad::Index observation_size, ad::I
 }
 
 //! Runs `policy` (whose state continues from earlier calls) for `steps` steps of `batch`.
-template <policy::ActingPolicy PolicyT, class Env, class Rng>
-TrajectoryBatch<typename PolicyT::scalar_type> collect(PolicyT& policy, env::EnvBatch<Env>& batch, ad::Index steps,
-                                                       policy::ActMode mode, Rng& rng) {
+template <policy::ActingPolicy PolicyT, class Env, class EnvRng, class Rng>
+TrajectoryBatch<typename PolicyT::scalar_type> collect(PolicyT& policy, env::EnvBatch<Env, EnvRng>& batch,
+                                                       ad::Index steps, policy::ActMode mode, Rng& rng) {
   using Scalar = typename PolicyT::scalar_type;
   const auto n = static_cast<ad::Index>(batch.size());
   SSMRL_REQUIRE(steps > 0, "rl::collect: steps ", steps, " must be positive");

@@ -1,4 +1,4 @@
-// Elementwise functions: tanh, sigmoid, relu, exp, log, softplus, square, sqrt, clamp.
+// Elementwise functions: tanh, sigmoid, relu, exp, expm1, log, softplus, square, sqrt, clamp.
 #pragma once
 
 #include <cmath>
@@ -90,6 +90,17 @@ struct ExpFn {
   template <class X, class Y> static auto derivative(const X&, const Y& y) { return y; }
   template <class Ctx, class V> static V derivative_graph(Ctx&, const V&, const V& y) { return y; }
 };
+// exp(x) - 1 without the cancellation of small x; its derivative is exp(x) = y + 1.
+struct Expm1Fn {
+  static constexpr const char* name = "expm1";
+  template <class X> static auto forward(const X& x) {
+    return x.unaryExpr([](typename X::Scalar v) { return std::expm1(v); });
+  }
+  template <class X, class Y> static auto derivative(const X&, const Y& y) { return y + typename Y::Scalar(1); }
+  template <class Ctx, class V> static V derivative_graph(Ctx&, const V&, const V& y) {
+    return y + typename V::scalar_type(1);
+  }
+};
 struct LogFn {
   static constexpr const char* name = "log";
   template <class X> static auto forward(const X& x) { return x.log(); }
@@ -151,6 +162,7 @@ template <class Scalar> Var<Scalar> tanh(const Var<Scalar>& x) { return detail::
 template <class Scalar> Var<Scalar> sigmoid(const Var<Scalar>& x) { return detail::make_unary(x, detail::SigmoidFn{}); }
 template <class Scalar> Var<Scalar> relu(const Var<Scalar>& x) { return detail::make_unary(x, detail::ReluFn{}); }
 template <class Scalar> Var<Scalar> exp(const Var<Scalar>& x) { return detail::make_unary(x, detail::ExpFn{}); }
+template <class Scalar> Var<Scalar> expm1(const Var<Scalar>& x) { return detail::make_unary(x, detail::Expm1Fn{}); }
 template <class Scalar> Var<Scalar> log(const Var<Scalar>& x) { return detail::make_unary(x, detail::LogFn{}); }
 template <class Scalar> Var<Scalar> softplus(const Var<Scalar>& x) { return detail::make_unary(x, detail::SoftplusFn{}); }
 template <class Scalar> Var<Scalar> square(const Var<Scalar>& x) { return detail::make_unary(x, detail::SquareFn{}); }

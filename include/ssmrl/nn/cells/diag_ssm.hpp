@@ -1,5 +1,5 @@
 // The diagonal state space cell with zero-order-hold discretisation and a stable parameterisation:
-//   a = -exp(log_a), dt = exp(log_dt), abar = exp(dt * a), bbar = (abar - 1) / a (per state),
+//   a = -exp(log_a), dt = exp(log_dt), abar = exp(dt * a), bbar = expm1(dt * a) / a (per state),
 //   h_t = abar * h_{t-1} + (bbar * B) x_t,  y_t = act(C h_t + D x_t + c).
 // Training runs the recurrence as one fused scan node (ad::diag_scan) instead of a node per step.
 #pragma once
@@ -106,8 +106,9 @@ public:
     // The discretisation is recomputed each step (state exponentials), so that parameters changed
     // in place by an optimiser are always seen.
     const auto a = -p.log_a.array().exp();
-    ws.a_bar.array() = (p.log_dt.array().exp() * a).exp();
-    ws.b_bar = ((ws.a_bar.array() - 1) / a).matrix().asDiagonal() * p.B;
+    const auto dt_a = p.log_dt.array().exp() * a;
+    ws.a_bar.array() = dt_a.exp();
+    ws.b_bar = (dt_a.unaryExpr([](Scalar v) { return std::expm1(v); }) / a).matrix().asDiagonal() * p.B;
     ws.driven.noalias() = ws.b_bar * input;
     state = (state.array().colwise() * ws.a_bar.col(0).array()).matrix() + ws.driven;
     output.noalias() = p.C * state;
@@ -122,8 +123,9 @@ public:
     auto& tape = inputs.tape();
     const ad::Index steps = inputs.cols() / batch;
     const auto a = -ad::exp(p.log_a);
-    const auto a_bar = ad::exp(ad::mul(ad::exp(p.log_dt), a));
-    const auto b_bar = ad::mul(ad::div(a_bar - Scalar(1), a), p.B);
+    const auto dt_a = ad::mul(ad::exp(p.log_dt), a);
+    const auto a_bar = ad::exp(dt_a);
+    const auto b_bar = ad::mul(ad::div(ad::expm1(dt_a), a), p.B);  // (abar - 1) / a without cancellation
     auto driven = ad::matmul(b_bar, inputs);
     ad::Var<Scalar> hidden;
     if (config_.scan) {

@@ -1,0 +1,71 @@
+// A meta-trained policy and, for Meta-SGD, its learned inner rates in one checkpoint file (the rates
+// as inner_lr.NAME beside each parameter NAME): saved atomically, loaded both or neither.
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "ssmrl/io/checkpoint.hpp"
+
+namespace ssmrl::meta {
+
+namespace detail {
+// The rates seen as a model of their own, for io::load_checkpoint.
+template <class Params, class Scalar>
+struct RatesModel {
+  using scalar_type = Scalar;
+  Params rates;
+  [[nodiscard]] const Params& params() const { return rates; }
+  void set_params(Params p) { rates = std::move(p); }
+  friend nlohmann::ordered_json describe(const RatesModel&) { return {{"type", "inner_lr"}}; }
+};
+inline constexpr const char* rates_prefix = "inner_lr";
+}  // namespace detail
+
+//! Saves `policy` and, where given, Meta-SGD's rates, atomically.
+template <class PolicyT>
+void save_checkpoint(const std::filesystem::path& path, const PolicyT& policy,
+                     const std::optional<typename PolicyT::Params>& inner_lrs,
+                     const std::map<std::string, std::string>& extra_metadata = {}) {
+  using Scalar = typename PolicyT::scalar_type;
+  auto file = io::checkpoint_file(policy, extra_metadata);
+  if (inner_lrs) {
+    nn::for_each_parameter(*inner_lrs, [&](std::string_view name, const ad::Matrix<Scalar>& m) {
+      file.tensors.push_back(io::to_tensor(std::string(detail::rates_prefix) + "." + std::string(name), m));
+    });
+  }
+  io::write_safetensors(path, file);
+}
+
+//! Loads what save_checkpoint() wrote. `inner_lrs` set: the file must hold rates for every parameter,
+//! which are loaded into it; unset: the file must hold none. Nothing changes unless all of it loads.
+template <class PolicyT>
+std::map<std::string, std::string> load_checkpoint(const std::filesystem::path& path, PolicyT& policy,
+                                                   std::optional<typename PolicyT::Params>& inner_lrs) {
+  using Scalar = typename PolicyT::scalar_type;
+  const auto file = io::read_safetensors(path);
+  PolicyT next = policy;
+  const bool want_rates = inner_lrs.has_value();
+  auto metadata = io::load_checkpoint(file, path.string(), next,
+                                      {.other_prefixes = want_rates ? std::vector<std::string>{detail::rates_prefix}
+                                                                    : std::vector<std::string>{}});
+  if (want_rates) {
+    io::SafetensorsFile rates_file;
+    const std::string prefix = std::string(detail::rates_prefix) + ".";
+    for (const auto& t : file.tensors) {
+      if (t.name.rfind(prefix, 0) != 0) continue;
+      auto renamed = t;
+      renamed.name = t.name.substr(prefix.size());
+      rates_file.tensors.push_back(std::move(renamed));
+    }
+    detail::RatesModel<typename PolicyT::Params, Scalar> rates{*inner_lrs};
+    io::load_checkpoint(rates_file, path.string() + " (Meta-SGD rates " + prefix + "*)", rates, {.check_model = false});
+    inner_lrs = std::move(rates.rates);
+  }
+  policy = std::move(next);
+  return metadata;
+}
+
+}  // namespace ssmrl::meta
