@@ -95,7 +95,7 @@ int main(int argc, char** argv) {
                    ->capture_default_str(),
                1L, max_count);
   whole_number(train_app->add_option("--threads", train.threads,
-                                     "Threads of the TRPO step (meta configs); kept with the run, as results depend on it")
+                                     "Threads sharing the tasks (meta configs); the results do not depend on it")
                    ->capture_default_str(),
                1U, 256U);
   flag(train_app, "--no-eval", train.no_eval, "Skip the evaluation on held-out tasks after meta-training");

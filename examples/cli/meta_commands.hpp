@@ -83,7 +83,7 @@ int train(const Config& config, const TrainOptions& args) {
                         {"ssmrl.tasks_per_batch", "tasks-per-batch", true},
                         {"ssmrl.first_order", "first-order", true},
                         {"ssmrl.save_every", "save-every", false},
-                        {"ssmrl.threads", "threads", true}},
+                        {"ssmrl.threads", "threads", false}},
                        training_columns());
   const fs::path dir = run_dir.path();
   const fs::path latest = dir / "latest.safetensors";

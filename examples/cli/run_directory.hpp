@@ -137,7 +137,7 @@ public:
       const bool given = options.given.count(s.option) == 1;
       SSMRL_REQUIRE(!s.must_match || !given || it->second == start_.metadata.at(s.key), "ssmrl train: --resume ",
                     "continues the run in '", dir_.string(), "', whose --", s.option, " is ", it->second, ", not ",
-                    start_.metadata.at(s.key), (s.option == "threads" ? " (its results depend on it)" : ""));
+                    start_.metadata.at(s.key));
       if (!given || s.must_match) start_.metadata[s.key] = it->second;
     }
     start_.start = metadata_integer(start_.saved, "ssmrl.iteration", latest);
