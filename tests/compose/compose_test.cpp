@@ -208,6 +208,12 @@ TEST_CASE("Meta-SGD through MetaTrainer: rates start at inner_lr, train with the
   meta::load_checkpoint(dir / "metasgd.safetensors", loaded, loaded_rates);
   CHECK(nn::flatten<double>(*loaded_rates) == rates);
   CHECK(nn::flatten<double>(loaded.params()) == nn::flatten<double>(trainer.policy().params()));
+  // One call evaluates a checkpoint on the held-out tasks, with its rates where it has them.
+  const auto from_file = meta::evaluate_checkpoint(dir / "metasgd.safetensors", LinearGaussian{}, ReachTasks{}, options, 1, 3);
+  CHECK(from_file.curves == trainer.held_out_curves(1, 3).curves);
+  const auto plain_file = meta::evaluate_checkpoint(dir / "plain.safetensors", LinearGaussian{}, ReachTasks{}, options, 1, 3);
+  CHECK(plain_file.curves == at_fixed_rate.held_out_curves(1, 3).curves);
+  CHECK(plain_file.curves != from_file.curves);
   LinearGaussian untouched;
   std::optional<LinearGaussian::Params> want = LinearGaussian{}.params();
   CHECK_THROWS_WITH_AS(meta::load_checkpoint(dir / "plain.safetensors", untouched, want),

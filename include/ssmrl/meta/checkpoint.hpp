@@ -8,6 +8,7 @@
 #include <string>
 
 #include "ssmrl/io/checkpoint.hpp"
+#include "ssmrl/meta/trainer.hpp"
 
 namespace ssmrl::meta {
 
@@ -66,6 +67,27 @@ std::map<std::string, std::string> load_checkpoint(const std::filesystem::path& 
   }
   policy = std::move(next);
   return metadata;
+}
+
+//! Loads the checkpoint at `path` into `policy` (a policy of the checkpoint's shape) and returns its
+//! adaptation curves on the held-out tasks of `tasks`: `steps` inner steps (with the checkpoint's
+//! Meta-SGD rates where it has them, else at options.inner_lr), `runs` per task, drawn from `seed`.
+template <policy::MetaPolicy PolicyT, env::TaskDistribution Tasks>
+HeldOutEvaluation evaluate_checkpoint(const std::filesystem::path& path, PolicyT policy, Tasks tasks,
+                                      MetaTrainerOptions options, int steps, std::uint64_t seed, int runs = 1) {
+  const auto file = io::read_safetensors(path);
+  bool has_rates = false;
+  for (const auto& t : file.tensors) has_rates = has_rates || t.name.rfind(std::string(detail::rates_prefix) + ".", 0) == 0;
+  if (!has_rates) {
+    io::load_checkpoint(file, path.string(), policy);
+    return evaluate_held_out(std::move(policy), std::move(tasks), options, steps, seed, runs);
+  }
+  std::optional<typename PolicyT::Params> rates = policy.params();
+  load_checkpoint(path, policy, rates);
+  options.trpo = false;
+  MetaTrainer<PolicyT, Tasks, Maml<AdamOuterStep, LearnedInnerRates>> trainer(std::move(policy), std::move(tasks), options);
+  trainer.set_inner_lrs(std::move(*rates));
+  return trainer.held_out_curves(steps, seed, runs);
 }
 
 }  // namespace ssmrl::meta
