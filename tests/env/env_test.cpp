@@ -204,6 +204,13 @@ TEST_CASE("registries are objects too: additions to one stay local") {
   CHECK(local.make("LocalPole-v0")->id() == "CartPole-v1");
   CHECK_THROWS_AS(env::make("LocalPole-v0"), InvalidArgument);
   CHECK(local.ids().size() == env::Registry{}.ids().size() + 1);  // the built-ins and its own
+  // A registry of other built-ins, and the free functions on its process-wide instance.
+  using PolesOnly = env::RegistryOf<env::CartPole>;
+  CHECK(env::registered_ids<PolesOnly>() == std::vector<std::string>{"CartPole-v1"});
+  env::add_env<env::CartPole, PolesOnly>("ShortPole-v0", [] { return env::CartPole({.length = 0.25}); });
+  CHECK(env::make<PolesOnly>("ShortPole-v0")->id() == "CartPole-v1");
+  CHECK_THROWS_AS(env::make<PolesOnly>("Acrobot-v1"), InvalidArgument);
+  CHECK_THROWS_AS(env::make("ShortPole-v0"), InvalidArgument);
 }
 
 TEST_CASE("derived seeds differ per environment and repeat per seed") {

@@ -24,6 +24,9 @@ struct MetaFeatureValues {
 //! Running (exponential) mean and variance of the features, and the figures of each batch.
 template <class Scalar>
 class MetaFeatures {
+  using Real = ad::Double<Scalar>;  // the statistics are kept in double
+  using Vector = Eigen::Matrix<Real, Eigen::Dynamic, 1>;
+
 public:
   //! std_floor: the least spread a feature is measured against, relative to 1 + its magnitude, so
   //! that a feature that was constant shifts by its relative change, not by its change over 1e-8.
@@ -40,7 +43,7 @@ public:
     MetaFeatureValues v;
     const auto n = static_cast<double>(distribution.cols());
     if (categorical) {
-      ad::Matrix<double> p = distribution.template cast<double>();
+      ad::Matrix<Real> p = distribution.template cast<Real>();
       for (ad::Index j = 0; j < p.cols(); ++j) {
         auto c = p.col(j);
         c = (c.array() - ad::log_sum_exp_of(c)).exp().matrix();
@@ -49,21 +52,21 @@ public:
         v.entropy += h / n;
         v.confidence += c.maxCoeff() / n;
       }
-      const Eigen::VectorXd mean = p.rowwise().mean();
+      const Vector mean = p.rowwise().mean();
       v.variance = ((p.colwise() - mean).array().square().rowwise().sum() / std::max(1.0, n - 1)).mean();
     } else {
       const ad::Index a = distribution.rows() / 2;
-      const ad::Matrix<double> log_std = distribution.bottomRows(a).template cast<double>();
+      const ad::Matrix<Real> log_std = distribution.bottomRows(a).template cast<Real>();
       const double per_dim = 0.5 * std::log(2 * std::numbers::pi * std::numbers::e);
       v.entropy = (log_std.array() + per_dim).colwise().sum().mean();
       v.confidence = (1.0 / (1.0 + log_std.array().exp().rowwise().mean())).mean();
       v.variance = (2.0 * log_std.array()).exp().mean();
     }
-    const Eigen::VectorXd batch_mean = features.template cast<double>().rowwise().mean();
-    const Eigen::VectorXd batch_var =
-        (features.template cast<double>().colwise() - batch_mean).array().square().rowwise().mean();
+    const Vector batch_mean = features.template cast<Real>().rowwise().mean();
+    const Vector batch_var =
+        (features.template cast<Real>().colwise() - batch_mean).array().square().rowwise().mean();
     if (count_ > 0) {
-      const Eigen::ArrayXd spread = variance_.array().sqrt().max(std_floor_ * (1.0 + mean_.array().abs()));
+      const Eigen::Array<Real, Eigen::Dynamic, 1> spread = variance_.array().sqrt().max(std_floor_ * (1.0 + mean_.array().abs()));
       v.feature_shift = ((batch_mean - mean_).array().abs() / spread).mean();
       mean_ = decay_ * mean_ + (1 - decay_) * batch_mean;
       variance_ = decay_ * variance_ + (1 - decay_) * batch_var;
@@ -77,14 +80,14 @@ public:
   }
 
   [[nodiscard]] const std::vector<MetaFeatureValues>& log() const noexcept { return log_; }
-  [[nodiscard]] const Eigen::VectorXd& running_mean() const noexcept { return mean_; }
-  [[nodiscard]] const Eigen::VectorXd& running_variance() const noexcept { return variance_; }
+  [[nodiscard]] const Vector& running_mean() const noexcept { return mean_; }
+  [[nodiscard]] const Vector& running_variance() const noexcept { return variance_; }
 
 private:
   double decay_;
   double std_floor_;
-  Eigen::VectorXd mean_;
-  Eigen::VectorXd variance_;
+  Vector mean_;
+  Vector variance_;
   long count_ = 0;
   std::vector<MetaFeatureValues> log_;
 };

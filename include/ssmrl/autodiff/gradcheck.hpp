@@ -35,40 +35,41 @@ struct GradcheckResult {
 //! value with the first-order gradient, and its gradient (a Hessian-vector product) with central
 //! differences of the first-order gradient.
 template <class Fn>
-GradcheckResult gradcheck(Fn&& fn, const std::vector<Matrix<double>>& inputs, GradcheckOptions options = {}) {
+GradcheckResult gradcheck(Fn&& fn, const std::vector<Matrix<Double<Fn>>>& inputs, GradcheckOptions options = {}) {
+  using Real = Double<Fn>;
   GradcheckResult result;
   std::mt19937_64 rng(options.seed);
   std::uniform_real_distribution<double> unit(0.5, 1.5);
   auto random_like = [&](Index rows, Index cols) {
-    Matrix<double> m(rows, cols);
+    Matrix<Real> m(rows, cols);
     for (Index i = 0; i < m.size(); ++i) m.data()[i] = (rng() % 2 == 0 ? 1.0 : -1.0) * unit(rng);
     return m;
   };
 
-  Tape<double> tape;
-  Matrix<double> output_weights;
-  auto record = [&](const std::vector<Matrix<double>>& x, std::vector<Var<double>>& vars) {
+  Tape<Real> tape;
+  Matrix<Real> output_weights;
+  auto record = [&](const std::vector<Matrix<Real>>& x, std::vector<Var<Real>>& vars) {
     vars.clear();
     for (const auto& m : x) vars.push_back(tape.variable(m));
-    const Var<double> out = fn(tape, std::span<const Var<double>>(vars));
+    const Var<Real> out = fn(tape, std::span<const Var<Real>>(vars));
     if (output_weights.size() == 0) output_weights = random_like(out.rows(), out.cols());
     SSMRL_REQUIRE(out.rows() == output_weights.rows() && out.cols() == output_weights.cols(),
                   "ad::gradcheck: the function's output changed shape between calls");
     return sum(mul(out, tape.constant(output_weights)));
   };
-  auto first_order = [&](const std::vector<Matrix<double>>& x, double* value) {
+  auto first_order = [&](const std::vector<Matrix<Real>>& x, double* value) {
     tape.clear();
-    std::vector<Var<double>> vars;
+    std::vector<Var<Real>> vars;
     const auto s = record(x, vars);
     if (value != nullptr) *value = s.item();
     tape.backward(s);
-    std::vector<Matrix<double>> g;
+    std::vector<Matrix<Real>> g;
     for (const auto& v : vars) g.emplace_back(v.grad());
     return g;
   };
-  auto scalar_at = [&](const std::vector<Matrix<double>>& x) {
+  auto scalar_at = [&](const std::vector<Matrix<Real>>& x) {
     tape.clear();
-    std::vector<Var<double>> vars;
+    std::vector<Var<Real>> vars;
     return record(x, vars).item();
   };
   auto fail = [&](const std::string& what) {
@@ -81,7 +82,7 @@ GradcheckResult gradcheck(Fn&& fn, const std::vector<Matrix<double>>& inputs, Gr
   };
 
   const auto analytic = first_order(inputs, nullptr);
-  std::vector<Matrix<double>> x = inputs;
+  std::vector<Matrix<Real>> x = inputs;
   for (std::size_t k = 0; k < x.size(); ++k) {
     for (Index i = 0; i < x[k].size(); ++i) {
       const double keep = x[k].data()[i];
@@ -100,31 +101,31 @@ GradcheckResult gradcheck(Fn&& fn, const std::vector<Matrix<double>>& inputs, Gr
   }
   if (!options.second_order) return result;
 
-  std::vector<Matrix<double>> directions;
+  std::vector<Matrix<Real>> directions;
   for (const auto& m : inputs) directions.push_back(random_like(m.rows(), m.cols()));
   tape.clear();
-  std::vector<Var<double>> vars;
+  std::vector<Var<Real>> vars;
   const auto s = record(inputs, vars);
-  const auto g = grad(s, std::span<const Var<double>>(vars), {.create_graph = true});
-  std::vector<Var<double>> terms;
+  const auto g = grad(s, std::span<const Var<Real>>(vars), {.create_graph = true});
+  std::vector<Var<Real>> terms;
   double expected_inner = 0;
   for (std::size_t k = 0; k < vars.size(); ++k) {
     terms.push_back(sum(mul(g[k], tape.constant(directions[k]))));
     expected_inner += analytic[k].cwiseProduct(directions[k]).sum();
   }
-  const auto inner = add_n<double>(terms);
+  const auto inner = add_n<Real>(terms);
   if (!close(inner.item(), expected_inner)) {
     fail(::ssmrl::detail::message("create_graph gradient differs from the first-order gradient: <grad, u> is ", inner.item(),
                          " against ", expected_inner));
   }
-  std::vector<Matrix<double>> hvp;
+  std::vector<Matrix<Real>> hvp;
   if (inner.requires_grad()) {
     tape.backward(inner);
     for (const auto& v : vars) hvp.emplace_back(v.grad());
   } else {
-    for (const auto& m : inputs) hvp.push_back(Matrix<double>::Zero(m.rows(), m.cols()));
+    for (const auto& m : inputs) hvp.push_back(Matrix<Real>::Zero(m.rows(), m.cols()));
   }
-  auto inner_at = [&](const std::vector<Matrix<double>>& at) {
+  auto inner_at = [&](const std::vector<Matrix<Real>>& at) {
     const auto gr = first_order(at, nullptr);
     double total = 0;
     for (std::size_t k = 0; k < gr.size(); ++k) total += gr[k].cwiseProduct(directions[k]).sum();

@@ -22,6 +22,15 @@ using Index = Eigen::Index;
 template <class Scalar>
 using Matrix = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic>;
 
+template <class T>
+struct double_for {
+  using type = double;
+};
+//! double, as a type that depends on T. Inside a template over T, Eigen code on Double<T> is
+//! compiled only where the template is used; on plain double, by every file that includes it.
+template <class T>
+using Double = typename double_for<T>::type;
+
 template <class Scalar>
 class Tape;
 template <class Scalar>

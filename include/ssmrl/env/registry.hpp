@@ -57,30 +57,26 @@ private:
   Env env_;
 };
 
-//! The registry: a name to a factory. The classic-control ids and "Navigation2D" are built in;
-//! add() registers more (a later registration of a name replaces the earlier one). A registry is
-//! an object (build one to keep additions local) with a process-wide instance() behind make() and
-//! add_env(), as adapt::StrategyRegistry is.
-class Registry {
+//! A registry: a name to a factory, holding `Builtins` under their own id() from the start; add()
+//! registers more (a later registration of a name replaces the earlier one). env::Registry is the
+//! one with the classic-control ids and "Navigation2D". A registry is an object (build one to keep
+//! additions local) with a process-wide instance() behind make() and add_env(), as
+//! adapt::StrategyRegistry is. It is a template so that a file that never looks an environment up
+//! by name does not compile the factories.
+template <Environment... Builtins>
+class RegistryOf {
 public:
   using Factory = std::function<std::unique_ptr<AnyEnv>()>;
 
-  Registry() {
-    add_type<CartPole>("CartPole-v1");
-    add_type<Pendulum>("Pendulum-v1");
-    add_type<MountainCar>("MountainCar-v0");
-    add_type<MountainCarContinuous>("MountainCarContinuous-v0");
-    add_type<Acrobot>("Acrobot-v1");
-    add_type<Navigation2D>("Navigation2D");
-  }
+  RegistryOf() { (add_type<Builtins>(std::string(Builtins{}.id())), ...); }
   //! Registers `Env` under `id`, built by `factory`.
   template <Environment Env>
   void add_type(const std::string& id, std::function<Env()> factory = [] { return Env{}; }) {
     add(id, [f = std::move(factory)] { return std::make_unique<AnyEnvOf<Env>>(f()); });
   }
 
-  static Registry& instance() {
-    static Registry registry;
+  static RegistryOf& instance() {
+    static RegistryOf registry;
     return registry;
   }
   void add(const std::string& id, Factory factory) {
@@ -107,13 +103,24 @@ private:
   std::map<std::string, Factory> factories_;
 };
 
-//! An environment by id ("CartPole-v1"); an unknown id throws, listing the known ones.
-inline std::unique_ptr<AnyEnv> make(const std::string& id) { return Registry::instance().make(id); }
-//! Registers a user environment type under `id`.
-template <Environment Env>
-void add_env(const std::string& id, std::function<Env()> factory) {
-  Registry::instance().add_type<Env>(id, std::move(factory));
+//! The registry of the built-in environments.
+using Registry = RegistryOf<CartPole, Pendulum, MountainCar, MountainCarContinuous, Acrobot, Navigation2D>;
+
+//! An environment by id ("CartPole-v1") from `R::instance()`; an unknown id throws, listing the
+//! known ones.
+template <class R = Registry>
+std::unique_ptr<AnyEnv> make(const std::string& id) {
+  return R::instance().make(id);
 }
-inline std::vector<std::string> registered_ids() { return Registry::instance().ids(); }
+//! Registers a user environment type under `id` in `R::instance()`.
+template <Environment Env, class R = Registry>
+void add_env(const std::string& id, std::function<Env()> factory) {
+  R::instance().template add_type<Env>(id, std::move(factory));
+}
+//! The ids `R::instance()` knows.
+template <class R = Registry>
+std::vector<std::string> registered_ids() {
+  return R::instance().ids();
+}
 
 }  // namespace ssmrl::env

@@ -40,16 +40,16 @@ void save_checkpoint(const std::filesystem::path& path, const PolicyT& policy,
   io::write_safetensors(path, file);
 }
 
-//! Loads what save_checkpoint() wrote. `inner_lrs` set: the file must hold rates for every parameter,
-//! which are loaded into it; unset: the file must hold none. Nothing changes unless all of it loads.
+//! Loads what save_checkpoint() wrote, from a file already read (`origin` names it in errors).
+//! `inner_lrs` set: the file must hold rates for every parameter, which are loaded into it; unset:
+//! the file must hold none. Nothing changes unless all of it loads.
 template <class PolicyT>
-std::map<std::string, std::string> load_checkpoint(const std::filesystem::path& path, PolicyT& policy,
-                                                   std::optional<typename PolicyT::Params>& inner_lrs) {
+std::map<std::string, std::string> load_checkpoint(const io::SafetensorsFile& file, const std::string& origin,
+                                                   PolicyT& policy, std::optional<typename PolicyT::Params>& inner_lrs) {
   using Scalar = typename PolicyT::scalar_type;
-  const auto file = io::read_safetensors(path);
   PolicyT next = policy;
   const bool want_rates = inner_lrs.has_value();
-  auto metadata = io::load_checkpoint(file, path.string(), next,
+  auto metadata = io::load_checkpoint(file, origin, next,
                                       {.other_prefixes = want_rates ? std::vector<std::string>{detail::rates_prefix}
                                                                     : std::vector<std::string>{}});
   if (want_rates) {
@@ -62,11 +62,18 @@ std::map<std::string, std::string> load_checkpoint(const std::filesystem::path& 
       rates_file.tensors.push_back(std::move(renamed));
     }
     detail::RatesModel<typename PolicyT::Params, Scalar> rates{*inner_lrs};
-    io::load_checkpoint(rates_file, path.string() + " (Meta-SGD rates " + prefix + "*)", rates, {.check_model = false});
+    io::load_checkpoint(rates_file, origin + " (Meta-SGD rates " + prefix + "*)", rates, {.check_model = false});
     inner_lrs = std::move(rates.rates);
   }
   policy = std::move(next);
   return metadata;
+}
+
+//! Loads what save_checkpoint() wrote at `path`, as above.
+template <class PolicyT>
+std::map<std::string, std::string> load_checkpoint(const std::filesystem::path& path, PolicyT& policy,
+                                                   std::optional<typename PolicyT::Params>& inner_lrs) {
+  return load_checkpoint(io::read_safetensors(path), path.string(), policy, inner_lrs);
 }
 
 //! Loads the checkpoint at `path` into `policy` (a policy of the checkpoint's shape) and returns its
@@ -83,7 +90,7 @@ HeldOutEvaluation evaluate_checkpoint(const std::filesystem::path& path, PolicyT
     return evaluate_held_out(std::move(policy), std::move(tasks), options, steps, seed, runs);
   }
   std::optional<typename PolicyT::Params> rates = policy.params();
-  load_checkpoint(path, policy, rates);
+  load_checkpoint(file, path.string(), policy, rates);
   options.trpo = false;
   MetaTrainer<PolicyT, Tasks, Maml<AdamOuterStep, LearnedInnerRates>> trainer(std::move(policy), std::move(tasks), options);
   trainer.set_inner_lrs(std::move(*rates));

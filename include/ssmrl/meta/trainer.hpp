@@ -231,12 +231,24 @@ private:
     else return std::is_same_v<Outer, TrpoOuterStep>;
   }
 
-  // Task `index` of this iteration: its generator (task, actions) and its environments' seeds.
-  Task start_task(std::size_t worker, int index, std::mt19937_64& rng) {
+  // What task `index` of an iteration works with: its generator (after drawing the task; then the
+  // actions), the task, the worker's environments (reseeded for the task) and the task's own tape,
+  // rewound when the context goes.
+  struct TaskContext {
+    std::mt19937_64 rng;
+    Task task;
+    env::EnvBatch<Env>& batch;
+    ad::Tape<Scalar>& tape;
+    typename ad::Tape<Scalar>::Scope scope;
+  };
+
+  TaskContext start_task(std::size_t worker, int index) {
     const auto base = env::derive_seed(options_.seed, static_cast<std::uint64_t>(iteration_));
-    rng.seed(env::derive_seed(base, 2 * static_cast<std::uint64_t>(index)));
+    std::mt19937_64 rng(env::derive_seed(base, 2 * static_cast<std::uint64_t>(index)));
     batches_[worker]->reseed(env::derive_seed(base, 2 * static_cast<std::uint64_t>(index) + 1));
-    return tasks_.sample(rng);
+    auto task = tasks_.sample(rng);
+    auto& tape = tapes_[static_cast<std::size_t>(index)];
+    return TaskContext{std::move(rng), std::move(task), *batches_[worker], tape, typename ad::Tape<Scalar>::Scope(tape)};
   }
 
   // Runs fn(worker, task index) for every task of the meta-batch, the tasks shared among the threads.
@@ -249,11 +261,8 @@ private:
   }
 
   TaskData trpo_task(std::size_t worker, int index) {
-    std::mt19937_64 rng;
-    const auto task = start_task(worker, index, rng);
-    auto& batch = *batches_[worker];
-    auto& tape = tapes_[static_cast<std::size_t>(index)];
-    typename ad::Tape<Scalar>::Scope scope(tape);
+    auto context = start_task(worker, index);
+    auto& [rng, task, batch, tape, scope] = context;
     TaskData d;
     PolicyT acting = policy_;
     d.supports.push_back(rollout(acting, batch, task, rng));
@@ -374,11 +383,8 @@ private:
   };
 
   AdamTask adam_task(std::size_t worker, int index) {
-    std::mt19937_64 rng;
-    const auto task = start_task(worker, index, rng);
-    auto& batch = *batches_[worker];
-    auto& tape = tapes_[static_cast<std::size_t>(index)];
-    typename ad::Tape<Scalar>::Scope scope(tape);
+    auto context = start_task(worker, index);
+    auto& [rng, task, batch, tape, scope] = context;
     const auto meta_vars = learner_.meta_variables(tape);
     auto clone = learner_.clone(meta_vars);
     PolicyT acting = policy_;

@@ -41,14 +41,15 @@ template <class Scalar>
 ad::Matrix<Scalar> orthogonal(ad::Index rows, ad::Index cols, Rng& rng, double gain = 1.0) {
   const ad::Index big = std::max(rows, cols);
   const ad::Index small = std::min(rows, cols);
-  const ad::Matrix<double> g = normal<double>(big, small, 1.0, rng);
-  Eigen::HouseholderQR<ad::Matrix<double>> qr(g);
-  ad::Matrix<double> q = qr.householderQ() * ad::Matrix<double>::Identity(big, small);
-  const ad::Matrix<double> r = qr.matrixQR().topLeftCorner(small, small);
+  using Real = ad::Double<Scalar>;
+  const ad::Matrix<Real> g = normal<Real>(big, small, 1.0, rng);
+  Eigen::HouseholderQR<ad::Matrix<Real>> qr(g);
+  ad::Matrix<Real> q = qr.householderQ() * ad::Matrix<Real>::Identity(big, small);
+  const ad::Matrix<Real> r = qr.matrixQR().topLeftCorner(small, small);
   for (ad::Index j = 0; j < small; ++j) {
     if (r(j, j) < 0) q.col(j) = -q.col(j);
   }
-  const ad::Matrix<double> out = rows >= cols ? q : ad::Matrix<double>(q.transpose());
+  const ad::Matrix<Real> out = rows >= cols ? q : ad::Matrix<Real>(q.transpose());
   return (gain * out).template cast<Scalar>();
 }
 

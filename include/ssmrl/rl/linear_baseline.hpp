@@ -40,14 +40,15 @@ public:
   void fit(const TrajectoryBatch<Scalar>& t, double gamma) {
     // The normal equations in double: the cubes of t/100 and the squared observations span orders of
     // magnitude, and a float Gram matrix of thousands of columns loses the digits the solve needs.
-    const ad::Matrix<double> f = features(t).template cast<double>();
-    const ad::Matrix<double> returns = discounted_returns(t, gamma).template cast<double>();
-    const ad::Matrix<double> ff = f * f.transpose();
-    const ad::Matrix<double> fr = f * returns.transpose();
+    using Real = ad::Double<Scalar>;
+    const ad::Matrix<Real> f = features(t).template cast<Real>();
+    const ad::Matrix<Real> returns = discounted_returns(t, gamma).template cast<Real>();
+    const ad::Matrix<Real> ff = f * f.transpose();
+    const ad::Matrix<Real> fr = f * returns.transpose();
     double reg = regularisation_;
     for (int attempt = 0; attempt < 5; ++attempt) {
-      const ad::Matrix<double> a = ff + reg * ad::Matrix<double>::Identity(ff.rows(), ff.cols());
-      const ad::Matrix<double> w = a.ldlt().solve(fr);
+      const ad::Matrix<Real> a = ff + reg * ad::Matrix<Real>::Identity(ff.rows(), ff.cols());
+      const ad::Matrix<Real> w = a.ldlt().solve(fr);
       if (w.allFinite()) {
         weights_ = w.template cast<Scalar>();
         return;
