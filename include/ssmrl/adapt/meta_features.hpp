@@ -26,6 +26,7 @@ template <class Scalar>
 class MetaFeatures {
   using Real = ad::Double<Scalar>;  // the statistics are kept in double
   using Vector = Eigen::Matrix<Real, Eigen::Dynamic, 1>;
+  using Array = Eigen::Array<Real, Eigen::Dynamic, 1>;
 
 public:
   //! std_floor: the least spread a feature is measured against, relative to 1 + its magnitude, so
@@ -66,7 +67,7 @@ public:
     const Vector batch_var =
         (features.template cast<Real>().colwise() - batch_mean).array().square().rowwise().mean();
     if (count_ > 0) {
-      const Eigen::Array<Real, Eigen::Dynamic, 1> spread = variance_.array().sqrt().max(std_floor_ * (1.0 + mean_.array().abs()));
+      const Array spread = variance_.array().sqrt().max(std_floor_ * (1.0 + mean_.array().abs()));
       v.feature_shift = ((batch_mean - mean_).array().abs() / spread).mean();
       mean_ = decay_ * mean_ + (1 - decay_) * batch_mean;
       variance_ = decay_ * variance_ + (1 - decay_) * batch_var;
