@@ -43,6 +43,7 @@ rl::TrajectoryBatch<Scalar> concat_in_time(const rl::TrajectoryBatch<Scalar>& ea
   }
   out.last_values = later.last_values;
   out.finished_returns.insert(out.finished_returns.end(), later.finished_returns.begin(), later.finished_returns.end());
+  out.finished_lengths.insert(out.finished_lengths.end(), later.finished_lengths.begin(), later.finished_lengths.end());
   return out;
 }
 

@@ -51,7 +51,9 @@ public:
         terminated_(count, 0),
         truncated_(count, 0),
         episode_returns_(count, 0.0),
-        finished_returns_(count, 0.0) {
+        finished_returns_(count, 0.0),
+        episode_lengths_(count, 0),
+        finished_lengths_(count, 0) {
     SSMRL_REQUIRE(count > 0, "EnvBatch: count must be positive");
     SSMRL_REQUIRE(threads >= 1, "EnvBatch: threads must be at least 1");
     const Space action_space = prototype.action_space();
@@ -88,6 +90,7 @@ public:
     envs_.at(i).reset(rngs_[i]);
     envs_[i].observe(column(observations_, i));
     episode_returns_[i] = 0;
+    episode_lengths_[i] = 0;
   }
 
   //! Steps every environment; actions are action_size x size() (discrete actions as indices). All
@@ -123,6 +126,8 @@ public:
   [[nodiscard]] const std::vector<std::uint8_t>& truncated() const { return truncated_; }
   //! The return of the episode that ended at the last step, for each environment that ended.
   [[nodiscard]] const std::vector<double>& finished_returns() const { return finished_returns_; }
+  //! The length in steps of the episode that ended at the last step, for each environment that ended.
+  [[nodiscard]] const std::vector<long>& finished_lengths() const { return finished_lengths_; }
 
 private:
   static std::span<float> column(ObservationMatrix& m, std::size_t i) {
@@ -153,9 +158,11 @@ private:
       terminated_[i] = r.terminated;
       truncated_[i] = r.truncated;
       episode_returns_[i] += r.reward;
+      ++episode_lengths_[i];
       if (r.done()) {
         envs_[i].observe(column(final_observations_, i));
         finished_returns_[i] = episode_returns_[i];
+        finished_lengths_[i] = episode_lengths_[i];
         reset_one(i);
       } else {
         envs_[i].observe(column(observations_, i));
@@ -177,6 +184,8 @@ private:
   std::vector<std::uint8_t> truncated_;
   std::vector<double> episode_returns_;
   std::vector<double> finished_returns_;
+  std::vector<long> episode_lengths_;
+  std::vector<long> finished_lengths_;
   bool discrete_ = false;
   int action_count_ = 0;
   const Eigen::Ref<const ActionMatrix>* actions_ = nullptr;

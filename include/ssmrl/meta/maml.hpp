@@ -79,6 +79,12 @@ public:
   [[nodiscard]] const std::optional<Params>& inner_lrs() const { return inner_lrs_; }
   [[nodiscard]] std::optional<Params>& inner_lrs() { return inner_lrs_; }
   [[nodiscard]] const MamlOptions& options() const { return options_; }
+  //! The fixed inner step size and the default order of later clones (a knob changed between steps).
+  void set_inner_lr(double lr) {
+    SSMRL_REQUIRE(lr > 0 && std::isfinite(lr), "meta::MamlLearner::set_inner_lr: lr ", lr, " must be positive");
+    options_.inner_lr = lr;
+  }
+  void set_first_order(bool first_order) { options_.first_order = first_order; }
 
   //! Puts the meta-parameters on `tape`; every clone of one meta-step shares them.
   [[nodiscard]] MetaVariables meta_variables(ad::Tape<Scalar>& tape) const {

@@ -9,12 +9,17 @@
 #pragma once
 
 #include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <type_traits>
 #include <random>
 #include <vector>
 
+#include "ssmrl/control/knobs.hpp"
+#include "ssmrl/control/telemetry.hpp"
 #include "ssmrl/env/env_batch.hpp"
 #include "ssmrl/env/tasks.hpp"
 #include "ssmrl/meta/algorithm.hpp"
@@ -74,6 +79,32 @@ struct IterationStats {
   //! Per task of the meta-batch, in order: its pre- and post-adaptation returns.
   std::vector<double> task_pre_adaptation_returns;
   std::vector<double> task_post_adaptation_returns;
+  double post_adaptation_std = 0;  //!< spread of the post-adaptation returns over the tasks
+  double entropy = 0;              //!< mean entropy of the adapted policies on their query data
+  double episode_length = std::numeric_limits<double>::quiet_NaN();  //!< of the query episodes that ended
+  double grad_norm = 0;            //!< of the meta-gradient (TRPO: of its surrogate's gradient)
+  double kl = std::numeric_limits<double>::quiet_NaN();  //!< TRPO: mean KL of the accepted step
+  double inner_lr = 0;             //!< in effect (Meta-SGD: the mean learned rate)
+  double outer_lr = std::numeric_limits<double>::quiet_NaN();  //!< Adam's, where Adam steps
+  double seconds = 0;
+
+  //! The named values a controller reads (control::Telemetry), in a fixed order.
+  [[nodiscard]] control::Telemetry telemetry() const {
+    control::Telemetry t;
+    t.add("return_mean", post_adaptation_return);
+    t.add("return_std", post_adaptation_std);
+    t.add("pre_adaptation_return", pre_adaptation_return);
+    t.add("post_adaptation_return", post_adaptation_return);
+    t.add("episode_length", episode_length);
+    t.add("entropy", entropy);
+    t.add("kl", kl);
+    t.add("grad_norm", grad_norm);
+    t.add("outer_step_applied", outer_step_applied ? 1.0 : 0.0);
+    t.add("inner_lr", inner_lr);
+    t.add("outer_lr", outer_lr);
+    t.add("seconds", seconds);
+    return t;
+  }
 };
 
 template <policy::MetaPolicy PolicyT, env::TaskDistribution Tasks, class Algorithm = Maml<>>
@@ -139,16 +170,77 @@ public:
   }
   [[nodiscard]] const Algorithm& algorithm() const noexcept { return algorithm_; }
 
+  //! The options a controller or a person may change between iterations: the inner step (its rate
+  //! unless Meta-SGD learns it, its count, its order), the outer step's rate (Adam) or KL limit and
+  //! Fisher (TRPO), the discount and GAE's lambda. Defaults: the options given at construction.
+  [[nodiscard]] control::KnobSchema knob_schema() const {
+    const auto& o = configured_;
+    std::vector<control::Knob> k;
+    if constexpr (!learned_rates) {
+      k.push_back(control::real_knob("inner_lr", o.inner_lr, 1e-4, 10.0, true, "the inner step size"));
+    }
+    k.push_back(control::integer_knob("inner_steps", o.inner_steps, 0, 10, "inner steps per task"));
+    k.push_back(control::boolean_knob("first_order", o.first_order, "first-order MAML (no second derivatives)"));
+    if (uses_trpo()) {
+      k.push_back(control::real_knob("max_kl", o.max_kl, 1e-5, 1.0, true, "TRPO's limit on the mean KL"));
+      k.push_back(control::choice_knob("fisher",
+                                       o.fisher == TrpoFisher::at_adapted ? "at_adapted" : "through_adaptation",
+                                       {"at_adapted", "through_adaptation"}, "what TRPO's Fisher products differentiate"));
+    } else {
+      k.push_back(control::real_knob("outer_lr", o.outer_lr, 1e-6, 1.0, true, "Adam's learning rate of the outer step"));
+    }
+    auto gamma = control::real_knob("gamma", o.gamma, 0.8, 0.9999, false, "discount factor");
+    gamma.step = 0.005;
+    k.push_back(gamma);
+    k.push_back(control::real_knob("gae_lambda", o.gae_lambda, 0.0, 1.0, false, "GAE's lambda"));
+    return control::KnobSchema(std::move(k));
+  }
+  //! The knobs' values now, in knob_schema()'s order.
+  [[nodiscard]] std::vector<control::KnobValue> knob_values() const {
+    std::vector<control::KnobValue> out;
+    const auto schema = knob_schema();
+    for (const auto& k : schema.knobs()) out.push_back(knob_value(k.name));
+    return out;
+  }
+  //! Sets every knob (knob_schema()'s order) from the next iteration on, after checking them all.
+  void set_knob_values(const std::vector<control::KnobValue>& values) {
+    const auto schema = knob_schema();
+    schema.check_values(values, "meta::MetaTrainer::set_knob_values");
+    for (std::size_t i = 0; i < values.size(); ++i) set_knob(schema[i].name, values[i]);
+  }
+  //! The outer step's optimiser (Adam; unused with TRPO), whose moments a population copies.
+  [[nodiscard]] const optim::Adam<Scalar>& optimizer() const noexcept { return adam_; }
+  [[nodiscard]] optim::Adam<Scalar>& optimizer() noexcept { return adam_; }
+
   //! One meta-iteration. Its randomness (tasks, actions, resets) is derived from the seed, the
   //! iteration's index and each task's index alone, so a run resumed at iteration n from saved
   //! parameters continues exactly as the uninterrupted run would have (with TRPO; Adam's moments are
   //! not part of a checkpoint), whatever the number of threads.
   IterationStats iteration() {
+    const auto started = std::chrono::steady_clock::now();
     IterationStats stats;
     if constexpr (std::is_same_v<Outer, AdamOuterStep>) stats = adam_iteration();
     else if constexpr (std::is_same_v<Outer, TrpoOuterStep>) stats = trpo_iteration();
     else stats = options_.trpo ? trpo_iteration() : adam_iteration();
     stats.iteration = iteration_++;
+    double squares = 0;
+    for (const double r : stats.task_post_adaptation_returns) {
+      squares += (r - stats.post_adaptation_return) * (r - stats.post_adaptation_return);
+    }
+    stats.post_adaptation_std = std::sqrt(squares / static_cast<double>(options_.meta_batch));
+    if constexpr (learned_rates) {
+      double sum = 0;
+      double count = 0;
+      for (const auto& m : nn::to_list<ad::Matrix<Scalar>>(*learner_.inner_lrs())) {
+        sum += static_cast<double>(m.template cast<double>().sum());
+        count += static_cast<double>(m.size());
+      }
+      stats.inner_lr = sum / count;
+    } else {
+      stats.inner_lr = options_.inner_lr;
+    }
+    if (!uses_trpo()) stats.outer_lr = options_.outer_lr;
+    stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     return stats;
   }
   //! The index of the next iteration.
@@ -224,6 +316,9 @@ private:
     std::vector<ad::Matrix<Scalar>> adaptation_shift;  //!< adapted minus meta-parameters
     double pre_return = 0;
     double post_return = 0;
+    double entropy = 0;
+    double episode_length = 0;  //!< the sum of the query episodes' lengths
+    double episodes = 0;
   };
 
   [[nodiscard]] bool uses_trpo() const {
@@ -290,6 +385,8 @@ private:
                                               {.initial_state = tape.constant(d.query.initial_state),
                                                .keep = d.query.keep.data()})
                              .value();
+    d.entropy = mean_entropy(tape, clone.params(), d.query);
+    add_lengths(d.episode_length, d.episodes, d.query);
     return d;
   }
 
@@ -302,6 +399,7 @@ private:
       std::vector<TaskData> data(static_cast<std::size_t>(options_.meta_batch));
       for_each_task([&](std::size_t w, int i) { data[static_cast<std::size_t>(i)] = trpo_task(w, i); });
       for (const auto& d : data) add_task_returns(stats, d.pre_return, d.post_return);
+      add_measures(stats, data);
       stats.pre_adaptation_return /= options_.meta_batch;
       stats.post_adaptation_return /= options_.meta_batch;
       const auto scale = static_cast<Scalar>(1.0 / options_.meta_batch);
@@ -342,6 +440,8 @@ private:
                        : optim::trpo_step_parts<Scalar>(params, data.size(), surrogate, kl, kl_at_adapted, trpo_options,
                                                         tapes, threads);
       stats.outer_step_applied = stats.trpo.accepted && !options_.zero_meta_gradient;
+      stats.grad_norm = stats.trpo.gradient_norm;
+      if (stats.trpo.accepted) stats.kl = stats.trpo.kl;
       if (stats.outer_step_applied) policy_.set_params(std::move(params));
       return stats;
     }
@@ -380,6 +480,9 @@ private:
     double pre_return = 0;
     double post_return = 0;
     std::vector<ad::Matrix<Scalar>> gradient;
+    double entropy = 0;
+    double episode_length = 0;  //!< the sum of the query episodes' lengths
+    double episodes = 0;
   };
 
   AdamTask adam_task(std::size_t worker, int index) {
@@ -402,6 +505,8 @@ private:
     out.post_return = mean_return(query);
     tape.backward(loss(tape, clone.params(), query));
     const auto g = learner_.meta_gradient(meta_vars);
+    out.entropy = mean_entropy(tape, clone.params(), query);
+    add_lengths(out.episode_length, out.episodes, query);
     out.gradient = nn::to_list<ad::Matrix<Scalar>>(g.params);
     if (g.inner_lrs) {
       for (auto& m : nn::to_list<ad::Matrix<Scalar>>(*g.inner_lrs)) out.gradient.push_back(std::move(m));
@@ -419,13 +524,18 @@ private:
       for (std::size_t i = 0; i < meta_gradient.size(); ++i) meta_gradient[i] += tasks[t].gradient[i];
     }
     for (const auto& t : tasks) add_task_returns(stats, t.pre_return, t.post_return);
+    add_measures(stats, tasks);
     stats.pre_adaptation_return /= options_.meta_batch;
     stats.post_adaptation_return /= options_.meta_batch;
     bool finite = true;
+    double squares = 0;
     for (auto& g : meta_gradient) {
       g /= static_cast<Scalar>(options_.meta_batch);
       finite = finite && g.allFinite();
+      squares += static_cast<double>(g.template cast<double>().squaredNorm());
     }
+    stats.grad_norm = std::sqrt(squares);
+    adam_.set_lr(options_.outer_lr);
     // A non-finite meta-gradient (a diverged task) leaves the parameters and Adam's moments as they were.
     stats.outer_step_applied = finite && !options_.zero_meta_gradient;
     if (stats.outer_step_applied) {
@@ -454,6 +564,61 @@ private:
     return rl::collect(acting, batch, options_.horizon, policy::ActMode::sample, rng);
   }
 
+  // Mean entropy of the policy with `params` on `t` (recorded on the task's tape, after its backward pass).
+  double mean_entropy(ad::Tape<Scalar>& tape, const VarParams& params, const rl::TrajectoryBatch<Scalar>& t) const {
+    return static_cast<double>(evaluate(tape, params, t).entropy.value().template cast<double>().mean());
+  }
+  static void add_lengths(double& sum, double& count, const rl::TrajectoryBatch<Scalar>& t) {
+    for (const long n : t.finished_lengths) sum += static_cast<double>(n);
+    count += static_cast<double>(t.finished_lengths.size());
+  }
+  // Means over the meta-batch of the tasks' entropies, and over all query episodes of their lengths.
+  template <class PerTask>
+  void add_measures(IterationStats& stats, const std::vector<PerTask>& tasks) const {
+    double lengths = 0;
+    double episodes = 0;
+    for (const auto& t : tasks) {
+      stats.entropy += t.entropy;
+      lengths += t.episode_length;
+      episodes += t.episodes;
+    }
+    stats.entropy /= options_.meta_batch;
+    if (episodes > 0) stats.episode_length = lengths / episodes;
+  }
+
+  // Sets one knob by name (checked by the caller).
+  void set_knob(const std::string& name, const control::KnobValue& v) {
+    if (name == "inner_lr") {
+      options_.inner_lr = std::get<double>(v);
+      learner_.set_inner_lr(options_.inner_lr);
+    } else if (name == "inner_steps") {
+      options_.inner_steps = static_cast<int>(std::get<std::int64_t>(v));
+    } else if (name == "first_order") {
+      options_.first_order = std::get<bool>(v);
+      learner_.set_first_order(options_.first_order);
+    } else if (name == "max_kl") {
+      options_.max_kl = std::get<double>(v);
+    } else if (name == "fisher") {
+      options_.fisher = std::get<std::string>(v) == "at_adapted" ? TrpoFisher::at_adapted : TrpoFisher::through_adaptation;
+    } else if (name == "outer_lr") {
+      options_.outer_lr = std::get<double>(v);
+    } else if (name == "gamma") {
+      options_.gamma = std::get<double>(v);
+    } else if (name == "gae_lambda") {
+      options_.gae_lambda = std::get<double>(v);
+    }
+  }
+  [[nodiscard]] control::KnobValue knob_value(const std::string& name) const {
+    if (name == "inner_lr") return options_.inner_lr;
+    if (name == "inner_steps") return std::int64_t{options_.inner_steps};
+    if (name == "first_order") return options_.first_order;
+    if (name == "max_kl") return options_.max_kl;
+    if (name == "fisher") return std::string(options_.fisher == TrpoFisher::at_adapted ? "at_adapted" : "through_adaptation");
+    if (name == "outer_lr") return options_.outer_lr;
+    if (name == "gamma") return options_.gamma;
+    return options_.gae_lambda;
+  }
+
   static void add_task_returns(IterationStats& stats, double pre, double post) {
     stats.pre_adaptation_return += pre;
     stats.post_adaptation_return += post;
@@ -472,6 +637,7 @@ private:
   PolicyT policy_;
   Tasks tasks_;
   MetaTrainerOptions options_;
+  MetaTrainerOptions configured_ = options_;
   Algorithm algorithm_;
   MamlLearner<Scalar, Params> learner_;
   optim::Adam<Scalar> adam_;

@@ -53,6 +53,7 @@ struct TrpoResult {
   double loss_after = 0;
   double kl = 0;
   int backtracks = 0;
+  double gradient_norm = 0;  //!< of the surrogate's gradient at the old parameters
 };
 
 using ::ssmrl::for_chunks;
@@ -107,7 +108,7 @@ TrpoResult trpo_step_parts(Params& params, std::size_t parts, LossFn&& loss, KlF
   };
   Vector<Scalar> gradient;
   const double loss_before = sum_at(params, loss, &gradient);
-  TrpoResult result{false, loss_before, loss_before, 0, 0};
+  TrpoResult result{false, loss_before, loss_before, 0, 0, static_cast<double>(gradient.norm())};
   Vector<Scalar> full_step;
   {
     // F v: the Hessian of the KL at the current parameters. Each part records the gradient of its
@@ -165,7 +166,7 @@ TrpoResult trpo_step_parts(Params& params, std::size_t parts, LossFn&& loss, KlF
     const double new_kl = sum_at(candidate, kl, nullptr);
     if (std::isfinite(new_loss) && new_loss < loss_before && new_kl <= options.max_kl) {
       params = std::move(candidate);
-      return {true, loss_before, new_loss, new_kl, i};
+      return {true, loss_before, new_loss, new_kl, i, result.gradient_norm};
     }
   }
   return result;

@@ -28,6 +28,7 @@ struct TrajectoryBatch {
   ad::Matrix<Scalar> keep;           //!< 1 x (T * N): 0 where a new episode starts (for SequenceOptions::keep)
   ad::Matrix<Scalar> initial_state;  //!< state x N: the policy's recurrent state before the first step
   std::vector<double> finished_returns;  //!< returns of the episodes that ended during the rollout
+  std::vector<long> finished_lengths;    //!< their lengths in steps, in the same order
 
   [[nodiscard]] ad::Index columns() const { return envs * steps; }
   //! What the policy's evaluate() takes to reproduce log_probs: `samples` where recorded, else `actions`.
@@ -108,6 +109,7 @@ TrajectoryBatch<typename PolicyT::scalar_type> collect(PolicyT& policy, env::Env
       if (batch.terminated()[static_cast<std::size_t>(i)] || batch.truncated()[static_cast<std::size_t>(i)]) {
         policy.reset(i);
         t.finished_returns.push_back(batch.finished_returns()[static_cast<std::size_t>(i)]);
+        t.finished_lengths.push_back(batch.finished_lengths()[static_cast<std::size_t>(i)]);
         if (k + 1 < steps) t.keep(0, (k + 1) * n + i) = 0;
       }
     }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <deque>
 #include <limits>
@@ -12,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "ssmrl/control/knobs.hpp"
+#include "ssmrl/control/telemetry.hpp"
 #include "ssmrl/env/env_batch.hpp"
 #include "ssmrl/optim/adam.hpp"
 #include "ssmrl/optim/clip.hpp"
@@ -49,13 +52,40 @@ struct TrainerOptions {
   std::uint64_t seed = 1;
 };
 
+inline constexpr double not_measured = std::numeric_limits<double>::quiet_NaN();
+
 struct UpdateStats {
   long update = 0;
   long env_steps = 0;
-  double mean_return = std::numeric_limits<double>::quiet_NaN();  //!< of the last 100 finished episodes
-  long episodes = 0;                                               //!< finished so far
-  double loss = 0;
-  double grad_norm = 0;
+  double mean_return = not_measured;  //!< of the last 100 finished episodes
+  double return_std = not_measured;   //!< their spread (population standard deviation)
+  long episodes = 0;                  //!< finished so far
+  double episode_length = not_measured;  //!< mean length of the episodes that ended in this rollout
+  double loss = 0;                    //!< of the last gradient step
+  double grad_norm = 0;               //!< before clipping, mean over the update's gradient steps
+  double entropy = not_measured;      //!< mean policy entropy over the rollout, before the update
+  double kl = not_measured;           //!< mean KL(old || new) over the rollout's steps (k3 estimator)
+  double clip_fraction = not_measured;  //!< PPO: share of steps whose ratio left [1 - clip, 1 + clip]
+  double explained_variance = not_measured;  //!< of the value head's predictions of the returns
+  double lr = 0;                      //!< the learning rate in effect
+  double seconds = 0;                 //!< wall-clock time of the update
+
+  //! The named values a controller reads (control::Telemetry), in a fixed order.
+  [[nodiscard]] control::Telemetry telemetry() const {
+    control::Telemetry t;
+    t.add("return_mean", mean_return);
+    t.add("return_std", return_std);
+    t.add("episode_length", episode_length);
+    t.add("entropy", entropy);
+    t.add("kl", kl);
+    t.add("grad_norm", grad_norm);
+    t.add("clip_fraction", clip_fraction);
+    t.add("explained_variance", explained_variance);
+    t.add("loss", loss);
+    t.add("lr", lr);
+    t.add("seconds", seconds);
+    return t;
+  }
 };
 
 //! The columns of environments `envs` of a time-major matrix (T blocks of `total_envs` columns).
@@ -122,6 +152,75 @@ public:
     policy_.reset_all();
   }
 
+  //! The options a controller or a person may change between updates, for this algorithm (PPO's
+  //! clip, epochs and minibatches only with PPO; the value and entropy weights and GAE's lambda not
+  //! with REINFORCE; the decay switch only with a decay horizon). Defaults: the options given at
+  //! construction.
+  [[nodiscard]] control::KnobSchema knob_schema() const {
+    const auto& o = configured_;
+    const bool ac = o.algorithm != Algorithm::reinforce;
+    const bool ppo = o.algorithm == Algorithm::ppo;
+    std::vector<control::Knob> k;
+    k.push_back(control::real_knob("lr", o.lr, 1e-6, 1.0, true, "Adam's learning rate (where it decays, the start)"));
+    if (o.total_updates > 0) {
+      k.push_back(control::boolean_knob("lr_decay", true, "decay the learning rate linearly to 0 over the run"));
+    }
+    if (ac) {
+      auto entropy = control::real_knob("entropy_coef", o.entropy_coef, 0.0, 0.1, false, "weight of the entropy bonus");
+      entropy.step = 0.002;
+      k.push_back(entropy);
+      k.push_back(control::real_knob("value_coef", o.value_coef, 0.0, 2.0, false, "weight of the value loss"));
+    }
+    if (ppo) {
+      auto clip = control::real_knob("clip", o.clip, 0.01, 0.9, false, "PPO's clip range of the probability ratio");
+      clip.step = 0.02;
+      k.push_back(clip);
+    }
+    k.push_back(control::real_knob("max_grad_norm", o.max_grad_norm, 1e-3, 100.0, true,
+                                   "gradient clipping: the largest joint norm"));
+    auto gamma = control::real_knob("gamma", o.gamma, 0.8, 0.9999, false, "discount factor");
+    gamma.step = 0.005;
+    k.push_back(gamma);
+    if (ac) k.push_back(control::real_knob("gae_lambda", o.gae_lambda, 0.0, 1.0, false, "GAE's lambda"));
+    if (ppo) {
+      k.push_back(control::integer_knob("epochs", o.epochs, 1, 100, "passes over each rollout"));
+      k.push_back(control::integer_knob("minibatches", o.minibatches, 1, o.envs, "sets of environments per pass"));
+    }
+    k.push_back(control::integer_knob("steps", o.steps, 1, 100000, "rollout length per environment and update"));
+    return control::KnobSchema(std::move(k));
+  }
+
+  //! The knobs' values now, in knob_schema()'s order.
+  [[nodiscard]] std::vector<control::KnobValue> knob_values() const {
+    std::vector<control::KnobValue> out;
+    const auto schema = knob_schema();
+    for (const auto& k : schema.knobs()) out.push_back(knob_value(k.name));
+    return out;
+  }
+
+  //! Sets every knob (knob_schema()'s order) from the next update on, after checking them all.
+  //! With `hold_lr` the learning rate is used as given, the schedule's decay set aside (an override
+  //! or a controller's value wins over the schedule).
+  void set_knob_values(const std::vector<control::KnobValue>& values, bool hold_lr = false) {
+    const auto schema = knob_schema();
+    schema.check_values(values, "rl::Trainer::set_knob_values");
+    for (std::size_t i = 0; i < values.size(); ++i) set_knob(schema[i].name, values[i]);
+    hold_lr_ = hold_lr;
+  }
+  //! Whether the learning rate is used as set, without the schedule's decay.
+  [[nodiscard]] bool learning_rate_held() const noexcept { return hold_lr_; }
+  //! The learning rate of the next update.
+  [[nodiscard]] double learning_rate_in_effect() const {
+    if (options_.total_updates <= 0 || hold_lr_ || !decay_) return options_.lr;
+    const double left = 1.0 - static_cast<double>(updates_) / static_cast<double>(options_.total_updates);
+    return options_.lr * std::max(left, 0.0);
+  }
+
+  //! The whole training state besides the policy, for copying one member of a population into
+  //! another (Population Based Training's exploit): Adam's moments, the generator, the counts.
+  [[nodiscard]] const optim::Adam<Scalar>& optimizer() const noexcept { return adam_; }
+  [[nodiscard]] optim::Adam<Scalar>& optimizer() noexcept { return adam_; }
+
   [[nodiscard]] const PolicyT& policy() const { return policy_; }
   [[nodiscard]] PolicyT& policy() { return policy_; }
   [[nodiscard]] const TrainerOptions& options() const { return options_; }
@@ -161,16 +260,16 @@ public:
 
   //! Collects one rollout of every environment and updates the policy on it.
   UpdateStats update() {
-    if (options_.total_updates > 0) {
-      const double left = 1.0 - static_cast<double>(updates_) / static_cast<double>(options_.total_updates);
-      adam_.set_lr(options_.lr * std::max(left, 0.0));
-    }
+    const auto started = std::chrono::steady_clock::now();
+    const double lr = learning_rate_in_effect();
+    adam_.set_lr(lr);
     const auto t = collect(policy_, batch_, options_.steps, policy::ActMode::sample, rng_);
     for (const double r : t.finished_returns) {
       recent_.push_back(r);
       if (recent_.size() > 100) recent_.pop_front();
     }
     episodes_ += static_cast<long>(t.finished_returns.size());
+    measures_ = {};
     UpdateStats stats;
     if (options_.algorithm == Algorithm::ppo) {
       stats = ppo_update(t);
@@ -182,7 +281,26 @@ public:
     stats.update = updates_;
     stats.env_steps = env_steps_;
     stats.episodes = episodes_;
-    if (!recent_.empty()) stats.mean_return = std::accumulate(recent_.begin(), recent_.end(), 0.0) / static_cast<double>(recent_.size());
+    if (!recent_.empty()) {
+      const double n = static_cast<double>(recent_.size());
+      stats.mean_return = std::accumulate(recent_.begin(), recent_.end(), 0.0) / n;
+      double squares = 0;
+      for (const double r : recent_) squares += (r - stats.mean_return) * (r - stats.mean_return);
+      stats.return_std = std::sqrt(squares / n);
+    }
+    if (!t.finished_lengths.empty()) {
+      stats.episode_length = static_cast<double>(std::accumulate(t.finished_lengths.begin(), t.finished_lengths.end(), 0L)) /
+                             static_cast<double>(t.finished_lengths.size());
+    }
+    if (measures_.steps > 0) {
+      stats.grad_norm = measures_.grad_norm / measures_.steps;
+      stats.entropy = measures_.entropy / measures_.steps;
+    }
+    if (measures_.clip_columns > 0) stats.clip_fraction = measures_.clipped / measures_.clip_columns;
+    stats.kl = update_kl(t);
+    if constexpr (PolicyT::has_value_head) stats.explained_variance = explained_variance(t);
+    stats.lr = lr;
+    stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     return stats;
   }
 
@@ -208,6 +326,8 @@ private:
     tape_.backward(l);
     auto grads = nn::to_list<ad::Matrix<Scalar>>(nn::gradients_of<Scalar>(vars));
     stats.grad_norm = optim::clip_grad_norm(std::span<ad::Matrix<Scalar>>(grads), options_.max_grad_norm);
+    measures_.grad_norm += stats.grad_norm;
+    measures_.steps += 1;
     if (!std::isfinite(stats.grad_norm) || !std::isfinite(stats.loss)) return stats;  // skip a broken step
     auto values = nn::to_list<ad::Matrix<Scalar>>(policy_.params());
     adam_.step(std::span<ad::Matrix<Scalar>>(values), std::span<const ad::Matrix<Scalar>>(grads));
@@ -215,8 +335,33 @@ private:
     return stats;
   }
 
+  // The policy's evaluation of `t` on the tape; its mean entropy is recorded for the telemetry.
   auto evaluate_on_tape(const typename PolicyT::VarParams& vars, const TrajectoryBatch<Scalar>& t) {
-    return rl::evaluate(policy_, tape_, vars, t);
+    auto e = rl::evaluate(policy_, tape_, vars, t);
+    measures_.entropy += static_cast<double>(e.entropy.value().template cast<double>().mean());
+    return e;
+  }
+
+  // KL(old || new) over the rollout's steps after the update, by the k3 estimator (r - 1) - log r
+  // of r = new / old: unbiased and never negative.
+  double update_kl(const TrajectoryBatch<Scalar>& t) {
+    tape_.clear();
+    const auto vars = nn::on_tape(tape_, policy_.params());
+    const auto e = rl::evaluate(policy_, tape_, vars, t);
+    const Eigen::ArrayXd log_ratio =
+        (e.log_prob.value().template cast<double>() - t.log_probs.template cast<double>()).array().transpose();
+    return ((log_ratio.exp() - 1.0) - log_ratio).mean();
+  }
+
+  // 1 - Var(returns - values) / Var(returns) of the rollout's value predictions against the
+  // returns they regress to (GAE's); NaN when the returns do not vary.
+  double explained_variance(const TrajectoryBatch<Scalar>& t) const {
+    const auto estimate = gae(t, options_.gamma, options_.gae_lambda);
+    const Eigen::ArrayXd returns = estimate.returns.template cast<double>().array().transpose();
+    const Eigen::ArrayXd errors = returns - t.values.template cast<double>().array().transpose();
+    const auto variance = [](const Eigen::ArrayXd& x) { return (x - x.mean()).square().mean(); };
+    const double v = variance(returns);
+    return v > 0 ? 1.0 - variance(errors) / v : not_measured;
   }
 
   // REINFORCE (normalised discounted returns) or A2C (GAE advantages, value regression, entropy).
@@ -253,6 +398,10 @@ private:
             const auto e = evaluate_on_tape(vars, part);
             const auto policy_loss = ppo_clip_loss(e.log_prob, tape_.constant(part.log_probs),
                                                    tape_.constant(advantages), options_.clip);
+            const Eigen::ArrayXd ratio =
+                (e.log_prob.value().template cast<double>() - part.log_probs.template cast<double>()).array().exp().transpose();
+            measures_.clipped += static_cast<double>(((ratio - 1.0).abs() > options_.clip).count());
+            measures_.clip_columns += static_cast<double>(ratio.size());
             const auto value_loss = ad::mean(ad::square(ad::sub(e.value, tape_.constant(returns))));
             return ad::sub(ad::add(policy_loss, value_loss * static_cast<Scalar>(options_.value_coef)),
                            ad::mean(e.entropy) * static_cast<Scalar>(options_.entropy_coef));
@@ -263,8 +412,51 @@ private:
     return last;
   }
 
+  // Sets one knob by name (checked by the caller).
+  void set_knob(const std::string& name, const control::KnobValue& v) {
+    const auto real = [&] { return std::get<double>(v); };
+    const auto whole = [&] { return static_cast<int>(std::get<std::int64_t>(v)); };
+    if (name == "lr") options_.lr = real();
+    else if (name == "lr_decay") decay_ = std::get<bool>(v);
+    else if (name == "entropy_coef") options_.entropy_coef = real();
+    else if (name == "value_coef") options_.value_coef = real();
+    else if (name == "clip") options_.clip = real();
+    else if (name == "max_grad_norm") options_.max_grad_norm = real();
+    else if (name == "gamma") options_.gamma = real();
+    else if (name == "gae_lambda") options_.gae_lambda = real();
+    else if (name == "epochs") options_.epochs = whole();
+    else if (name == "minibatches") options_.minibatches = whole();
+    else if (name == "steps") options_.steps = whole();
+  }
+  [[nodiscard]] control::KnobValue knob_value(const std::string& name) const {
+    if (name == "lr") return options_.lr;
+    if (name == "lr_decay") return decay_;
+    if (name == "entropy_coef") return options_.entropy_coef;
+    if (name == "value_coef") return options_.value_coef;
+    if (name == "clip") return options_.clip;
+    if (name == "max_grad_norm") return options_.max_grad_norm;
+    if (name == "gamma") return options_.gamma;
+    if (name == "gae_lambda") return options_.gae_lambda;
+    if (name == "epochs") return std::int64_t{options_.epochs};
+    if (name == "minibatches") return std::int64_t{options_.minibatches};
+    return std::int64_t{options_.steps};
+  }
+
+  // What one update measures along the way, for its telemetry.
+  struct Measures {
+    double grad_norm = 0;
+    double entropy = 0;
+    double steps = 0;
+    double clipped = 0;
+    double clip_columns = 0;
+  };
+
   PolicyT policy_;
   TrainerOptions options_;
+  TrainerOptions configured_ = options_;
+  bool decay_ = true;
+  bool hold_lr_ = false;
+  Measures measures_;
   optim::Adam<Scalar> adam_;
   std::mt19937_64 rng_;
   env::EnvBatch<Env> batch_;
