@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <set>
 #include <string>
+#include <vector>
 
 namespace ssmrl::cli {
 
@@ -24,6 +25,9 @@ struct TrainOptions {
   unsigned threads = 2;
   bool no_eval = false;
   bool quiet = false;
+  std::vector<std::string> set;  //!< --set NAME=VALUE, in order
+  std::string config_file;       //!< --config-file: a JSON object of knob values
+  std::string override_file;     //!< --override-file: read before each iteration
   GivenOptions given;
 
   [[nodiscard]] std::string run_directory() const {
@@ -52,6 +56,8 @@ int run_train_plain(const TrainOptions& options);
 int run_eval(const EvalOptions& options);
 int run_adapt(const EvalOptions& options);
 int run_configs();
+//! `ssmrl configs --knobs NAME`: the knobs of a configuration, with types, bounds and defaults.
+int run_config_knobs(const std::string& name);
 
 //! Whether `name` is a meta-training configuration (false for plain ones); throws for unknown names.
 bool is_meta_config(const std::string& name);

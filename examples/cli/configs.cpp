@@ -19,6 +19,32 @@ int run_configs() {
   return 0;
 }
 
+int run_config_knobs(const std::string& name) {
+  const bool found = visit_config(name, [](const auto& c) {
+    using C = std::decay_t<decltype(c)>;
+    control::KnobSchema schema;
+    if constexpr (requires { typename C::Tasks; }) {
+      schema = meta::MetaTrainer<typename C::Policy, typename C::Tasks, typename C::Algorithm>::knob_schema(c.options);
+    } else {
+      auto options = c.options;
+      options.total_updates = c.outer_steps;
+      schema = rl::Trainer<typename C::Policy, typename C::Env>::knob_schema(options);
+    }
+    std::printf("knobs of %s (ssmrl train --set NAME=VALUE, --config-file, --override-file):\n", c.name.c_str());
+    std::printf("%-14s %-7s %-30s %-12s %-15s %s\n", "name", "type", "range", "default", "move", "what it is");
+    for (const auto& k : schema.knobs()) {
+      std::string move = control::knob_move_name(k.move);
+      if (k.move == control::KnobMove::multiplicative) move += " x" + control::knob_text(k.step);
+      if (k.move == control::KnobMove::additive) move += " " + control::knob_text(k.step);
+      std::printf("%-14s %-7s %-30s %-12s %-15s %s\n", k.name.c_str(), control::knob_type_name(k.type),
+                  k.range_text().c_str(), control::knob_text(k.default_value).c_str(), move.c_str(),
+                  k.description.c_str());
+    }
+  });
+  SSMRL_REQUIRE(found, "ssmrl configs --knobs: unknown config '", name, "'; known: ", known_configs());
+  return 0;
+}
+
 bool is_meta_config(const std::string& name) {
   bool meta = false;
   const bool found = visit_config(name, [&](const auto& c) {

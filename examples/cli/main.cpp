@@ -100,6 +100,13 @@ int main(int argc, char** argv) {
                1U, 256U);
   flag(train_app, "--no-eval", train.no_eval, "Skip the evaluation on held-out tasks after meta-training");
   flag(train_app, "--quiet", train.quiet, "No progress bar or progress lines");
+  train_app->add_option("--set", train.set,
+                        "Set a knob, NAME=VALUE (repeatable; after --config-file); see `ssmrl configs --knobs CONFIG`");
+  train_app->add_option("--config-file", train.config_file, "A JSON object of knob values, e.g. {\"lr\": 0.001}")
+      ->check(CLI::ExistingFile);
+  train_app->add_option("--override-file", train.override_file,
+                        "A JSON object of knob values read before every iteration while it exists; it wins over the "
+                        "configured values and schedules, and a resumed run keeps watching it");
 
   EvalOptions eval;
   auto* eval_app = checkpoint_command(app, "eval",
@@ -138,6 +145,8 @@ int main(int argc, char** argv) {
   flag(adapt_app, "--no-guards", adapt.no_guards, "Test-time adaptation without its guards");
 
   auto* configs_app = app.add_subcommand("configs", "List the named configurations");
+  std::string knobs_of;
+  configs_app->add_option("--knobs", knobs_of, "List the knobs of configuration NAME with their types, bounds and defaults");
 
   const std::string command = argc > 1 ? argv[1] : "";
   try {
@@ -167,7 +176,7 @@ int main(int argc, char** argv) {
       adapt.given = given_options(adapt_app);
       return run_adapt(adapt);
     }
-    if (configs_app->parsed()) return run_configs();
+    if (configs_app->parsed()) return knobs_of.empty() ? run_configs() : run_config_knobs(knobs_of);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s\n", e.what());
     return 1;

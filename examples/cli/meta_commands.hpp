@@ -13,6 +13,7 @@
 #include "commands.hpp"
 #include "configs.hpp"
 #include "console.hpp"
+#include "knob_options.hpp"
 #include "run_directory.hpp"
 
 namespace ssmrl::cli {
@@ -21,7 +22,8 @@ namespace fs = std::filesystem;
 
 inline const std::vector<std::string>& training_columns() {
   static const std::vector<std::string> columns{"iteration", "pre_adaptation_return", "post_adaptation_return",
-                                                "trpo_accepted", "trpo_kl", "seconds"};
+                                                "trpo_accepted", "trpo_kl", "seconds", "post_adaptation_std",
+                                                "entropy", "episode_length", "grad_norm", "outer_step_applied"};
   return columns;
 }
 
@@ -72,19 +74,25 @@ std::map<std::string, std::string> load_meta_checkpoint(const fs::path& path, Tr
 template <class Config>
 int train(const Config& config, const TrainOptions& args) {
   const auto tasks_per_batch = args.tasks_per_batch > 0 ? args.tasks_per_batch : config.options.meta_batch;
+  using Trainer = meta::MetaTrainer<typename Config::Policy, typename Config::Tasks, typename Config::Algorithm>;
+  auto configured = config.options;
+  configured.first_order = args.first_order;
+  const auto schema = Trainer::knob_schema(configured);
   RunDirectory run_dir(args,
                        {{"ssmrl.config", config.name},
                         {"ssmrl.seed", std::to_string(args.seed)},
                         {"ssmrl.tasks_per_batch", std::to_string(tasks_per_batch)},
                         {"ssmrl.first_order", args.first_order ? "true" : "false"},
                         {"ssmrl.save_every", std::to_string(args.save_every)},
-                        {"ssmrl.threads", std::to_string(args.threads)}},
+                        {"ssmrl.threads", std::to_string(args.threads)},
+                        {"ssmrl.override_file", override_path(args)}},
                        {{"ssmrl.seed", "seed", true},
                         {"ssmrl.tasks_per_batch", "tasks-per-batch", true},
                         {"ssmrl.first_order", "first-order", true},
                         {"ssmrl.save_every", "save-every", false},
-                        {"ssmrl.threads", "threads", false}},
-                       training_columns());
+                        {"ssmrl.threads", "threads", false},
+                        {"ssmrl.override_file", "override-file", false}},
+                       with_knob_columns(training_columns(), schema), knob_text_columns(schema));
   const fs::path dir = run_dir.path();
   const fs::path latest = dir / "latest.safetensors";
   const fs::path csv = dir / "train.csv";
@@ -102,7 +110,10 @@ int train(const Config& config, const TrainOptions& args) {
   auto options = trainer_options(config, metadata, latest);
   const long save_every = metadata_integer(metadata, "ssmrl.save_every", latest);
   options.threads = metadata_integer<unsigned>(metadata, "ssmrl.threads", latest);
-  using Trainer = meta::MetaTrainer<typename Config::Policy, typename Config::Tasks, typename Config::Algorithm>;
+  // The knobs' defaults are the run's own options (a resumed first-order run's first_order is true).
+  const auto run_schema = Trainer::knob_schema(options);
+  RunKnobs knobs(run_schema, configured_knobs(run_schema, args, run.saved), dir, metadata.at("ssmrl.override_file"),
+                 args.resume ? std::optional<long>(start) : std::nullopt);
   Trainer trainer(config.make_policy(options.seed), typename Config::Tasks{}, options);
   double best = -std::numeric_limits<double>::infinity();
   if (args.resume) {
@@ -115,6 +126,8 @@ int train(const Config& config, const TrainOptions& args) {
     m["ssmrl.iteration"] = std::to_string(iteration);
     m["ssmrl.post_adaptation_return"] = io::detail::number(post_return, "%.17g");
     m["ssmrl.best_post_adaptation_return"] = io::detail::number(best, "%.17g");
+    m["ssmrl.knobs.config"] = knobs.config_json();
+    m["ssmrl.knobs"] = knobs_in_effect_json(knobs.state());
     meta::save_checkpoint(path, trainer.policy(), trainer.inner_lrs(), m);
   };
   if (!args.resume) {
@@ -133,9 +146,13 @@ int train(const Config& config, const TrainOptions& args) {
   long it = start;
   for (; it < total && !stop.requested(); ++it) {
     const double before = progress.elapsed();
+    knobs.before_iteration(it, trainer);
     const auto s = trainer.iteration();
-    log.add_row({static_cast<double>(s.iteration + 1), s.pre_adaptation_return, s.post_adaptation_return,
-                 s.trpo.accepted ? 1.0 : 0.0, s.trpo.kl, progress.elapsed() - before});
+    log.add_row(row_with_knobs({static_cast<double>(s.iteration + 1), s.pre_adaptation_return, s.post_adaptation_return,
+                                s.trpo.accepted ? 1.0 : 0.0, s.trpo.kl, progress.elapsed() - before,
+                                s.post_adaptation_std, s.entropy, s.episode_length, s.grad_norm,
+                                s.outer_step_applied ? 1.0 : 0.0},
+                               knobs));
     log.write(csv);  // before the checkpoint: a resume may find extra rows, never missing ones
     if (s.post_adaptation_return > best) {
       best = s.post_adaptation_return;

@@ -15,13 +15,15 @@
 #include "commands.hpp"
 #include "configs.hpp"
 #include "console.hpp"
+#include "knob_options.hpp"
 #include "meta_commands.hpp"
 
 namespace ssmrl::cli {
 
 inline const std::vector<std::string>& plain_columns() {
   static const std::vector<std::string> columns{"update", "env_steps", "mean_return_last_100", "loss", "grad_norm",
-                                                "seconds"};
+                                                "seconds", "return_std", "episode_length", "entropy", "kl",
+                                                "clip_fraction", "explained_variance", "lr"};
   return columns;
 }
 
@@ -57,11 +59,19 @@ int train(const PlainConfig<Policy, Env>& config, const TrainOptions& args) {
   SSMRL_REQUIRE(args.given.count("tasks-per-batch") == 0 && !args.first_order && args.given.count("threads") == 0,
                 "ssmrl train: config '", config.name,
                 "' trains on one environment; --tasks-per-batch, --first-order and --threads are for meta-training configs");
+  const long total = args.outer_steps > 0 ? args.outer_steps : config.outer_steps;
+  auto trainer_options = config.options;
+  trainer_options.total_updates = total;
+  const auto schema = rl::Trainer<Policy, Env>::knob_schema(trainer_options);
   RunDirectory run_dir(args,
                        {{"ssmrl.config", config.name},
                         {"ssmrl.seed", std::to_string(args.seed)},
-                        {"ssmrl.save_every", std::to_string(args.save_every)}},
-                       {{"ssmrl.seed", "seed", true}, {"ssmrl.save_every", "save-every", false}}, plain_columns());
+                        {"ssmrl.save_every", std::to_string(args.save_every)},
+                        {"ssmrl.override_file", override_path(args)}},
+                       {{"ssmrl.seed", "seed", true},
+                        {"ssmrl.save_every", "save-every", false},
+                        {"ssmrl.override_file", "override-file", false}},
+                       with_knob_columns(plain_columns(), schema), knob_text_columns(schema));
   const fs::path dir = run_dir.path();
   const fs::path latest = dir / "latest.safetensors";
   const fs::path csv = dir / "train.csv";
@@ -70,7 +80,8 @@ int train(const PlainConfig<Policy, Env>& config, const TrainOptions& args) {
   const auto& metadata = run.metadata;
   const long start = run.start;
   auto& log = run.log;
-  const long total = args.outer_steps > 0 ? args.outer_steps : config.outer_steps;
+  RunKnobs knobs(schema, configured_knobs(schema, args, run.saved), dir, metadata.at("ssmrl.override_file"),
+                 args.resume ? std::optional<long>(start) : std::nullopt);
   if (args.resume) {
     if (metadata_value(run.saved, "ssmrl.solved", latest) == "true") {
       std::printf("the run in %s was solved after %ld updates (evaluation %s, independent evaluation %s): nothing to do\n",
@@ -98,9 +109,8 @@ int train(const PlainConfig<Policy, Env>& config, const TrainOptions& args) {
                                                "ssmrl.recent_returns", latest);
   }
   const long save_every = metadata_integer(metadata, "ssmrl.save_every", latest);
-  auto options = config.options;
+  auto options = trainer_options;
   options.seed = seed + static_cast<std::uint64_t>(start) * 7919;
-  options.total_updates = total;
   rl::Trainer<Policy, Env> trainer(std::move(policy), options);
   trainer.restore_progress(counts);
   double evaluated = std::numeric_limits<double>::quiet_NaN();
@@ -117,6 +127,8 @@ int train(const PlainConfig<Policy, Env>& config, const TrainOptions& args) {
     m["ssmrl.solved"] = solved ? "true" : "false";
     m["ssmrl.stop_evaluation"] = io::detail::number(evaluated, "%.17g");
     m["ssmrl.independent_evaluation"] = io::detail::number(independent, "%.17g");
+    m["ssmrl.knobs.config"] = knobs.config_json();
+    m["ssmrl.knobs"] = knobs_in_effect_json(knobs.state());
     io::save_checkpoint(path, trainer.policy(), m);
   };
   auto plot = [&] {
@@ -142,9 +154,12 @@ int train(const PlainConfig<Policy, Env>& config, const TrainOptions& args) {
   long it = start;
   for (; it < total && !stop.requested(); ++it) {
     const double before = progress.elapsed();
+    knobs.before_iteration(it, trainer);
     const auto s = trainer.update();
-    log.add_row({static_cast<double>(it + 1), static_cast<double>(s.env_steps), s.mean_return, s.loss, s.grad_norm,
-                 progress.elapsed() - before});
+    log.add_row(row_with_knobs({static_cast<double>(it + 1), static_cast<double>(s.env_steps), s.mean_return, s.loss,
+                                s.grad_norm, progress.elapsed() - before, s.return_std, s.episode_length, s.entropy,
+                                s.kl, s.clip_fraction, s.explained_variance, s.lr},
+                               knobs));
     if ((it + 1) % 25 == 0) {  // the log first: a resume may find extra rows, never missing ones
       log.write(csv);
       save(latest, it + 1);

@@ -105,8 +105,9 @@ public:
   //! must match) and the log cut to the checkpoint's iteration. Without: a new directory (one that
   //! holds a run is refused). Either way the directory is locked from here on.
   RunDirectory(const TrainOptions& options, std::map<std::string, std::string> metadata,
-               const std::vector<RunSetting>& from_run, const std::vector<std::string>& columns)
-      : dir_(options.run_directory()), start_{std::move(metadata), {}, 0, io::CsvTable(columns)} {
+               const std::vector<RunSetting>& from_run, const std::vector<std::string>& columns,
+               const std::vector<std::string>& text_columns = {})
+      : dir_(options.run_directory()), start_{std::move(metadata), {}, 0, io::CsvTable(columns, text_columns)} {
     const fs::path latest = dir_ / "latest.safetensors";
     const fs::path csv = dir_ / "train.csv";
     std::error_code ec;
@@ -141,7 +142,7 @@ public:
       if (!given || s.must_match) start_.metadata[s.key] = it->second;
     }
     start_.start = metadata_integer(start_.saved, "ssmrl.iteration", latest);
-    start_.log = io::CsvTable::read(csv, columns);
+    start_.log = io::CsvTable::read(csv, columns, text_columns);
     SSMRL_REQUIRE(start_.start >= 0 && start_.log.rows().size() >= static_cast<std::size_t>(start_.start),
                   "ssmrl train: '", csv.string(), "' has ", start_.log.rows().size(),
                   " rows, the checkpoint is at iteration ", start_.start);

@@ -10,6 +10,7 @@
 #include "ssmrl/core/workers.hpp"
 
 #include "ssmrl/autodiff.hpp"
+#include "ssmrl/control.hpp"
 #include "ssmrl/nn.hpp"
 #include "ssmrl/optim/adam.hpp"
 #include "ssmrl/optim/clip.hpp"

@@ -129,6 +129,43 @@ expect 0 "removed 1 temporary file" "$ssmrl" train --config navigation2d --ckpt-
 [ -e interrupted/latest.safetensors.tmp-12345 ] && fail "the temporary file was left"
 ls interrupted | grep -q "tmp-" && fail "temporary files left: $(ls interrupted)"
 
+# Knobs: listed with bounds; a bad --set is refused before training, naming the knob and its range.
+expect 0 "^epochs +int +\[1, 100\] +4 " "$ssmrl" configs --knobs cartpole-ppo
+expect 0 "^fisher +choice +\{at_adapted, through_adaptation\}" "$ssmrl" configs --knobs navigation2d
+expect 1 "unknown config 'nope'" "$ssmrl" configs --knobs nope
+expect 1 "knob 'epochs' = 0 is outside its range \[1, 100\]" "$ssmrl" train --config cartpole-ppo --set epochs=0 --ckpt-dir refused/knobs
+expect 1 "knob 'epochs' \(int, \[1, 100\]\): '2.5' is not a whole number" "$ssmrl" train --config cartpole-ppo --set epochs=2.5 --ckpt-dir refused/knobs
+expect 1 "no knob 'bogus'; the knobs are lr, lr_decay" "$ssmrl" train --config cartpole-ppo --set bogus=1 --ckpt-dir refused/knobs
+echo '{"epochs": 3.0}' > bad-config.json
+expect 1 "bad-config.json': knob 'epochs' is int \[1, 100\], not JSON number 3.0" "$ssmrl" train --config cartpole-ppo --config-file bad-config.json --ckpt-dir refused/knobs
+[ -e refused ] && fail "a refused --set left a directory behind"
+
+# The override file: wins over the configuration, is re-applied after --resume (equal to the run
+# that was not interrupted), and its removal reverts to the configured values.
+echo '{"inner_lr": 0.05, "max_kl": 0.02}' > override.json
+expect 0 "meta-training: 3 iterations" "$ssmrl" train "${small[@]}" --outer-steps 3 --set inner_lr=0.2 --override-file override.json --ckpt-dir knobs-straight
+expect 0 "meta-training: 2 iterations" "$ssmrl" train "${small[@]}" --outer-steps 2 --set inner_lr=0.2 --override-file override.json --ckpt-dir knobs-resumed
+expect 0 "meta-iterations 2 to 3" "$ssmrl" train --config navigation2d --outer-steps 3 --ckpt-dir knobs-resumed --resume --no-eval --quiet
+cmp -s knobs-straight/latest.safetensors knobs-resumed/latest.safetensors || fail "the override was not re-applied after --resume"
+column_of() { head -1 "$1" | tr , '\n' | grep -nx "$2" | cut -d: -f1; }
+lr_column=$(column_of knobs-straight/train.csv knob.inner_lr)
+[ "$(cut -d, -f"$lr_column" knobs-straight/train.csv | sort -u | tr '\n' ' ')" = "0.050000000000000003 knob.inner_lr " ] ||
+  fail "train.csv's knob.inner_lr is not the override's 0.05: $(cut -d, -f"$lr_column" knobs-straight/train.csv)"
+grep -qx "0,inner_lr,0.05,override" knobs-straight/knobs_audit.csv || fail "the audit log lacks the override: $(cat knobs-straight/knobs_audit.csv)"
+grep -qx "0,inner_steps,1,default" knobs-straight/knobs_audit.csv || fail "the audit log lacks a default"
+grep -aqF 'inner_steps\": 1,' knobs-straight/latest.safetensors || fail "the checkpoint does not hold the knobs in effect as ints"
+diff knobs-straight/knobs_audit.csv knobs-resumed/knobs_audit.csv > /dev/null || fail "the resumed audit log differs"
+rm override.json
+expect 0 "meta-iterations 3 to 4" "$ssmrl" train --config navigation2d --outer-steps 4 --ckpt-dir knobs-straight --resume --no-eval --quiet
+grep -qx "3,inner_lr,0.2,config" knobs-straight/knobs_audit.csv || fail "removing the override did not revert: $(cat knobs-straight/knobs_audit.csv)"
+# A malformed override file is refused whole with one warning; the run keeps its values.
+printf '{"inner_lr": 0.05, "max_kl": 2}' > override.json
+expect 0 "override file ignored: .*override.json': knob 'max_kl' = 2 is outside its range \[1e-05, 1\] log; the run keeps its current values" \
+  "$ssmrl" train --config navigation2d --outer-steps 6 --ckpt-dir knobs-straight --resume --no-eval --quiet
+[ "$("$ssmrl" train --config navigation2d --outer-steps 8 --ckpt-dir knobs-straight --resume --no-eval --quiet 2>&1 | grep -c 'override file ignored')" = 1 ] ||
+  fail "the refused override was not warned about exactly once per run"
+[ "$(tail -n +2 knobs-straight/knobs_audit.csv | cut -d, -f4 | grep -c override)" = 2 ] || fail "a refused override reached the audit log"
+
 # Resuming a plain configuration continues its counts, log and plot.
 expect 0 "^not solved after 20 updates" "$ssmrl" train --config cartpole-reinforce --ckpt-dir plain --outer-steps 20 --quiet
 expect 0 "^not solved after 40 updates" "$ssmrl" train --config cartpole-reinforce --ckpt-dir plain --outer-steps 40 --resume --quiet

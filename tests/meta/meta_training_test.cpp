@@ -73,3 +73,31 @@ TEST_CASE("meta-training with the TRPO outer step keeps the KL limit and improve
   SUBCASE("Fisher at the adapted parameters") { check_trpo_training(meta::TrpoFisher::at_adapted); }
   SUBCASE("Fisher through the adaptation") { check_trpo_training(meta::TrpoFisher::through_adaptation); }
 }
+
+TEST_CASE("the meta-trainer's knobs change the next iteration, and its telemetry reports them") {
+  Policy pi(nn::MlpCell<float>({.input = 2, .hidden = {16}}), policy::GaussianHead<float>({.input = 16, .actions = 2}),
+            {}, {}, 7);
+  meta::MetaTrainer trainer(std::move(pi), env::Navigation2DTasks(),
+                            {.meta_batch = 2, .trajectories = 4, .horizon = 20, .inner_lr = 0.1, .trpo = true, .seed = 3});
+  const auto schema = trainer.knob_schema();
+  CHECK(schema.at("fisher", "test").type == control::KnobType::choice);
+  CHECK(schema.at("inner_steps", "test").type == control::KnobType::integer);
+  CHECK(schema.at("first_order", "test").type == control::KnobType::boolean);
+  CHECK_FALSE(schema.find("outer_lr"));
+  auto values = trainer.knob_values();
+  values[*schema.find("inner_lr")] = 0.05;
+  values[*schema.find("inner_steps")] = std::int64_t{2};
+  values[*schema.find("fisher")] = std::string("through_adaptation");
+  trainer.set_knob_values(values);
+  CHECK(trainer.options().inner_steps == 2);
+  CHECK(trainer.options().fisher == meta::TrpoFisher::through_adaptation);
+  const auto t = trainer.iteration().telemetry();
+  CHECK(t["inner_lr"] == 0.05);
+  CHECK(t["entropy"] > 0);
+  CHECK(t["grad_norm"] > 0);
+  CHECK(t["return_std"] >= 0);
+  CHECK(t["post_adaptation_return"] == t["return_mean"]);
+  values[*schema.find("fisher")] = std::string("exact");
+  CHECK_THROWS_AS(trainer.set_knob_values(values), InvalidArgument);
+  CHECK(trainer.options().fisher == meta::TrpoFisher::through_adaptation);
+}

@@ -118,3 +118,64 @@ TEST_CASE("the trainer rejects bad options with a message") {
       [] { rl::Trainer<ActorCritic, env::CartPole>(actor_critic(1), {.envs = 2, .minibatches = 4}); });
   CHECK(minibatches.find("minibatches 4") != std::string::npos);
 }
+
+TEST_CASE("the trainer's knobs: its options by type and range, set whole or not at all, an override beats the decay") {
+  rl::Trainer<ActorCritic, env::CartPole> trainer(
+      actor_critic(5), {.algorithm = rl::Algorithm::ppo, .envs = 4, .steps = 32, .lr = 1e-3, .epochs = 2,
+                        .minibatches = 2, .total_updates = 10});
+  const auto schema = trainer.knob_schema();
+  for (const char* name : {"lr", "lr_decay", "entropy_coef", "clip", "value_coef", "max_grad_norm", "epochs",
+                           "minibatches", "steps"}) {
+    CHECK_MESSAGE(schema.find(name).has_value(), name);
+  }
+  CHECK(schema.at("epochs", "test").type == control::KnobType::integer);
+  CHECK(schema.at("minibatches", "test").upper == 4);
+  CHECK_FALSE(rl::Trainer<Actor, env::CartPole>::knob_schema({.algorithm = rl::Algorithm::reinforce}).find("clip"));
+  auto values = trainer.knob_values();
+  CHECK(values == schema.defaults());
+  // A refused set (one value out of range) changes nothing.
+  auto bad = values;
+  bad[*schema.find("minibatches")] = std::int64_t{5};
+  bad[*schema.find("clip")] = 0.3;
+  CHECK_THROWS_AS(trainer.set_knob_values(bad), InvalidArgument);
+  CHECK(trainer.knob_values() == values);
+  values[*schema.find("clip")] = 0.3;
+  values[*schema.find("epochs")] = std::int64_t{3};
+  trainer.set_knob_values(values);
+  CHECK(trainer.options().clip == 0.3);
+  CHECK(trainer.options().epochs == 3);
+  // The schedule decays the configured rate; a held rate (an override's) is used as given.
+  trainer.set_updates_done(5);
+  CHECK(trainer.learning_rate_in_effect() == doctest::Approx(5e-4));
+  trainer.set_knob_values(values, true);
+  CHECK(trainer.learning_rate_in_effect() == 1e-3);
+  const auto stats = trainer.update();
+  CHECK(stats.lr == 1e-3);
+  CHECK(trainer.optimizer().options().lr == 1e-3);
+}
+
+TEST_CASE("each update reports its telemetry: entropy, KL of the update, clip fraction, explained variance") {
+  rl::Trainer<ActorCritic, env::CartPole> trainer(
+      actor_critic(6), {.algorithm = rl::Algorithm::ppo, .envs = 4, .steps = 64, .lr = 3e-3, .epochs = 4, .minibatches = 2});
+  const auto first = trainer.update().telemetry();
+  CHECK(first["entropy"] > 0.6);  // two actions: at most log 2 = 0.693
+  CHECK(first["entropy"] <= std::log(2.0) + 1e-6);
+  CHECK(first["kl"] > 0);
+  CHECK(first["clip_fraction"] >= 0);
+  CHECK(first["clip_fraction"] <= 1);
+  CHECK(std::isfinite(first["explained_variance"]));
+  CHECK(first["episode_length"] >= 8);
+  CHECK(first["seconds"] > 0);
+  CHECK(first["lr"] == 3e-3);
+  // A larger learning rate moves the policy further in one update.
+  rl::Trainer<ActorCritic, env::CartPole> bold(
+      actor_critic(6), {.algorithm = rl::Algorithm::ppo, .envs = 4, .steps = 64, .lr = 3e-2, .epochs = 4, .minibatches = 2});
+  const auto moved = bold.update();
+  CHECK(moved.kl > first["kl"]);
+  CHECK(moved.clip_fraction >= first["clip_fraction"]);
+  rl::Trainer<Actor, env::CartPole> plain(actor(6), {.algorithm = rl::Algorithm::reinforce, .envs = 4, .steps = 64});
+  const auto r = plain.update();
+  CHECK(std::isnan(r.explained_variance));
+  CHECK(std::isnan(r.clip_fraction));
+  CHECK(r.kl >= 0);
+}

@@ -102,19 +102,34 @@ struct Knob {
   }
   //! The range in words: "[0.0001, 0.01] log" or "{a, b}".
   [[nodiscard]] std::string range_text() const {
+    // Appended piece by piece: GCC 12 warns (-Wrestrict, wrongly) on "literal" + std::string&&.
+    std::string s;
     switch (type) {
       case KnobType::boolean: return "{false, true}";
-      case KnobType::choice: {
-        std::string s = "{";
-        for (std::size_t i = 0; i < choices.size(); ++i) s += (i ? ", " : "") + choices[i];
-        return s + "}";
-      }
+      case KnobType::choice:
+        s += '{';
+        for (std::size_t i = 0; i < choices.size(); ++i) {
+          if (i) s += ", ";
+          s += choices[i];
+        }
+        s += '}';
+        return s;
       case KnobType::integer:
-        return "[" + std::to_string(static_cast<std::int64_t>(lower)) + ", " +
-               std::to_string(static_cast<std::int64_t>(upper)) + "]";
+        s += '[';
+        s += std::to_string(static_cast<std::int64_t>(lower));
+        s += ", ";
+        s += std::to_string(static_cast<std::int64_t>(upper));
+        s += ']';
+        return s;
       case KnobType::real: break;
     }
-    return "[" + knob_text(lower) + ", " + knob_text(upper) + "]" + (log_scale ? " log" : "");
+    s += '[';
+    s += knob_text(lower);
+    s += ", ";
+    s += knob_text(upper);
+    s += ']';
+    if (log_scale) s += " log";
+    return s;
   }
 
   //! Why `v` is not a value of this knob (its type, its range, NaN), or nothing when it is one.

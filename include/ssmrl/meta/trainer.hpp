@@ -173,15 +173,17 @@ public:
   //! The options a controller or a person may change between iterations: the inner step (its rate
   //! unless Meta-SGD learns it, its count, its order), the outer step's rate (Adam) or KL limit and
   //! Fisher (TRPO), the discount and GAE's lambda. Defaults: the options given at construction.
-  [[nodiscard]] control::KnobSchema knob_schema() const {
-    const auto& o = configured_;
+  [[nodiscard]] control::KnobSchema knob_schema() const { return knob_schema(configured_); }
+  //! The knobs of a trainer constructed with `o`.
+  [[nodiscard]] static control::KnobSchema knob_schema(const MetaTrainerOptions& o) {
     std::vector<control::Knob> k;
     if constexpr (!learned_rates) {
       k.push_back(control::real_knob("inner_lr", o.inner_lr, 1e-4, 10.0, true, "the inner step size"));
     }
     k.push_back(control::integer_knob("inner_steps", o.inner_steps, 0, 10, "inner steps per task"));
     k.push_back(control::boolean_knob("first_order", o.first_order, "first-order MAML (no second derivatives)"));
-    if (uses_trpo()) {
+    const bool trpo = std::is_same_v<Outer, TrpoOuterStep> || (std::is_same_v<Outer, OuterStepFromOptions> && o.trpo);
+    if (trpo) {
       k.push_back(control::real_knob("max_kl", o.max_kl, 1e-5, 1.0, true, "TRPO's limit on the mean KL"));
       k.push_back(control::choice_knob("fisher",
                                        o.fisher == TrpoFisher::at_adapted ? "at_adapted" : "through_adaptation",

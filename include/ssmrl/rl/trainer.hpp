@@ -156,8 +156,9 @@ public:
   //! clip, epochs and minibatches only with PPO; the value and entropy weights and GAE's lambda not
   //! with REINFORCE; the decay switch only with a decay horizon). Defaults: the options given at
   //! construction.
-  [[nodiscard]] control::KnobSchema knob_schema() const {
-    const auto& o = configured_;
+  [[nodiscard]] control::KnobSchema knob_schema() const { return knob_schema(configured_); }
+  //! The knobs of a trainer constructed with `o`.
+  [[nodiscard]] static control::KnobSchema knob_schema(const TrainerOptions& o) {
     const bool ac = o.algorithm != Algorithm::reinforce;
     const bool ppo = o.algorithm == Algorithm::ppo;
     std::vector<control::Knob> k;

@@ -1,0 +1,314 @@
+// Hyper-parameter control without a trainer: the knob schema (types, bounds, decoding), the layered
+// values and their precedence, the override file's refusals (each leaves every knob bit-identical),
+// its atomic writer against a concurrent reader, the audit log, and the telemetry normaliser.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+#include <ssmrl/control.hpp>
+#include <ssmrl/control/override_file.hpp>
+
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/errors.hpp"
+
+using namespace ssmrl;
+using namespace ssmrl::control;
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path scratch_dir(const std::string& name) {
+  const auto dir = fs::temp_directory_path() / ("ssmrl_control_test_" + name);
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+void write_text(const fs::path& path, const std::string& text) {
+  std::ofstream(path, std::ios::binary) << text;
+}
+
+// A schema with one knob of each type and move.
+KnobSchema mixed_schema() {
+  return KnobSchema({real_knob("lr", 3e-4, 1e-6, 1.0, true, "learning rate"),
+                     real_knob("clip", 0.2, 0.01, 0.9, false, "clip range"),
+                     integer_knob("epochs", 4, 1, 50, "epochs"),
+                     boolean_knob("decay", true, "decay"),
+                     choice_knob("fisher", "at_adapted", {"at_adapted", "through_adaptation"}, "fisher")});
+}
+
+// Every knob's value and source, as text: equal texts mean bit-identical states (floats are
+// printed with the shortest text that reads back exactly).
+std::string snapshot(const KnobState& s) {
+  std::string out;
+  for (std::size_t i = 0; i < s.schema().size(); ++i) {
+    out += s.schema()[i].name + "=" + knob_text(s.value(i)) + "(" + knob_source_name(s.source(i)) + ") ";
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("a knob refuses values of another type, outside its range, and NaN, naming the knob and range") {
+  const auto schema = mixed_schema();
+  const auto& lr = schema[0];
+  CHECK_FALSE(lr.problem(1e-3).has_value());
+  CHECK(lr.problem(2.0).value() == "knob 'lr' = 2 is outside its range [1e-06, 1] log");
+  CHECK(lr.problem(std::nan("")).has_value());
+  CHECK(lr.problem(std::int64_t{1}).value().find("is float, not int") != std::string::npos);
+  const auto& epochs = schema[2];
+  CHECK(epochs.problem(3.0).value().find("is int, not float") != std::string::npos);
+  CHECK(epochs.problem(std::int64_t{51}).value().find("[1, 50]") != std::string::npos);
+  CHECK(schema[4].problem(std::string("exact")).value().find("{at_adapted, through_adaptation}") != std::string::npos);
+  CHECK(test::message_of<InvalidArgument>([&] { (void)epochs.parse("2.5", "here"); }).find("not a whole number") !=
+        std::string::npos);
+  CHECK(std::get<std::int64_t>(epochs.parse("7", "here")) == 7);
+  CHECK(std::get<bool>(schema[3].parse("false", "here")) == false);
+  CHECK(test::message_of<InvalidArgument>([&] { (void)lr.parse("0", "here"); }).find("outside its range") !=
+        std::string::npos);
+  CHECK_THROWS_AS(KnobSchema({real_knob("a", 1, 0, 2, false, ""), real_knob("a", 1, 0, 2, false, "")}), InvalidArgument);
+  CHECK_THROWS_AS(KnobSchema({real_knob("a", 3, 0, 2, false, "")}), InvalidArgument);
+}
+
+TEST_CASE("decoding any number gives a value of the knob's type inside its bounds (many random draws)") {
+  const auto schema = mixed_schema();
+  std::mt19937_64 rng(7);
+  std::cauchy_distribution<double> wild(0.0, 100.0);
+  for (int draw = 0; draw < 20000; ++draw) {
+    double x = wild(rng);
+    if (draw % 97 == 0) x = draw % 2 ? std::numeric_limits<double>::infinity() : -1e300;
+    for (const auto& k : schema.knobs()) {
+      const auto v = k.from_number(x);
+      REQUIRE_MESSAGE(!k.problem(v).has_value(), k.name, " decoded ", x, " to ", knob_text(v));
+      if (k.type == KnobType::integer) REQUIRE(std::holds_alternative<std::int64_t>(v));
+    }
+  }
+  CHECK(std::get<std::int64_t>(schema[2].from_number(3.4)) == 3);
+  CHECK(std::get<std::string>(schema[4].from_number(0.7)) == "through_adaptation");
+  CHECK(schema[0].position(1e-6) == doctest::Approx(0.0));
+  CHECK(schema[0].position(1.0) == doctest::Approx(1.0));
+  CHECK(schema[0].position(1e-3) == doctest::Approx(0.5));
+}
+
+TEST_CASE("precedence: override file > controller > config > default, and a refused layer changes nothing") {
+  KnobState s(mixed_schema());
+  CHECK(s.source(0) == KnobSource::default_value);
+  s.set_layer(KnobSource::config, {{"lr", 1e-3}});
+  s.set_layer(KnobSource::controller, {{"lr", 2e-3}, {"epochs", std::int64_t{8}}});
+  s.set_layer(KnobSource::override_file, {{"lr", 5e-3}});
+  CHECK(std::get<double>(s.value(0)) == 5e-3);
+  CHECK(s.source(0) == KnobSource::override_file);
+  CHECK(std::get<std::int64_t>(s.value(2)) == 8);
+  CHECK(s.source(2) == KnobSource::controller);
+  const auto before = snapshot(s);
+  CHECK_THROWS_AS(s.set_layer(KnobSource::controller, {{"lr", 1e-3}, {"epochs", std::int64_t{0}}}), InvalidArgument);
+  CHECK(snapshot(s) == before);
+  s.clear_layer(KnobSource::override_file);
+  CHECK(std::get<double>(s.value(0)) == 2e-3);
+  s.clear_layer(KnobSource::controller);
+  CHECK(std::get<double>(s.value(0)) == 1e-3);
+  CHECK(s.source(0) == KnobSource::config);
+}
+
+TEST_CASE("each refusal of the override file leaves every knob bit-identical, with one warning per content") {
+  const auto dir = scratch_dir("refusals");
+  const auto path = dir / "override.json";
+  KnobState s(mixed_schema());
+  s.set_layer(KnobSource::config, {{"clip", 0.3}});
+  OverrideFile file(path);
+  write_text(path, R"({"lr": 0.001, "epochs": 6})");
+  auto check = file.apply(s);
+  CHECK(check.changed);
+  CHECK_FALSE(check.warning);
+  CHECK(std::get<double>(s.value(0)) == 0.001);
+  const auto applied = snapshot(s);
+
+  const std::vector<std::pair<std::string, std::string>> refused{
+      {R"({"lr": 0.002, "bogus": 1})", "no knob 'bogus'"},
+      {R"({"lr": "0.002"})", "not JSON string"},
+      {R"({"epochs": 6.0})", "knob 'epochs' is int"},
+      {R"({"epochs": 2.5})", "knob 'epochs' is int"},
+      {R"({"decay": 1})", "knob 'decay' is bool"},
+      {R"({"lr": 5})", "outside its range"},
+      {R"({"lr": 1e999})", ""},
+      {R"({"lr": NaN})", "is not JSON"},
+      {R"({"lr": 0.002,)", "is not JSON"},
+      {R"({"lr": 0.0)", "is not JSON"},
+      {"", "is not JSON"},
+      {R"([0.002])", "not an object"},
+      {R"({"lr": 0.002, "lr": 0.003})", "names knob 'lr' twice"},
+      {R"({"fisher": "exact"})", "is not one of"},
+      {R"({"epochs": 18446744073709551615})", "knob 'epochs' is int"},
+  };
+  for (const auto& [text, reason] : refused) {
+    CAPTURE(text);
+    write_text(path, text);
+    check = file.apply(s);
+    REQUIRE(check.warning.has_value());
+    CHECK(check.warning->find(reason) != std::string::npos);
+    CHECK(check.warning->find(path.string()) != std::string::npos);
+    CHECK_FALSE(check.changed);
+    CHECK(snapshot(s) == applied);
+    // The same content again: still refused, no second warning.
+    check = file.apply(s);
+    CHECK_FALSE(check.warning.has_value());
+    CHECK(snapshot(s) == applied);
+  }
+  // Deleting the file reverts to the configured values.
+  fs::remove(path);
+  check = file.apply(s);
+  CHECK(check.changed);
+  CHECK(std::get<double>(s.value(0)) == 3e-4);
+  CHECK(s.source(0) == KnobSource::default_value);
+  CHECK(std::get<double>(s.value(1)) == 0.3);
+  CHECK(s.source(1) == KnobSource::config);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("int knobs stay ints through the override file's JSON, and floats read back exactly") {
+  const auto schema = mixed_schema();
+  const KnobChanges changes{{"lr", 0.1 + 0.2}, {"epochs", std::int64_t{12}}, {"decay", false}, {"fisher", std::string("through_adaptation")}};
+  const auto text = knob_changes_json(changes);
+  CHECK(text.find("\"epochs\": 12,") != std::string::npos);
+  const auto back = parse_knob_changes(text, schema, "text");
+  CHECK(back == changes);
+}
+
+TEST_CASE("a reader of the override file sees only whole versions while writers replace it") {
+  const auto dir = scratch_dir("concurrent");
+  const auto path = dir / "override.json";
+  const auto schema = mixed_schema();
+  // Versions of very different sizes, so that a torn or mixed read could not parse as one of them.
+  auto version = [](int n) {
+    KnobChanges c{{"epochs", std::int64_t{1 + n % 50}}};
+    if (n % 2 == 0) {
+      c["lr"] = 1e-4 * (1 + n % 7);
+      c["clip"] = 0.05 + 0.01 * (n % 9);
+      c["fisher"] = std::string("through_adaptation");
+    }
+    return c;
+  };
+  write_override_file(path, version(0));
+  constexpr int rounds = 1500;  // per writer
+  std::atomic<int> writers_done{0};
+  auto writer = [&](int id) {
+    for (int r = 0; r < rounds; ++r) write_override_file(path, version(2 * r + id));
+    ++writers_done;
+  };
+  std::thread a(writer, 0);
+  std::thread b(writer, 1);
+  long reads = 0;
+  long bad = 0;
+  std::string first_bad;
+  while (writers_done.load() < 2) {
+    std::string text;
+    try {
+      text = io::read_file("reader", path);
+      const auto got = parse_knob_changes(text, schema, "reader");
+      const auto epochs = std::get<std::int64_t>(got.at("epochs"));
+      bool known = false;
+      for (int n = static_cast<int>(epochs) - 1; n < 2 * rounds + 2 && !known; n += 50) known = version(n) == got;
+      if (!known) throw std::runtime_error("not a written version");
+    } catch (const std::exception& e) {
+      if (bad++ == 0) first_bad = std::string(e.what()) + ": " + text;
+    }
+    ++reads;
+  }
+  a.join();
+  b.join();
+  INFO(first_bad);
+  CHECK(bad == 0);
+  CHECK(reads > 100);
+  std::size_t leftovers = 0;
+  for (const auto& e : fs::directory_iterator(dir)) leftovers += io::is_temporary_file(e.path()) ? 1 : 0;
+  CHECK(leftovers == 0);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("the audit log records each change of value or source, resumes cut, and skips a torn last line") {
+  const auto dir = scratch_dir("audit");
+  const auto path = dir / "audit.csv";
+  KnobState s(mixed_schema());
+  {
+    AuditLog log(path);
+    log.record(0, s);
+    log.record(1, s);
+    s.set_layer(KnobSource::override_file, {{"epochs", std::int64_t{9}}});
+    log.record(2, s);
+    s.clear_layer(KnobSource::override_file);
+    log.record(3, s);
+  }
+  auto table = AuditLog::read(path);
+  REQUIRE(table.rows().size() == 7);
+  CHECK(table.column("iteration")[5] == 2);
+  CHECK(table.text_column("knob")[5] == "epochs");
+  CHECK(table.text_column("value")[5] == "9");
+  CHECK(table.text_column("source")[5] == "override");
+  CHECK(table.text_column("source")[6] == "default");
+  CHECK(table.text_column("value")[0] == "3e-04");
+  // Resumed at iteration 3: the row of iteration 3 goes, and the same change is recorded again.
+  {
+    AuditLog log(path, 3);
+    CHECK(AuditLog::read(path).rows().size() == 6);
+    log.record(3, s);
+  }
+  CHECK(AuditLog::read(path).rows().size() == 7);
+  std::ofstream(path, std::ios::app) << "4,lr,0.00";
+  CHECK(AuditLog::read(path).rows().size() == 7);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("a CSV table with text columns round-trips and refuses texts that need quoting") {
+  io::CsvTable t({"iteration", "source", "value"}, {"source"});
+  t.add_row(std::vector<io::CsvTable::Cell>{1.0, std::string("override"), 0.5});
+  t.add_row(std::vector<io::CsvTable::Cell>{2.0, std::string("config"), std::nan("")});
+  const auto back = io::CsvTable::parse(t.text(), "text", {"iteration", "source", "value"}, {"source"});
+  CHECK(back.text() == t.text());
+  CHECK(back.text_column("source")[1] == "config");
+  CHECK_THROWS_AS(t.add_row(std::vector<io::CsvTable::Cell>{1.0, std::string("a,b"), 0.5}), InvalidArgument);
+  CHECK_THROWS_AS(t.add_row(std::vector<io::CsvTable::Cell>{1.0, 2.0, 0.5}), InvalidArgument);
+  CHECK_THROWS_AS(t.add_row(std::vector<double>{1.0, 2.0, 0.5}), InvalidArgument);
+  CHECK_THROWS_AS(io::CsvTable::parse("iteration,source,value\n1,\"x,2\n", "text", {"iteration", "source", "value"},
+                                      {"source"}),
+                  InvalidArgument);
+}
+
+TEST_CASE("the running normaliser matches the batch mean and variance, skips NaN and round-trips its state") {
+  RunningNormalizer n(2);
+  std::mt19937_64 rng(3);
+  std::normal_distribution<double> d(5.0, 2.0);
+  std::vector<double> xs;
+  for (int i = 0; i < 1000; ++i) {
+    const double x = d(rng);
+    xs.push_back(x);
+    n.update({x, i % 10 == 0 ? std::nan("") : -x});
+  }
+  double mean = 0;
+  for (const double x : xs) mean += x;
+  mean /= static_cast<double>(xs.size());
+  double var = 0;
+  for (const double x : xs) var += (x - mean) * (x - mean);
+  var /= static_cast<double>(xs.size());
+  CHECK(n.means()[0] == doctest::Approx(mean).epsilon(1e-12));
+  CHECK(n.variance(0) == doctest::Approx(var).epsilon(1e-10));
+  CHECK(n.counts()[1] == 900);
+  const auto z = n.normalize({mean + std::sqrt(var), std::nan("")});
+  CHECK(z[0] == doctest::Approx(1.0).epsilon(1e-6));
+  CHECK(z[1] == 0.0);
+  CHECK(n.normalize({1e9, 0})[0] == 5.0);
+  RunningNormalizer m(2);
+  m.set_state(n.state());
+  CHECK(m.normalize({1.0, 2.0}) == n.normalize({1.0, 2.0}));
+  auto broken = n.state();
+  broken[0] = -1;
+  CHECK_THROWS_AS(m.set_state(broken), InvalidArgument);
+  CHECK(m.state() == n.state());
+}
