@@ -5,5 +5,6 @@
 #include "ssmrl/core.hpp"
 #include "ssmrl/io.hpp"
 #include "ssmrl/adapt/buffer_checkpoint.hpp"
+#include "ssmrl/control/controller_file.hpp"
 #include "ssmrl/control/override_file.hpp"
 #include "ssmrl/meta/checkpoint.hpp"

@@ -1,16 +1,23 @@
 // Hyper-parameter control without a trainer: the knob schema (types, bounds, decoding), the layered
 // values and their precedence, the override file's refusals (each leaves every knob bit-identical),
-// its atomic writer against a concurrent reader, the audit log, and the telemetry normaliser.
+// its atomic writer against a concurrent reader, the audit log, the telemetry normaliser, the
+// MetaController (bounded decoding, save and load, learning from rewards) and PBT's decisions.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 #include <ssmrl/control.hpp>
+#include <ssmrl/control/controller_file.hpp>
 #include <ssmrl/control/override_file.hpp>
+#include <ssmrl/control/pbt.hpp>
+#include <ssmrl/control/pbt_toy.hpp>
+#include <ssmrl/nn/cells/diag_ssm.hpp>
+#include <ssmrl/nn/cells/gru.hpp>
 
 #include <atomic>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <numeric>
 #include <random>
 #include <set>
 #include <string>
@@ -311,4 +318,196 @@ TEST_CASE("the running normaliser matches the batch mean and variance, skips NaN
   broken[0] = -1;
   CHECK_THROWS_AS(m.set_state(broken), InvalidArgument);
   CHECK(m.state() == n.state());
+}
+
+namespace {
+
+using GruController = MetaController<nn::GruCell<double>>;
+
+// A schema with every kind of move: multiplicative, additive (a float and an int), and absolute
+// (a float grid, a bool, a choice).
+KnobSchema steered_schema() {
+  auto grid = real_knob("entropy", 0.01, 0.0, 0.1, false, "");
+  grid.move = KnobMove::absolute;
+  return KnobSchema({real_knob("lr", 3e-4, 1e-6, 1.0, true, ""), real_knob("clip", 0.2, 0.01, 0.9, false, ""),
+                     integer_knob("epochs", 4, 1, 50, ""), grid, boolean_knob("decay", true, ""),
+                     choice_knob("fisher", "at_adapted", {"at_adapted", "through_adaptation"}, "")});
+}
+
+KnobChanges defaults_of(const KnobSchema& s) {
+  KnobChanges out;
+  for (const auto& k : s.knobs()) out[k.name] = k.default_value;
+  return out;
+}
+
+Telemetry telemetry_of(double a, double b) {
+  Telemetry t;
+  t.add("return_mean", a);
+  t.add("kl", b);
+  return t;
+}
+
+}  // namespace
+
+TEST_CASE("whatever the controller's network outputs, each decoded value is in bounds and of its knob's type") {
+  const auto schema = steered_schema();
+  GruController c(nn::GruCell<double>({.input = 2 + 6, .hidden = 8}), schema, {"return_mean", "kl"}, {.levels = 5});
+  std::mt19937_64 rng(11);
+  std::normal_distribution<double> wild(0.0, 30.0);
+  auto knobs = defaults_of(schema);
+  for (int draw = 0; draw < 300; ++draw) {
+    auto params = c.parameters();
+    for (auto& m : params) m = m.unaryExpr([&](double) { return wild(rng); });
+    c.set_parameters(params);
+    for (int step = 0; step < 10; ++step) {
+      const auto d = c.decide(telemetry_of(wild(rng), wild(rng)), knobs, step % 2 == 0);
+      REQUIRE(d.changes.size() == schema.size());
+      schema.check(d.changes, "decoded");
+      REQUIRE(std::holds_alternative<std::int64_t>(d.changes.at("epochs")));
+      knobs = d.changes;
+    }
+  }
+  CHECK(apply_action(schema[0], 1.0, 2, 5) == KnobValue(1.0));  // up from the upper bound stays there
+  CHECK(apply_action(schema[2], std::int64_t{1}, 0, 5) == KnobValue(std::int64_t{1}));
+  CHECK(apply_action(schema[3], 0.05, 4, 5) == KnobValue(0.1));
+  CHECK(action_of_change(schema[3], 0.0, 0.074, 5) == 3);
+  CHECK_THROWS_AS(GruController(nn::GruCell<double>({.input = 3, .hidden = 8}), schema, {"return_mean"}), InvalidArgument);
+}
+
+TEST_CASE("a saved controller loads to the same decisions; a file for other knobs is refused, changing nothing") {
+  const auto dir = scratch_dir("controller");
+  const auto schema = steered_schema();
+  GruController c(nn::GruCell<double>({.input = 8, .hidden = 8}), schema, {"return_mean", "kl"}, {.levels = 5, .seed = 3});
+  auto knobs = defaults_of(schema);
+  std::mt19937_64 rng(5);
+  std::normal_distribution<double> n(0.0, 1.0);
+  std::vector<Telemetry> later;
+  for (int i = 0; i < 12; ++i) later.push_back(telemetry_of(n(rng), n(rng)));
+  for (int i = 0; i < 6; ++i) knobs = c.decide(later[static_cast<std::size_t>(i)], knobs).changes;
+  c.reinforce({1, 0, 2, 0, 1, 3});
+  save_controller(dir / "c.safetensors", c);
+  GruController d(nn::GruCell<double>({.input = 8, .hidden = 8}), schema, {"return_mean", "kl"}, {.levels = 5, .seed = 9});
+  CHECK(d.parameters() != c.parameters());
+  load_controller(dir / "c.safetensors", d);
+  CHECK(d.parameters() == c.parameters());
+  CHECK(d.state() == c.state());
+  CHECK(d.normalizer().state() == c.normalizer().state());
+  auto knobs_c = knobs;
+  auto knobs_d = knobs;
+  for (std::size_t i = 6; i < later.size(); ++i) {
+    const auto a = c.decide(later[i], knobs_c, true);
+    const auto b = d.decide(later[i], knobs_d, true);
+    CHECK(a.changes == b.changes);
+    CHECK(a.log_prob == b.log_prob);
+    knobs_c = a.changes;
+    knobs_d = b.changes;
+  }
+  auto other = steered_schema().subset({"lr", "clip", "epochs", "entropy", "decay"}, "test");
+  GruController e(nn::GruCell<double>({.input = 7, .hidden = 8}), other, {"return_mean", "kl"}, {.levels = 5});
+  const auto before = e.parameters();
+  CHECK(test::message_of<InvalidArgument>([&] { load_controller(dir / "c.safetensors", e); }).find("steers the knobs") !=
+        std::string::npos);
+  CHECK(e.parameters() == before);
+  GruController f(nn::GruCell<double>({.input = 8, .hidden = 8}), schema, {"return_mean", "entropy"}, {.levels = 5});
+  CHECK_THROWS_AS(load_controller(dir / "c.safetensors", f), InvalidArgument);
+  fs::remove_all(dir);
+}
+
+namespace {
+
+// Runs of 20 decisions on a synthetic objective whose best value of knob x is 0.7: reward
+// -|x - 0.7| + noise. Returns the mean reward of the last 100 runs.
+template <class Controller>
+double learn_synthetic(Controller& c, int runs) {
+  std::mt19937_64 rng(21);
+  std::normal_distribution<double> noise(0.0, 0.1);
+  double late = 0;
+  for (int r = 0; r < runs; ++r) {
+    c.reset();
+    KnobChanges knobs{{"x", 0.5}};
+    std::vector<double> rewards;
+    double last = 0;
+    for (int t = 0; t < 20; ++t) {
+      Telemetry tel;
+      tel.add("reward", last);
+      knobs = c.decide(tel, knobs).changes;
+      last = -std::abs(std::get<double>(knobs.at("x")) - 0.7) + noise(rng);
+      rewards.push_back(last);
+    }
+    c.reinforce(rewards);
+    if (r >= runs - 100) late += std::accumulate(rewards.begin(), rewards.end(), 0.0) / 20 / 100;
+  }
+  return late;
+}
+
+}  // namespace
+
+TEST_CASE("online REINFORCE moves a knob toward the optimum of a synthetic objective; without the gradient it does not") {
+  auto x = real_knob("x", 0.5, 0.0, 1.0, false, "");
+  x.move = KnobMove::absolute;
+  const KnobSchema schema({x});
+  using SsmController = MetaController<nn::DiagSsmCell<double>>;
+  auto make = [&](bool zero) {
+    return SsmController(nn::DiagSsmCell<double>({.input = 2, .state = 8, .output = 8}), schema, {"reward"},
+                         {.levels = 9, .lr = 1e-2, .zero_gradient = zero, .seed = 4});
+  };
+  auto learner = make(false);
+  auto control = make(true);
+  const auto start = learner.parameters();
+  const double learnt = learn_synthetic(learner, 400);
+  const double frozen = learn_synthetic(control, 400);
+  CHECK(control.parameters() == start);
+  CHECK(learner.parameters() != start);
+  MESSAGE("mean reward of the last 100 runs: learning ", learnt, ", without the gradient ", frozen);
+  CHECK(frozen < -0.2);  // about the mean distance of a uniform choice from 0.7
+  CHECK(learnt > -0.08);  // the grid points 0.625 and 0.75 lie 0.075 and 0.05 from it
+  learner.reset();
+  const auto d = learner.decide([] { Telemetry t; t.add("reward", 0.0); return t; }(), {{"x", 0.5}}, true);
+  CHECK(std::abs(std::get<double>(d.changes.at("x")) - 0.7) < 0.1);
+}
+
+TEST_CASE("PBT: the bottom quantile copies the top one, and explore keeps ints ints and values in bounds") {
+  std::mt19937_64 rng(2);
+  const std::vector<double> scores{5, 1, std::nan(""), 9, 7, 3, 8, 2};
+  const auto copies = pbt_exploits(scores, {}, rng);
+  REQUIRE(copies.size() == 2);
+  for (const auto& c : copies) {
+    CHECK((c.to == 2 || c.to == 1));
+    CHECK((c.from == 3 || c.from == 6));
+  }
+  CHECK(pbt_exploits({1.0, 2.0, 3.0, 4.0}, {}, rng).size() == 1);
+  const auto schema = mixed_schema();
+  const PbtOptions no_resample{.resample_probability = 0};
+  for (int i = 0; i < 2000; ++i) {
+    const auto v = pbt_explore(schema, {{"lr", 0.5}, {"epochs", std::int64_t{10}}, {"decay", true}, {"fisher", std::string("at_adapted")}},
+                               i % 2 ? PbtOptions{} : no_resample, rng);
+    schema.check(v, "explored");
+    REQUIRE(std::holds_alternative<std::int64_t>(v.at("epochs")));
+    if (i % 2 == 0) {
+      const double lr = std::get<double>(v.at("lr"));
+      CHECK((lr == 0.5 * 0.8 || lr == 0.5 * 1.2));
+      const auto epochs = std::get<std::int64_t>(v.at("epochs"));
+      CHECK((epochs == 8 || epochs == 12));
+      CHECK(std::get<bool>(v.at("decay")) == false);
+      CHECK(std::get<std::string>(v.at("fisher")) == "through_adaptation");
+    }
+  }
+  CHECK(std::get<double>(perturb(schema[0], 0.9, no_resample, rng)) <= 1.0);
+}
+
+TEST_CASE("the PBT toy's best learning rate follows Ray Tune's pbt_function") {
+  CHECK(PbtToy::optimal_lr(0) == 0.001);
+  CHECK(PbtToy::optimal_lr(50) == doctest::Approx(0.005));
+  CHECK(PbtToy::optimal_lr(100) == doctest::Approx(0.01));
+  CHECK(PbtToy::optimal_lr(150) == doctest::Approx(0.005));
+  CHECK(PbtToy::optimal_lr(300) == 0.001);
+  std::mt19937_64 rng(1);
+  PbtToy good;
+  PbtToy bad;
+  for (int i = 0; i < 100; ++i) {
+    good.step(PbtToy::optimal_lr(good.accuracy), rng);
+    bad.step(0.01, rng);
+  }
+  CHECK(good.accuracy > 30);
+  CHECK(bad.accuracy < 10);
 }
