@@ -156,8 +156,8 @@ int main(int argc, char** argv) {
               eval_seeds);
   std::printf("| %-34s | %7s | %6s |\n|---|---|---|\n", "arm", "mean", "std");
   double best_fixed = -1;
-  for (int i = 0; i < 9; ++i) {
-    const double lr = 0.001 * std::pow(10.0, i / 8.0);
+  for (int i = 0; i <= 16; ++i) {  // 17 rates, log-spaced over the toy's range
+    const double lr = 0.001 * std::pow(10.0, i / 16.0);
     std::vector<double> v;
     for (int s = 0; s < eval_seeds; ++s) v.push_back(fixed(lr, eval_base + static_cast<std::uint64_t>(s)));
     char name[64];

@@ -148,7 +148,7 @@ int train(const Config& config, const TrainOptions& args) {
     const double before = progress.elapsed();
     knobs.before_iteration(it, trainer);
     const auto s = trainer.iteration();
-    log.add_row(row_with_knobs({static_cast<double>(s.iteration + 1), s.pre_adaptation_return, s.post_adaptation_return,
+    log.add_cells(row_with_knobs({static_cast<double>(s.iteration + 1), s.pre_adaptation_return, s.post_adaptation_return,
                                 s.trpo.accepted ? 1.0 : 0.0, s.trpo.kl, progress.elapsed() - before,
                                 s.post_adaptation_std, s.entropy, s.episode_length, s.grad_norm,
                                 s.outer_step_applied ? 1.0 : 0.0},

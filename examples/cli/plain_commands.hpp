@@ -156,7 +156,7 @@ int train(const PlainConfig<Policy, Env>& config, const TrainOptions& args) {
     const double before = progress.elapsed();
     knobs.before_iteration(it, trainer);
     const auto s = trainer.update();
-    log.add_row(row_with_knobs({static_cast<double>(it + 1), static_cast<double>(s.env_steps), s.mean_return, s.loss,
+    log.add_cells(row_with_knobs({static_cast<double>(it + 1), static_cast<double>(s.env_steps), s.mean_return, s.loss,
                                 s.grad_norm, progress.elapsed() - before, s.return_std, s.episode_length, s.entropy,
                                 s.kl, s.clip_fraction, s.explained_variance, s.lr},
                                knobs));

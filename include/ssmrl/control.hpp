@@ -9,3 +9,4 @@
 #include "ssmrl/control/meta_controller.hpp"
 #include "ssmrl/control/pbt.hpp"
 #include "ssmrl/control/pbt_toy.hpp"
+#include "ssmrl/control/pretraining.hpp"

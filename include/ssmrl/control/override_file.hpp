@@ -199,7 +199,7 @@ public:
       const auto sources = old.text_column("source");
       for (std::size_t r = 0; r < iterations.size(); ++r) {
         if (iterations[r] >= static_cast<double>(*resume_at)) continue;
-        table.add_row(std::vector<io::CsvTable::Cell>{iterations[r], knobs[r], values[r], sources[r]});
+        table.add_cells(std::vector<io::CsvTable::Cell>{iterations[r], knobs[r], values[r], sources[r]});
         last_[knobs[r]] = values[r] + "," + sources[r];
       }
     }

@@ -67,23 +67,23 @@ public:
     SSMRL_REQUIRE(row.size() == columns_.size(), "io::CsvTable::add_row: ", row.size(), " values for ",
                   columns_.size(), " columns");
     for (std::size_t c = 0; c < columns_.size(); ++c) {
-      SSMRL_REQUIRE(!is_text_[c], "io::CsvTable::add_row: column '", columns_[c], "' holds texts; pass cells");
+      SSMRL_REQUIRE(!is_text_[c], "io::CsvTable::add_row: column '", columns_[c], "' holds texts; use add_cells");
     }
     rows_.push_back(std::move(row));
     texts_.emplace_back();
   }
   //! A row of numbers and texts, each cell of its column's kind; texts must be plain_csv_text().
-  void add_row(const std::vector<Cell>& cells) {
-    SSMRL_REQUIRE(cells.size() == columns_.size(), "io::CsvTable::add_row: ", cells.size(), " values for ",
+  void add_cells(const std::vector<Cell>& cells) {
+    SSMRL_REQUIRE(cells.size() == columns_.size(), "io::CsvTable::add_cells: ", cells.size(), " values for ",
                   columns_.size(), " columns");
     std::vector<double> numbers(cells.size(), std::numeric_limits<double>::quiet_NaN());
     std::vector<std::string> texts;
     for (std::size_t c = 0; c < cells.size(); ++c) {
-      SSMRL_REQUIRE(is_text_[c] == std::holds_alternative<std::string>(cells[c]), "io::CsvTable::add_row: column '",
+      SSMRL_REQUIRE(is_text_[c] == std::holds_alternative<std::string>(cells[c]), "io::CsvTable::add_cells: column '",
                     columns_[c], "' holds ", is_text_[c] ? "texts" : "numbers");
       if (is_text_[c]) {
         const auto& t = std::get<std::string>(cells[c]);
-        SSMRL_REQUIRE(plain_csv_text(t), "io::CsvTable::add_row: text '", t, "' of column '", columns_[c],
+        SSMRL_REQUIRE(plain_csv_text(t), "io::CsvTable::add_cells: text '", t, "' of column '", columns_[c],
                       "' holds a comma, quote or newline");
         texts.push_back(t);
       } else {
