@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include <ssmrl/control/knobs.hpp>
+
 namespace ssmrl::cli {
 
 //! The options given on the command line, by their long names without "--" (for checks that an
@@ -28,6 +30,12 @@ struct TrainOptions {
   std::vector<std::string> set;  //!< --set NAME=VALUE, in order
   std::string config_file;       //!< --config-file: a JSON object of knob values
   std::string override_file;     //!< --override-file: read before each iteration
+  std::string controller;        //!< --controller: a controller file (`ssmrl controller init`, `ssmrl pretrain`)
+  long controller_every = 5;     //!< iterations between its decisions
+  bool controller_learn = false; //!< REINFORCE on its decisions during the run
+  //! A scripted schedule (`ssmrl sweep`): JSON [[iteration, {knob: value, ...}], ...], applied
+  //! through the controller's layer.
+  std::string schedule;
   GivenOptions given;
 
   [[nodiscard]] std::string run_directory() const {
@@ -56,8 +64,47 @@ int run_train_plain(const TrainOptions& options);
 int run_eval(const EvalOptions& options);
 int run_adapt(const EvalOptions& options);
 int run_configs();
+//! The knobs of configuration `name` as `ssmrl train` runs it; sets `meta`. Throws for unknown names.
+control::KnobSchema config_knob_schema(const std::string& name, bool& meta);
 //! `ssmrl configs --knobs NAME`: the knobs of a configuration, with types, bounds and defaults.
 int run_config_knobs(const std::string& name);
+
+struct ControllerInitOptions {
+  std::string config;
+  std::string knobs;       //!< comma-separated knob names
+  std::string telemetry;   //!< comma-separated train.csv columns; empty: the configuration's default set
+  long hidden = 32;
+  std::uint64_t seed = 1;
+  std::string out;
+};
+//! `ssmrl controller init`: a new MetaController<GRU> file for a configuration's knobs.
+int run_controller_init(const ControllerInitOptions& options);
+
+struct SweepOptions {
+  std::string config;
+  std::string dir;
+  std::vector<std::string> grid;    //!< NAME=V1,V2,... : every combination
+  std::vector<std::string> sample;  //!< NAME=LOW:HIGH : drawn (log-uniformly for log-scale knobs)
+  long samples = 0;                 //!< random draws of --sample (0: grid only)
+  long schedules = 0;               //!< per seed, runs with random piecewise-constant schedules of --sample
+  long segment = 10;                //!< iterations per piece of a schedule
+  std::string seeds = "1";          //!< e.g. 1-4 or 1,3,5
+  long outer_steps = 0;
+  unsigned threads = 2;
+  std::uint64_t sweep_seed = 1;
+};
+//! `ssmrl sweep`: runs of a configuration over knob values and seeds, each with its train.csv.
+int run_sweep(const SweepOptions& options);
+
+struct PretrainOptions {
+  std::string controller;           //!< the controller file, trained in place
+  std::vector<std::string> runs;    //!< run directories or directories holding them (a sweep's)
+  long window = 5;
+  long steps = 300;
+  std::string objective;            //!< empty: the configuration's
+};
+//! `ssmrl pretrain`: offline pretraining of a controller on logged runs.
+int run_pretrain(const PretrainOptions& options);
 
 //! Whether `name` is a meta-training configuration (false for plain ones); throws for unknown names.
 bool is_meta_config(const std::string& name);

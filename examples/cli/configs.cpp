@@ -19,17 +19,28 @@ int run_configs() {
   return 0;
 }
 
-int run_config_knobs(const std::string& name) {
-  const bool found = visit_config(name, [](const auto& c) {
+control::KnobSchema config_knob_schema(const std::string& name, bool& meta) {
+  control::KnobSchema schema;
+  const bool found = visit_config(name, [&](const auto& c) {
     using C = std::decay_t<decltype(c)>;
-    control::KnobSchema schema;
     if constexpr (requires { typename C::Tasks; }) {
+      meta = true;
       schema = meta::MetaTrainer<typename C::Policy, typename C::Tasks, typename C::Algorithm>::knob_schema(c.options);
     } else {
+      meta = false;
       auto options = c.options;
       options.total_updates = c.outer_steps;
       schema = rl::Trainer<typename C::Policy, typename C::Env>::knob_schema(options);
     }
+  });
+  SSMRL_REQUIRE(found, "ssmrl: unknown config '", name, "'; known: ", known_configs());
+  return schema;
+}
+
+int run_config_knobs(const std::string& name) {
+  bool meta = false;
+  const auto schema = config_knob_schema(name, meta);
+  visit_config(name, [&](const auto& c) {
     std::printf("knobs of %s (ssmrl train --set NAME=VALUE, --config-file, --override-file):\n", c.name.c_str());
     std::printf("%-14s %-7s %-30s %-12s %-15s %s\n", "name", "type", "range", "default", "move", "what it is");
     for (const auto& k : schema.knobs()) {
@@ -41,7 +52,6 @@ int run_config_knobs(const std::string& name) {
                   k.description.c_str());
     }
   });
-  SSMRL_REQUIRE(found, "ssmrl configs --knobs: unknown config '", name, "'; known: ", known_configs());
   return 0;
 }
 

@@ -46,13 +46,6 @@ inline std::string override_path(const TrainOptions& args) {
   return args.override_file.empty() ? std::string() : fs::absolute(args.override_file).lexically_normal().string();
 }
 
-//! Every knob's value in effect, as JSON (a checkpoint's record).
-inline std::string knobs_in_effect_json(const control::KnobState& state) {
-  control::KnobChanges all;
-  for (std::size_t i = 0; i < state.schema().size(); ++i) all[state.schema()[i].name] = state.value(i);
-  return control::knob_changes_json(all);
-}
-
 //! train.csv's column of a knob: "knob.NAME".
 inline std::string knob_column(const control::Knob& k) { return "knob." + k.name; }
 
@@ -65,14 +58,100 @@ inline std::vector<std::string> knob_text_columns(const control::KnobSchema& sch
   return out;
 }
 
-//! The knobs of one run: their layered values, the override file, the audit log.
+//! The controller of `ssmrl train --controller`: a GRU over telemetry columns of train.csv.
+using CliController = control::MetaController<nn::GruCell<double>>;
+
+//! A controller file of `ssmrl controller init` or `ssmrl pretrain` (or of a run), its network
+//! built from the file's description and then loaded.
+inline CliController load_cli_controller(const fs::path& path) {
+  const auto file = io::read_safetensors(path);
+  const auto& m = file.metadata;
+  auto value = [&](const std::string& key) {
+    const auto it = m.find(key);
+    SSMRL_REQUIRE(it != m.end(), "ssmrl: '", path.string(), "' has no '", key, "' metadata; it is no controller file");
+    return it->second;
+  };
+  nlohmann::json cell;
+  std::vector<std::string> telemetry;
+  long levels = 0;
+  try {
+    cell = nlohmann::json::parse(value("ssmrl.controller.cell"));
+    telemetry = nlohmann::json::parse(value("ssmrl.controller.telemetry")).get<std::vector<std::string>>();
+    levels = std::stol(value("ssmrl.controller.levels"));
+    SSMRL_REQUIRE(cell.at("type") == "GruCell", "ssmrl: '", path.string(), "' holds a ", cell.at("type").dump(),
+                  " controller; the command line runs GruCell controllers");
+  } catch (const std::exception& e) {
+    SSMRL_THROW(::ssmrl::InvalidArgument, ::ssmrl::detail::message("ssmrl: '", path.string(),
+                                                                     "': unreadable controller description: ", e.what()));
+  }
+  CliController c(nn::GruCell<double>({.input = cell.at("input").get<ad::Index>(), .hidden = cell.at("hidden").get<ad::Index>()}),
+                  control::schema_of_json(value("ssmrl.controller.knobs"), path.string()), telemetry,
+                  {.levels = static_cast<int>(levels)});
+  control::load_controller(path, c);
+  return c;
+}
+
+//! Reads a schedule's JSON, [[iteration, {knob: value}], ...], checking every entry against `schema`.
+inline std::vector<std::pair<long, control::KnobChanges>> parse_schedule(const std::string& text,
+                                                                         const control::KnobSchema& schema) {
+  std::vector<std::pair<long, control::KnobChanges>> out;
+  if (text.empty()) return out;
+  const auto doc = nlohmann::json::parse(text);
+  SSMRL_REQUIRE(doc.is_array(), "ssmrl train: the schedule is not a JSON array");
+  for (const auto& entry : doc) {
+    SSMRL_REQUIRE(entry.is_array() && entry.size() == 2 && entry[0].is_number_integer(),
+                  "ssmrl train: a schedule entry is not [iteration, {knobs}]: ", entry.dump());
+    out.emplace_back(entry[0].get<long>(), control::parse_knob_changes(entry[1].dump(), schema, "the schedule"));
+  }
+  return out;
+}
+
+//! The knobs of one run: their layered values, the override file, the audit log, and a
+//! controller or a scripted schedule writing the controller's layer.
+struct ControllerSetup {
+  std::string file;       //!< a controller file to start from (a new run)
+  long every = 5;
+  bool learn = false;
+  std::string objective;  //!< the train.csv column whose improvement rewards a decision
+};
+
 class RunKnobs {
 public:
   RunKnobs(control::KnobSchema schema, control::KnobChanges configured, const fs::path& dir,
-           const std::string& override_file, std::optional<long> resume_at)
-      : state_(std::move(schema)), audit_(dir / "knobs_audit.csv", resume_at) {
+           const std::string& override_file, std::optional<long> resume_at,
+           const std::map<std::string, std::string>& saved = {}, const ControllerSetup& setup = {},
+           const std::string& schedule = {}, const std::vector<std::string>& log_columns = {})
+      : state_(std::move(schema)), audit_(dir / "knobs_audit.csv", resume_at), dir_(dir), setup_(setup) {
     state_.set_layer(control::KnobSource::config, std::move(configured));
     if (!override_file.empty()) override_.emplace(override_file);
+    schedule_ = parse_schedule(schedule, state_.schema());
+    if (const auto it = saved.find("ssmrl.knobs.controller"); resume_at && it != saved.end()) {
+      state_.set_layer(control::KnobSource::controller,
+                       control::parse_knob_changes(it->second, state_.schema(), "the run's controller knobs"));
+    }
+    SSMRL_REQUIRE(!(resume_at && !setup.file.empty()), "ssmrl train --resume: the run continues with its own "
+                  "controller (the file its latest checkpoint names); --controller is for a new run");
+    if (const auto it = saved.find("ssmrl.controller_file"); resume_at && it != saved.end() && !it->second.empty()) {
+      controller_.emplace(load_cli_controller(dir / it->second));
+      controller_file_ = it->second;
+    } else if (!setup.file.empty()) {
+      controller_.emplace(load_cli_controller(setup.file));
+    }
+    if (controller_) {
+      SSMRL_REQUIRE(schedule_.empty(), "ssmrl train: a controller and a schedule both write the controller's knobs");
+      const auto& steered = controller_->knobs();
+      std::vector<std::string> names;
+      for (const auto& k : steered.knobs()) names.push_back(k.name);
+      SSMRL_REQUIRE(steered.same_knobs(state_.schema().subset(names, "ssmrl train --controller")),
+                    "ssmrl train --controller: the controller steers ", steered.names_text(),
+                    " with other types, ranges or moves than this configuration's knobs of those names");
+      for (const auto& n : controller_->telemetry_names()) {
+        SSMRL_REQUIRE(std::find(log_columns.begin(), log_columns.end(), n) != log_columns.end(),
+                      "ssmrl train --controller: the controller reads '", n, "', which is not a column of train.csv");
+      }
+      SSMRL_REQUIRE(std::find(log_columns.begin(), log_columns.end(), setup.objective) != log_columns.end(),
+                    "ssmrl train --controller: the objective '", setup.objective, "' is not a column of train.csv");
+    }
   }
 
   [[nodiscard]] const control::KnobState& state() const noexcept { return state_; }
@@ -83,7 +162,11 @@ public:
   //! Before iteration `iteration` (counted from 0): reads the override file, sets the trainer's knobs
   //! to the values in effect and records changes in the audit log.
   template <class Trainer>
-  void before_iteration(long iteration, Trainer& trainer) {
+  void before_iteration(long iteration, Trainer& trainer, const io::CsvTable& log) {
+    for (const auto& [at, changes] : schedule_) {
+      if (at == iteration) state_.merge_into_layer(control::KnobSource::controller, changes);
+    }
+    if (controller_ && iteration > 0 && iteration % setup_.every == 0 && !log.rows().empty()) decide(log);
     if (override_) {
       const auto check = override_->apply(state_);
       if (check.warning) std::fprintf(stderr, "ssmrl train: override file ignored: %s\n", check.warning->c_str());
@@ -98,6 +181,34 @@ public:
     audit_.record(iteration, state_);
   }
 
+  //! The checkpoint metadata of the knobs (with `with_controller`, the controller's file is written
+  //! first, named by the iteration, and named in the metadata; the previous one goes after).
+  void add_metadata(std::map<std::string, std::string>& m, long iteration, bool with_controller) {
+    m["ssmrl.knobs.config"] = config_json();
+    m["ssmrl.knobs.controller"] = control::knob_changes_json(state_.layer(control::KnobSource::controller));
+    control::KnobChanges all;
+    for (std::size_t i = 0; i < state_.schema().size(); ++i) all[state_.schema()[i].name] = state_.value(i);
+    m["ssmrl.knobs"] = control::knob_changes_json(all);
+    if (controller_ && with_controller) {
+      const std::string name = "controller-" + std::to_string(iteration) + ".safetensors";
+      control::save_controller(dir_ / name, *controller_, {{"ssmrl.iteration", std::to_string(iteration)}});
+      m["ssmrl.controller_file"] = name;
+      pending_removal_ = controller_file_ != name ? controller_file_ : std::string();
+      controller_file_ = name;
+    } else if (with_controller) {
+      m["ssmrl.controller_file"] = "";
+    }
+  }
+  //! After the checkpoint that names the new controller file: the previous file goes.
+  void checkpoint_written() {
+    if (pending_removal_.empty()) return;
+    std::error_code ec;
+    fs::remove(dir_ / pending_removal_, ec);
+    pending_removal_.clear();
+  }
+  [[nodiscard]] bool has_controller() const noexcept { return controller_.has_value(); }
+  [[nodiscard]] long controller_updates() const noexcept { return updates_; }
+
   //! The knob cells of a train.csv row: numbers (bools 0/1), choices as text.
   [[nodiscard]] std::vector<io::CsvTable::Cell> cells() const {
     std::vector<io::CsvTable::Cell> out;
@@ -111,9 +222,46 @@ public:
   }
 
 private:
+  // One decision from the last logged row; first the reward of the decision before (the mean of
+  // the objective over the rows since it, less its value when it was made), and with learning a
+  // REINFORCE step once 8 decisions have their rewards.
+  void decide(const io::CsvTable& log) {
+    const auto& row = log.rows().back();
+    const double objective = row[log.column_index(setup_.objective)];
+    if (awaiting_) {
+      const auto values = log.column(setup_.objective);
+      double sum = 0;
+      long count = 0;
+      for (std::size_t r = awaiting_->first; r < values.size(); ++r, ++count) sum += values[r];
+      const double reward = count > 0 ? sum / static_cast<double>(count) - awaiting_->second : 0.0;
+      rewards_.push_back(std::isfinite(reward) ? reward : 0.0);
+    }
+    if (setup_.learn && !rewards_.empty() && rewards_.size() == controller_->pending() && rewards_.size() >= 8) {
+      controller_->reinforce(rewards_);
+      rewards_.clear();
+      ++updates_;
+    }
+    control::Telemetry t;
+    for (const auto& n : controller_->telemetry_names()) t.add(n, row[log.column_index(n)]);
+    control::KnobChanges current;
+    for (const auto& k : controller_->knobs().knobs()) current[k.name] = state_.value(k.name);
+    const auto d = controller_->decide(t, current, !setup_.learn);
+    state_.merge_into_layer(control::KnobSource::controller, d.changes);
+    awaiting_ = std::make_pair(log.rows().size(), std::isfinite(objective) ? objective : 0.0);
+  }
+
   control::KnobState state_;
   std::optional<control::OverrideFile> override_;
   control::AuditLog audit_;
+  fs::path dir_;
+  ControllerSetup setup_;
+  std::vector<std::pair<long, control::KnobChanges>> schedule_;
+  std::optional<CliController> controller_;
+  std::string controller_file_;
+  std::string pending_removal_;
+  std::optional<std::pair<std::size_t, double>> awaiting_;  //!< the last decision's first row and objective then
+  std::vector<double> rewards_;
+  long updates_ = 0;
 };
 
 //! `columns` followed by a column per knob.

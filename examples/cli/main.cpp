@@ -107,6 +107,17 @@ int main(int argc, char** argv) {
   train_app->add_option("--override-file", train.override_file,
                         "A JSON object of knob values read before every iteration while it exists; it wins over the "
                         "configured values and schedules, and a resumed run keeps watching it");
+  train_app->add_option("--controller", train.controller,
+                        "A controller file (`ssmrl controller init`, `ssmrl pretrain`) that sets its knobs from the "
+                        "logged telemetry; a person's override file still wins")
+      ->check(CLI::ExistingFile);
+  whole_number(train_app->add_option("--controller-every", train.controller_every,
+                                     "Iterations between the controller's decisions")
+                   ->capture_default_str(),
+               1L, max_count);
+  flag(train_app, "--controller-learn", train.controller_learn,
+       "Fine-tune the controller during the run: REINFORCE on its sampled decisions, rewarded by the objective's "
+       "improvement over the next window (else it takes its most probable decisions)");
 
   EvalOptions eval;
   auto* eval_app = checkpoint_command(app, "eval",
@@ -148,6 +159,52 @@ int main(int argc, char** argv) {
   std::string knobs_of;
   configs_app->add_option("--knobs", knobs_of, "List the knobs of configuration NAME with their types, bounds and defaults");
 
+  ControllerInitOptions init;
+  auto* controller_app = app.add_subcommand("controller", "Controller files for `ssmrl train --controller`");
+  controller_app->require_subcommand(1);
+  auto* init_app = controller_app->add_subcommand("init", "Write a new (untrained) MetaController<GRU> for a "
+                                                          "configuration's knobs");
+  init_app->add_option("--config", init.config, "Configuration name (see `ssmrl configs`)")->required();
+  init_app->add_option("--knobs", init.knobs, "Comma-separated knobs to steer (see `ssmrl configs --knobs NAME`)")
+      ->required();
+  init_app->add_option("--telemetry", init.telemetry,
+                       "Comma-separated train.csv columns it reads; default: returns, entropy, KL, gradient norm and "
+                       "the configuration's other measures");
+  whole_number(init_app->add_option("--hidden", init.hidden, "GRU hidden units")->capture_default_str(), 1L, 4096L);
+  init_app->add_option("--seed", init.seed, "Seed of its initial weights and decisions")->capture_default_str();
+  init_app->add_option("--out", init.out, "The file to write")->required();
+
+  SweepOptions sweep;
+  auto* sweep_app = app.add_subcommand("sweep", "Train a configuration over a grid or random sample of knob values, "
+                                                "random piecewise-constant schedules and seeds, one run directory each");
+  sweep_app->add_option("--config", sweep.config, "Configuration name (see `ssmrl configs`)")->required();
+  sweep_app->add_option("--dir", sweep.dir, "Where the runs and sweep.json go")->required();
+  sweep_app->add_option("--grid", sweep.grid, "NAME=V1,V2,...: every combination (repeatable)");
+  sweep_app->add_option("--sample", sweep.sample, "NAME=LOW:HIGH (log-uniform on log-scale knobs) or NAME=* (repeatable)");
+  whole_number(sweep_app->add_option("--samples", sweep.samples, "Runs per seed with values drawn from --sample"), 0L,
+               max_count);
+  whole_number(sweep_app->add_option("--schedules", sweep.schedules,
+                                     "Runs per seed whose --sample knobs change every --segment iterations"),
+               0L, max_count);
+  whole_number(sweep_app->add_option("--segment", sweep.segment, "Iterations per piece of a schedule")->capture_default_str(),
+               1L, max_count);
+  sweep_app->add_option("--seeds", sweep.seeds, "Seeds: 1-4 or 1,3,5")->capture_default_str();
+  whole_number(sweep_app->add_option("--outer-steps", sweep.outer_steps, "Iterations of each run; default: the configuration's"),
+               1L, max_count);
+  whole_number(sweep_app->add_option("--threads", sweep.threads, "Runs side by side")->capture_default_str(), 1U, 256U);
+  sweep_app->add_option("--sweep-seed", sweep.sweep_seed, "Seed of the drawn values and schedules")->capture_default_str();
+
+  PretrainOptions pretrain;
+  auto* pretrain_app = app.add_subcommand("pretrain", "Pretrain a controller offline on the train.csv logs of runs "
+                                                      "(a sweep's): advantage-weighted imitation of what improved the objective");
+  pretrain_app->add_option("--controller", pretrain.controller, "The controller file, trained in place")
+      ->required()
+      ->check(CLI::ExistingFile);
+  pretrain_app->add_option("--runs", pretrain.runs, "Run directories, or directories holding them")->required();
+  whole_number(pretrain_app->add_option("--window", pretrain.window, "Rows per decision")->capture_default_str(), 1L, 100000L);
+  whole_number(pretrain_app->add_option("--steps", pretrain.steps, "Gradient steps")->capture_default_str(), 1L, max_count);
+  pretrain_app->add_option("--objective", pretrain.objective, "The train.csv column to improve; default: the configuration's return");
+
   const std::string command = argc > 1 ? argv[1] : "";
   try {
     app.parse(argc, argv);
@@ -158,7 +215,8 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    const bool known = command == "train" || command == "eval" || command == "adapt" || command == "configs";
+    const bool known = command == "train" || command == "eval" || command == "adapt" || command == "configs" ||
+                       command == "controller" || command == "sweep" || command == "pretrain";
     std::fprintf(stderr, "ssmrl%s: %s\nrun `ssmrl%s --help` for the options\n", known ? (" " + command).c_str() : "",
                  e.what(), known ? (" " + command).c_str() : "");
     return 2;
@@ -177,6 +235,9 @@ int main(int argc, char** argv) {
       return run_adapt(adapt);
     }
     if (configs_app->parsed()) return knobs_of.empty() ? run_configs() : run_config_knobs(knobs_of);
+    if (init_app->parsed()) return run_controller_init(init);
+    if (sweep_app->parsed()) return run_sweep(sweep);
+    if (pretrain_app->parsed()) return run_pretrain(pretrain);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s\n", e.what());
     return 1;

@@ -14,18 +14,12 @@
 #include "configs.hpp"
 #include "console.hpp"
 #include "knob_options.hpp"
+#include "log_columns.hpp"
 #include "run_directory.hpp"
 
 namespace ssmrl::cli {
 
 namespace fs = std::filesystem;
-
-inline const std::vector<std::string>& training_columns() {
-  static const std::vector<std::string> columns{"iteration", "pre_adaptation_return", "post_adaptation_return",
-                                                "trpo_accepted", "trpo_kl", "seconds", "post_adaptation_std",
-                                                "entropy", "episode_length", "grad_norm", "outer_step_applied"};
-  return columns;
-}
 
 //! Marks the best checkpoint on `plot`: the first largest finite y of a log whose row i is after
 //! iteration i + 1, as the training loops choose best.safetensors.
@@ -85,13 +79,19 @@ int train(const Config& config, const TrainOptions& args) {
                         {"ssmrl.first_order", args.first_order ? "true" : "false"},
                         {"ssmrl.save_every", std::to_string(args.save_every)},
                         {"ssmrl.threads", std::to_string(args.threads)},
-                        {"ssmrl.override_file", override_path(args)}},
+                        {"ssmrl.override_file", override_path(args)},
+                        {"ssmrl.controller_every", std::to_string(args.controller_every)},
+                        {"ssmrl.controller_learn", args.controller_learn ? "true" : "false"},
+                        {"ssmrl.schedule", args.schedule}},
                        {{"ssmrl.seed", "seed", true},
                         {"ssmrl.tasks_per_batch", "tasks-per-batch", true},
                         {"ssmrl.first_order", "first-order", true},
                         {"ssmrl.save_every", "save-every", false},
                         {"ssmrl.threads", "threads", false},
-                        {"ssmrl.override_file", "override-file", false}},
+                        {"ssmrl.override_file", "override-file", false},
+                        {"ssmrl.controller_every", "controller-every", true},
+                        {"ssmrl.controller_learn", "controller-learn", true},
+                        {"ssmrl.schedule", "schedule", true}},
                        with_knob_columns(training_columns(), schema), knob_text_columns(schema));
   const fs::path dir = run_dir.path();
   const fs::path latest = dir / "latest.safetensors";
@@ -113,7 +113,10 @@ int train(const Config& config, const TrainOptions& args) {
   // The knobs' defaults are the run's own options (a resumed first-order run's first_order is true).
   const auto run_schema = Trainer::knob_schema(options);
   RunKnobs knobs(run_schema, configured_knobs(run_schema, args, run.saved), dir, metadata.at("ssmrl.override_file"),
-                 args.resume ? std::optional<long>(start) : std::nullopt);
+                 args.resume ? std::optional<long>(start) : std::nullopt, run.saved,
+                 {args.controller, metadata_integer(metadata, "ssmrl.controller_every", latest),
+                  metadata.at("ssmrl.controller_learn") == "true", "post_adaptation_return"},
+                 metadata.at("ssmrl.schedule"), with_knob_columns(training_columns(), schema));
   Trainer trainer(config.make_policy(options.seed), typename Config::Tasks{}, options);
   double best = -std::numeric_limits<double>::infinity();
   if (args.resume) {
@@ -126,9 +129,9 @@ int train(const Config& config, const TrainOptions& args) {
     m["ssmrl.iteration"] = std::to_string(iteration);
     m["ssmrl.post_adaptation_return"] = io::detail::number(post_return, "%.17g");
     m["ssmrl.best_post_adaptation_return"] = io::detail::number(best, "%.17g");
-    m["ssmrl.knobs.config"] = knobs.config_json();
-    m["ssmrl.knobs"] = knobs_in_effect_json(knobs.state());
+    knobs.add_metadata(m, iteration, path == latest);
     meta::save_checkpoint(path, trainer.policy(), trainer.inner_lrs(), m);
+    if (path == latest) knobs.checkpoint_written();
   };
   if (!args.resume) {
     save(dir / "step_0.safetensors", 0, std::nan(""));
@@ -146,7 +149,7 @@ int train(const Config& config, const TrainOptions& args) {
   long it = start;
   for (; it < total && !stop.requested(); ++it) {
     const double before = progress.elapsed();
-    knobs.before_iteration(it, trainer);
+    knobs.before_iteration(it, trainer, log);
     const auto s = trainer.iteration();
     log.add_cells(row_with_knobs({static_cast<double>(s.iteration + 1), s.pre_adaptation_return, s.post_adaptation_return,
                                 s.trpo.accepted ? 1.0 : 0.0, s.trpo.kl, progress.elapsed() - before,
@@ -174,6 +177,7 @@ int train(const Config& config, const TrainOptions& args) {
     return stop.exit_status();
   }
   std::printf("meta-training: %ld iterations in %.1f s\n", total - start, progress.elapsed());
+  if (knobs.has_controller()) std::printf("controller: %ld REINFORCE steps\n", knobs.controller_updates());
   std::printf("log %s\nplot %s\n", csv.string().c_str(), svg.string().c_str());
   return 0;
 }

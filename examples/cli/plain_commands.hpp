@@ -20,13 +20,6 @@
 
 namespace ssmrl::cli {
 
-inline const std::vector<std::string>& plain_columns() {
-  static const std::vector<std::string> columns{"update", "env_steps", "mean_return_last_100", "loss", "grad_norm",
-                                                "seconds", "return_std", "episode_length", "entropy", "kl",
-                                                "clip_fraction", "explained_variance", "lr"};
-  return columns;
-}
-
 namespace detail {
 inline std::string numbers_text(const std::vector<double>& values) {
   std::string s;
@@ -67,10 +60,16 @@ int train(const PlainConfig<Policy, Env>& config, const TrainOptions& args) {
                        {{"ssmrl.config", config.name},
                         {"ssmrl.seed", std::to_string(args.seed)},
                         {"ssmrl.save_every", std::to_string(args.save_every)},
-                        {"ssmrl.override_file", override_path(args)}},
+                        {"ssmrl.override_file", override_path(args)},
+                        {"ssmrl.controller_every", std::to_string(args.controller_every)},
+                        {"ssmrl.controller_learn", args.controller_learn ? "true" : "false"},
+                        {"ssmrl.schedule", args.schedule}},
                        {{"ssmrl.seed", "seed", true},
                         {"ssmrl.save_every", "save-every", false},
-                        {"ssmrl.override_file", "override-file", false}},
+                        {"ssmrl.override_file", "override-file", false},
+                        {"ssmrl.controller_every", "controller-every", true},
+                        {"ssmrl.controller_learn", "controller-learn", true},
+                        {"ssmrl.schedule", "schedule", true}},
                        with_knob_columns(plain_columns(), schema), knob_text_columns(schema));
   const fs::path dir = run_dir.path();
   const fs::path latest = dir / "latest.safetensors";
@@ -81,7 +80,10 @@ int train(const PlainConfig<Policy, Env>& config, const TrainOptions& args) {
   const long start = run.start;
   auto& log = run.log;
   RunKnobs knobs(schema, configured_knobs(schema, args, run.saved), dir, metadata.at("ssmrl.override_file"),
-                 args.resume ? std::optional<long>(start) : std::nullopt);
+                 args.resume ? std::optional<long>(start) : std::nullopt, run.saved,
+                 {args.controller, metadata_integer(metadata, "ssmrl.controller_every", latest),
+                  metadata.at("ssmrl.controller_learn") == "true", "mean_return_last_100"},
+                 metadata.at("ssmrl.schedule"), with_knob_columns(plain_columns(), schema));
   if (args.resume) {
     if (metadata_value(run.saved, "ssmrl.solved", latest) == "true") {
       std::printf("the run in %s was solved after %ld updates (evaluation %s, independent evaluation %s): nothing to do\n",
@@ -127,9 +129,9 @@ int train(const PlainConfig<Policy, Env>& config, const TrainOptions& args) {
     m["ssmrl.solved"] = solved ? "true" : "false";
     m["ssmrl.stop_evaluation"] = io::detail::number(evaluated, "%.17g");
     m["ssmrl.independent_evaluation"] = io::detail::number(independent, "%.17g");
-    m["ssmrl.knobs.config"] = knobs.config_json();
-    m["ssmrl.knobs"] = knobs_in_effect_json(knobs.state());
+    knobs.add_metadata(m, update, path == latest);
     io::save_checkpoint(path, trainer.policy(), m);
+    if (path == latest) knobs.checkpoint_written();
   };
   auto plot = [&] {
     const auto x = log.column("env_steps");
@@ -154,7 +156,7 @@ int train(const PlainConfig<Policy, Env>& config, const TrainOptions& args) {
   long it = start;
   for (; it < total && !stop.requested(); ++it) {
     const double before = progress.elapsed();
-    knobs.before_iteration(it, trainer);
+    knobs.before_iteration(it, trainer, log);
     const auto s = trainer.update();
     log.add_cells(row_with_knobs({static_cast<double>(it + 1), static_cast<double>(s.env_steps), s.mean_return, s.loss,
                                 s.grad_norm, progress.elapsed() - before, s.return_std, s.episode_length, s.entropy,
@@ -207,6 +209,7 @@ int train(const PlainConfig<Policy, Env>& config, const TrainOptions& args) {
               solved ? "stopped training" : "came last", config.eval_episodes, mode, evaluated, config.solved);
   std::printf("independent evaluation (%d episodes on other seeds, %s actions): mean return %.2f\n",
               config.eval_episodes, mode, independent);
+  if (knobs.has_controller()) std::printf("controller: %ld REINFORCE steps\n", knobs.controller_updates());
   std::printf("log %s\nplot %s\n", csv.string().c_str(), svg.string().c_str());
   return 0;
 }

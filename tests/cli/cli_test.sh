@@ -166,6 +166,52 @@ expect 0 "override file ignored: .*override.json': knob 'max_kl' = 2 is outside 
   fail "the refused override was not warned about exactly once per run"
 [ "$(tail -n +2 knobs-straight/knobs_audit.csv | cut -d, -f4 | grep -c override)" = 2 ] || fail "a refused override reached the audit log"
 
+# Controllers: a new one, a sweep with random schedules, offline pretraining on its logs, a run
+# steered by the controller (its decisions in the audit log), and a steered run resumed exactly.
+expect 0 "controller for cartpole-ppo: GRU with 8 hidden units steering lr, clip" \
+  "$ssmrl" controller init --config cartpole-ppo --knobs lr,clip --hidden 8 --out ctl.safetensors
+expect 1 "'knob.lr' is not a telemetry column of cartpole-ppo's train.csv" \
+  "$ssmrl" controller init --config cartpole-ppo --knobs lr --telemetry knob.lr --out leak.safetensors
+expect 1 "no knob 'bogus'" "$ssmrl" controller init --config cartpole-ppo --knobs bogus --out bad.safetensors
+expect 0 "sweep done: 4 runs, 0 failed" "$ssmrl" sweep --config cartpole-ppo --dir sweep --sample lr=1e-4:3e-3 \
+  --sample clip=0.1:0.3 --schedules 2 --segment 5 --seeds 1-2 --outer-steps 20 --threads 2
+[ "$(ls -d sweep/run-*-seed* | wc -l)" = 4 ] || fail "the sweep did not write 4 runs: $(ls sweep)"
+lr_column=$(column_of sweep/run-0000-seed1/train.csv knob.lr)
+[ "$(tail -n +2 sweep/run-0000-seed1/train.csv | cut -d, -f"$lr_column" | sort -u | wc -l)" = 4 ] ||
+  fail "a scheduled run did not change lr every 5 updates: $(cut -d, -f"$lr_column" sweep/run-0000-seed1/train.csv)"
+grep -q ",lr,.*,controller$" sweep/run-0000-seed1/knobs_audit.csv || fail "the schedule is not in the audit log"
+expect 0 "pretraining on 4 runs of cartpole-ppo \(12 decisions, windows of 5 rows, objective mean_return_last_100\), seeds: 1,2" \
+  "$ssmrl" pretrain --controller ctl.safetensors --runs sweep --steps 20
+expect 0 "^not solved after 30 updates" "$ssmrl" train --config cartpole-ppo --controller ctl.safetensors --controller-every 5 \
+  --outer-steps 30 --ckpt-dir steered --quiet
+grep -q "^5,.*,controller$" steered/knobs_audit.csv || fail "no controller decision at update 5: $(cat steered/knobs_audit.csv)"
+ls steered/controller-30.safetensors > /dev/null || fail "the steered run's controller was not saved with its checkpoint"
+expect 0 "controller: 2 REINFORCE steps" "$ssmrl" train --config cartpole-ppo --controller ctl.safetensors --controller-every 1 \
+  --controller-learn --outer-steps 20 --ckpt-dir learning --quiet
+same_parameters() {  # same_parameters A B: the param.* tensors of two controller files are equal
+  python3 - "$1" "$2" <<'PY'
+import json, struct, sys
+def params(path):
+    data = open(path, "rb").read()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + n])
+    return {k: data[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]] for k, v in header.items() if k.startswith("param.")}
+a, b = params(sys.argv[1]), params(sys.argv[2])
+sys.exit(0 if a and a == b else 1)
+PY
+}
+same_parameters ctl.safetensors learning/controller-20.safetensors && fail "the controller did not change by learning"
+same_parameters ctl.safetensors steered/controller-30.safetensors || fail "the controller changed without --controller-learn"
+steer=(--config navigation2d --tasks-per-batch 2 --no-eval --quiet --controller-every 1)
+"$ssmrl" controller init --config navigation2d --knobs inner_lr,max_kl --hidden 8 --out nav-ctl.safetensors > /dev/null
+expect 0 "meta-training: 10 iterations" "$ssmrl" train "${steer[@]}" --controller nav-ctl.safetensors --outer-steps 10 --ckpt-dir steer-straight
+expect 0 "meta-training: 6 iterations" "$ssmrl" train "${steer[@]}" --controller nav-ctl.safetensors --outer-steps 6 --ckpt-dir steer-resumed
+expect 0 "meta-iterations 6 to 10" "$ssmrl" train --config navigation2d --outer-steps 10 --ckpt-dir steer-resumed --resume --no-eval --quiet
+cmp -s steer-straight/latest.safetensors steer-resumed/latest.safetensors || fail "a steered run resumed differently"
+cmp -s steer-straight/controller-10.safetensors steer-resumed/controller-10.safetensors || fail "the resumed controller differs"
+[ "$(ls steer-straight | grep -c '^controller-')" = 1 ] || fail "old controller files left: $(ls steer-straight)"
+expect 1 "continues with its own controller" "$ssmrl" train --config navigation2d --outer-steps 12 --ckpt-dir steer-resumed --resume --controller nav-ctl.safetensors
+
 # Resuming a plain configuration continues its counts, log and plot.
 expect 0 "^not solved after 20 updates" "$ssmrl" train --config cartpole-reinforce --ckpt-dir plain --outer-steps 20 --quiet
 expect 0 "^not solved after 40 updates" "$ssmrl" train --config cartpole-reinforce --ckpt-dir plain --outer-steps 40 --resume --quiet

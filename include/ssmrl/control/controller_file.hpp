@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ssmrl/control/meta_controller.hpp"
+#include "ssmrl/io/checkpoint.hpp"
 #include "ssmrl/io/named_tensors.hpp"
 #include "ssmrl/io/safetensors.hpp"
 #include "ssmrl/io/tensor.hpp"
@@ -92,6 +93,8 @@ void save_controller(const std::filesystem::path& path, const MetaController<RNN
   file.metadata["ssmrl.controller.knobs"] = schema_json(c.knobs()).dump();
   file.metadata["ssmrl.controller.telemetry"] = nlohmann::json(c.telemetry_names()).dump();
   file.metadata["ssmrl.controller.levels"] = std::to_string(c.options().levels);
+  file.metadata["ssmrl.controller.cell"] = io::describe(c.cell()).dump();
+  file.metadata["ssmrl.controller.rng"] = c.rng_text();
   const auto params = c.parameters();
   for (std::size_t i = 0; i < params.size(); ++i) file.tensors.push_back(io::to_tensor("param." + std::to_string(i), params[i]));
   file.tensors.push_back(io::to_tensor("state", c.state()));
@@ -130,6 +133,8 @@ std::map<std::string, std::string> load_controller(const std::filesystem::path& 
                 nlohmann::json(c.telemetry_names()).dump());
   SSMRL_REQUIRE(value("ssmrl.controller.levels") == std::to_string(c.options().levels), fn, ": '", path.string(),
                 "' has ", value("ssmrl.controller.levels"), " levels, this controller ", c.options().levels);
+  SSMRL_REQUIRE(value("ssmrl.controller.cell") == io::describe(c.cell()).dump(), fn, ": '", path.string(),
+                "' holds the cell ", value("ssmrl.controller.cell"), ", this controller ", io::describe(c.cell()).dump());
   auto params = c.parameters();
   for (std::size_t i = 0; i < params.size(); ++i) params[i] = file.matrix<Scalar>("param." + std::to_string(i));
   const auto state = file.matrix<Scalar>("state");
@@ -146,6 +151,7 @@ std::map<std::string, std::string> load_controller(const std::filesystem::path& 
   copy.set_state(state);
   copy.normalizer().set_state(stats);
   copy.set_baseline(b(0), b(1), b(2) != 0);
+  copy.set_rng_text(value("ssmrl.controller.rng"));
   c = std::move(copy);
   return m;
 }

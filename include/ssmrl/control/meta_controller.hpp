@@ -9,6 +9,7 @@
 
 #include <cmath>
 #include <random>
+#include <sstream>
 #include <span>
 #include <string>
 #include <vector>
@@ -298,6 +299,20 @@ public:
     actions_.clear();
   }
   //! REINFORCE's running baseline and spread (saved with the controller).
+  //! The generator of sampled decisions, as text (std::mt19937_64's stream form), so that a
+  //! resumed run samples as the uninterrupted one would.
+  [[nodiscard]] std::string rng_text() const {
+    std::ostringstream out;
+    out << rng_;
+    return out.str();
+  }
+  void set_rng_text(const std::string& text) {
+    std::istringstream in(text);
+    std::mt19937_64 rng;
+    in >> rng;
+    SSMRL_REQUIRE(!in.fail(), "control::MetaController::set_rng_text: not a generator state");
+    rng_ = rng;
+  }
   [[nodiscard]] double baseline() const noexcept { return baseline_; }
   [[nodiscard]] double reward_variance() const noexcept { return reward_variance_; }
   [[nodiscard]] bool has_baseline() const noexcept { return baselined_; }

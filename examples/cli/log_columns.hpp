@@ -1,0 +1,32 @@
+// The columns of train.csv before the knobs', for meta and plain configurations, and what a
+// controller of each reads and is rewarded by by default.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace ssmrl::cli {
+
+inline const std::vector<std::string>& training_columns() {
+  static const std::vector<std::string> columns{"iteration", "pre_adaptation_return", "post_adaptation_return",
+                                                "trpo_accepted", "trpo_kl", "seconds", "post_adaptation_std",
+                                                "entropy", "episode_length", "grad_norm", "outer_step_applied"};
+  return columns;
+}
+
+inline const std::vector<std::string>& plain_columns() {
+  static const std::vector<std::string> columns{"update", "env_steps", "mean_return_last_100", "loss", "grad_norm",
+                                                "seconds", "return_std", "episode_length", "entropy", "kl",
+                                                "clip_fraction", "explained_variance", "lr"};
+  return columns;
+}
+
+//! The telemetry a new controller reads by default, and the objective whose improvement rewards it.
+inline std::vector<std::string> default_controller_telemetry(bool meta) {
+  if (meta) return {"pre_adaptation_return", "post_adaptation_return", "post_adaptation_std", "entropy", "grad_norm", "trpo_kl"};
+  return {"mean_return_last_100", "return_std", "entropy", "kl", "grad_norm", "clip_fraction", "explained_variance",
+          "episode_length"};
+}
+inline std::string default_objective(bool meta) { return meta ? "post_adaptation_return" : "mean_return_last_100"; }
+
+}  // namespace ssmrl::cli
