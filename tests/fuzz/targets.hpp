@@ -5,6 +5,7 @@
 #pragma once
 
 #include <ssmrl/adapt/experience_buffer.hpp>
+#include <ssmrl/control/override_file.hpp>
 #include <ssmrl/io/checkpoint.hpp>
 #include <ssmrl/io/csv.hpp>
 #include <ssmrl/io/npz.hpp>
@@ -152,6 +153,21 @@ inline int fuzz_npz(const std::uint8_t* data, std::size_t size) {
   });
 }
 
+//! The override file's parser against a schema with a knob of each type; an accepted file writes
+//! back and parses to the same values, each a value of its knob.
+inline int fuzz_override(const std::uint8_t* data, std::size_t size) {
+  static const control::KnobSchema schema(
+      {control::real_knob("lr", 3e-4, 1e-6, 1.0, true, ""), control::integer_knob("epochs", 4, 1, 50, ""),
+       control::boolean_knob("decay", true, ""),
+       control::choice_knob("fisher", "at_adapted", {"at_adapted", "through_adaptation"}, "")});
+  return refusing_invalid([&] {
+    const std::string text(reinterpret_cast<const char*>(data), size);
+    const auto changes = control::parse_knob_changes(text, schema, "fuzz");
+    if (!schema.problems(changes).empty()) __builtin_trap();
+    if (control::parse_knob_changes(control::knob_changes_json(changes), schema, "fuzz-again") != changes) __builtin_trap();
+  });
+}
+
 struct Target {
   const char* name;
   int (*run)(const std::uint8_t*, std::size_t);
@@ -161,7 +177,8 @@ inline const std::vector<Target>& targets() {
                                        {"checkpoint", fuzz_checkpoint},
                                        {"experience_buffer", fuzz_experience_buffer},
                                        {"csv", fuzz_csv},
-                                       {"npz", fuzz_npz}};
+                                       {"npz", fuzz_npz},
+                                       {"override", fuzz_override}};
   return all;
 }
 

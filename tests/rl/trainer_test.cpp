@@ -167,12 +167,12 @@ TEST_CASE("each update reports its telemetry: entropy, KL of the update, clip fr
   CHECK(first["episode_length"] >= 8);
   CHECK(first["seconds"] > 0);
   CHECK(first["lr"] == 3e-3);
-  // A larger learning rate moves the policy further in one update.
-  rl::Trainer<ActorCritic, env::CartPole> bold(
-      actor_critic(6), {.algorithm = rl::Algorithm::ppo, .envs = 4, .steps = 64, .lr = 3e-2, .epochs = 4, .minibatches = 2});
-  const auto moved = bold.update();
-  CHECK(moved.kl > first["kl"]);
-  CHECK(moved.clip_fraction >= first["clip_fraction"]);
+  // A learning rate a thousand times smaller hardly moves the policy: the KL measures the update.
+  rl::Trainer<ActorCritic, env::CartPole> timid(
+      actor_critic(6), {.algorithm = rl::Algorithm::ppo, .envs = 4, .steps = 64, .lr = 3e-6, .epochs = 4, .minibatches = 2});
+  const auto still = timid.update();
+  CHECK(still.kl < first["kl"] / 100);
+  CHECK(still.clip_fraction <= first["clip_fraction"]);
   rl::Trainer<Actor, env::CartPole> plain(actor(6), {.algorithm = rl::Algorithm::reinforce, .envs = 4, .steps = 64});
   const auto r = plain.update();
   CHECK(std::isnan(r.explained_variance));
