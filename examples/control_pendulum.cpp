@@ -134,7 +134,9 @@ std::vector<double> pbt(std::uint64_t seed, double lr, long updates) {
   return curve;
 }
 
-double mean(const std::vector<double>& v) { return std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size()); }
+double mean(const std::vector<double>& v) {
+  return std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
+}
 double stdev(const std::vector<double>& v) {
   const double m = mean(v);
   double s = 0;
@@ -193,7 +195,8 @@ int main(int argc, char** argv) {
   for (const double lr : starts) {
     char name[64];
     std::snprintf(name, sizeof name, "lr %g (decayed)%s", lr, lr == 1e-3 ? ", the default" : "");
-    report(name, parallel(seeds, [&](int i) { return run(1 + static_cast<std::uint64_t>(i), lr, updates, nullptr, false); }));
+    report(name,
+           parallel(seeds, [&](int i) { return run(1 + static_cast<std::uint64_t>(i), lr, updates, nullptr, false); }));
     std::snprintf(name, sizeof name, "lr %g + controller", lr);
     report(name, parallel(seeds, [&](int i) {
              auto c = controller;

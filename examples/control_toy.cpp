@@ -96,7 +96,9 @@ std::pair<double, double> pbt(std::uint64_t seed, int members, int interval) {
   }
   const control::PbtOptions options{};
   for (int t = 0; t < steps; ++t) {
-    for (int m = 0; m < members; ++m) toys[static_cast<std::size_t>(m)].step(std::get<double>(knobs[static_cast<std::size_t>(m)].at("lr")), rngs[static_cast<std::size_t>(m)]);
+    for (int m = 0; m < members; ++m)
+      toys[static_cast<std::size_t>(m)].step(std::get<double>(knobs[static_cast<std::size_t>(m)].at("lr")),
+                                             rngs[static_cast<std::size_t>(m)]);
     if ((t + 1) % interval == 0 && t + 1 < steps) {
       std::vector<double> scores;
       for (const auto& toy : toys) scores.push_back(toy.accuracy);
@@ -146,7 +148,8 @@ int main(int argc, char** argv) {
   auto controller = make_controller(controller_seed);
   double recent = 0;
   for (int r = 0; r < training_runs; ++r) {
-    recent += controlled(controller, training_base + controller_seed * 100000 + static_cast<std::uint64_t>(r), true, false);
+    recent +=
+        controlled(controller, training_base + controller_seed * 100000 + static_cast<std::uint64_t>(r), true, false);
     if ((r + 1) % 5000 == 0) {
       std::fprintf(stderr, "training run %d: mean accuracy of the last 5000 %.1f\n", r + 1, recent / 5000);
       recent = 0;

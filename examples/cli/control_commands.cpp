@@ -85,7 +85,8 @@ int run_controller_init(const ControllerInitOptions& o) {
   bool meta = false;
   const auto schema = config_knob_schema(o.config, meta);
   const auto steered = schema.subset(split(o.knobs, ','), "ssmrl controller init --knobs");
-  SSMRL_REQUIRE(steered.size() > 0, "ssmrl controller init --knobs: no knobs named; the knobs are ", schema.names_text());
+  SSMRL_REQUIRE(steered.size() > 0, "ssmrl controller init --knobs: no knobs named; the knobs are ",
+                schema.names_text());
   const auto telemetry = o.telemetry.empty() ? default_controller_telemetry(meta) : split(o.telemetry, ',');
   const auto& columns = meta ? training_columns() : plain_columns();
   for (const auto& n : telemetry) {
@@ -133,8 +134,8 @@ int run_sweep(const SweepOptions& o) {
     r.knob = &schema.at(s.substr(0, eq), "ssmrl sweep --sample");
     const auto spec = s.substr(eq + 1);
     if (r.knob->type == control::KnobType::boolean || r.knob->type == control::KnobType::choice) {
-      SSMRL_REQUIRE(spec == "*", "ssmrl sweep --sample: knob '", r.knob->name, "' is ", control::knob_type_name(r.knob->type),
-                    "; sample it with NAME=*");
+      SSMRL_REQUIRE(spec == "*", "ssmrl sweep --sample: knob '", r.knob->name, "' is ",
+                    control::knob_type_name(r.knob->type), "; sample it with NAME=*");
     } else {
       const auto colon = spec.find(':');
       SSMRL_REQUIRE(colon != std::string::npos, "ssmrl sweep --sample: '", s, "' is not NAME=LOW:HIGH");
@@ -191,9 +192,12 @@ int run_sweep(const SweepOptions& o) {
   manifest["config"] = o.config;
   manifest["outer_steps"] = o.outer_steps;
   for (const auto& r : runs) {
-    manifest["runs"].push_back({{"dir", r.name}, {"seed", r.seed}, {"kind", r.kind},
-                                {"set", nlohmann::json::parse(json_text(r.set))},
-                                {"schedule", r.schedule.empty() ? nlohmann::json() : nlohmann::json::parse(r.schedule)}});
+    manifest["runs"].push_back(
+        {{"dir", r.name},
+         {"seed", r.seed},
+         {"kind", r.kind},
+         {"set", nlohmann::json::parse(json_text(r.set))},
+         {"schedule", r.schedule.empty() ? nlohmann::json() : nlohmann::json::parse(r.schedule)}});
   }
   io::write_file_atomically("ssmrl sweep", fs::path(o.dir) / "sweep.json", manifest.dump(2) + "\n");
   std::printf("sweep of %s: %zu runs (%zu seeds) in %s on %u threads\n", o.config.c_str(), runs.size(), seeds.size(),
@@ -250,7 +254,8 @@ int run_pretrain(const PretrainOptions& o) {
     }
     SSMRL_REQUIRE(fs::is_directory(p, ec), "ssmrl pretrain --runs: '", p, "' is neither a run nor a directory of runs");
     for (const auto& e : fs::directory_iterator(p)) {
-      if (fs::exists(e.path() / "train.csv", ec) && fs::exists(e.path() / "latest.safetensors", ec)) dirs.push_back(e.path());
+      if (fs::exists(e.path() / "train.csv", ec) && fs::exists(e.path() / "latest.safetensors", ec))
+        dirs.push_back(e.path());
     }
   }
   std::sort(dirs.begin(), dirs.end());
@@ -269,7 +274,8 @@ int run_pretrain(const PretrainOptions& o) {
     }
     SSMRL_REQUIRE(run_config == config, "ssmrl pretrain: '", d.string(), "' is a run of ", run_config, ", not ", config);
     seeds.insert(metadata_integer<std::uint64_t>(metadata, "ssmrl.seed", d / "latest.safetensors"));
-    tables.push_back(io::CsvTable::read(d / "train.csv", with_knob_columns(meta ? training_columns() : plain_columns(), schema),
+    tables.push_back(io::CsvTable::read(d / "train.csv",
+                                        with_knob_columns(meta ? training_columns() : plain_columns(), schema),
                                         knob_text_columns(schema)));
   }
   const auto objective = o.objective.empty() ? default_objective(meta) : o.objective;
@@ -285,7 +291,8 @@ int run_pretrain(const PretrainOptions& o) {
   control::ControllerUpdate u;
   for (long step = 0; step < o.steps; ++step) {
     u = c.imitate(data.inputs, data.actions, data.weights);
-    if (step % 50 == 0 || step + 1 == o.steps) std::printf("step %ld: weighted negative log-likelihood %.4f\n", step, u.loss);
+    if (step % 50 == 0 || step + 1 == o.steps)
+      std::printf("step %ld: weighted negative log-likelihood %.4f\n", step, u.loss);
   }
   c.reset();
   control::save_controller(o.controller, c, {{"ssmrl.config", config}, {"ssmrl.pretrain.seeds", seed_list}});

@@ -82,11 +82,12 @@ inline CliController load_cli_controller(const fs::path& path) {
                   " controller; the command line runs GruCell controllers");
   } catch (const std::exception& e) {
     SSMRL_THROW(::ssmrl::InvalidArgument, ::ssmrl::detail::message("ssmrl: '", path.string(),
-                                                                     "': unreadable controller description: ", e.what()));
+                                                                   "': unreadable controller description: ", e.what()));
   }
-  CliController c(nn::GruCell<double>({.input = cell.at("input").get<ad::Index>(), .hidden = cell.at("hidden").get<ad::Index>()}),
-                  control::schema_of_json(value("ssmrl.controller.knobs"), path.string()), telemetry,
-                  {.levels = static_cast<int>(levels)});
+  CliController c(
+      nn::GruCell<double>({.input = cell.at("input").get<ad::Index>(), .hidden = cell.at("hidden").get<ad::Index>()}),
+      control::schema_of_json(value("ssmrl.controller.knobs"), path.string()), telemetry,
+      {.levels = static_cast<int>(levels)});
   control::load_controller(path, c);
   return c;
 }

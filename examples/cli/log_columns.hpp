@@ -23,7 +23,9 @@ inline const std::vector<std::string>& plain_columns() {
 
 //! The telemetry a new controller reads by default, and the objective whose improvement rewards it.
 inline std::vector<std::string> default_controller_telemetry(bool meta) {
-  if (meta) return {"pre_adaptation_return", "post_adaptation_return", "post_adaptation_std", "entropy", "grad_norm", "trpo_kl"};
+  if (meta)
+    return {
+        "pre_adaptation_return", "post_adaptation_return", "post_adaptation_std", "entropy", "grad_norm", "trpo_kl"};
   return {"mean_return_last_100", "return_std", "entropy", "kl", "grad_norm", "clip_fraction", "explained_variance",
           "episode_length"};
 }

@@ -76,7 +76,8 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Validator(
           [](std::string& text) {
-            const bool digits = !text.empty() && text.size() <= 19 && text.find_first_not_of("0123456789") == std::string::npos;
+            const bool digits =
+                !text.empty() && text.size() <= 19 && text.find_first_not_of("0123456789") == std::string::npos;
             return digits ? std::string() : "value " + text + " is not a whole number from 0 to 10^19 - 1";
           },
           std::string()));
@@ -120,10 +121,11 @@ int main(int argc, char** argv) {
        "improvement over the next window (else it takes its most probable decisions)");
 
   EvalOptions eval;
-  auto* eval_app = checkpoint_command(app, "eval",
-                                      "Evaluate a checkpoint: returns on the held-out tasks (meta configs) or of "
-                                      "whole episodes (plain configs)",
-                                      eval, "Episodes per task (meta configs) or in all (plain configs); default: the configuration's");
+  auto* eval_app = checkpoint_command(
+      app, "eval",
+      "Evaluate a checkpoint: returns on the held-out tasks (meta configs) or of "
+      "whole episodes (plain configs)",
+      eval, "Episodes per task (meta configs) or in all (plain configs); default: the configuration's");
   flag(eval_app, "--json", eval.json, "One JSON object instead of a table");
 
   EvalOptions adapt;
@@ -139,7 +141,8 @@ int main(int argc, char** argv) {
   flag(adapt_app, "--online", adapt.online, "One episode per adaptation step, each run on its own");
   flag(adapt_app, "--json", adapt.json, "One JSON object instead of a table");
   adapt_app->add_option("--strategy", adapt.strategy,
-                        "Test-time adaptation strategy: none, entropy, policy_gradient, hybrid, maml_step (meta configs: the meta-training inner step, SGD at its rate), or all");
+                        "Test-time adaptation strategy: none, entropy, policy_gradient, hybrid, maml_step (meta "
+                        "configs: the meta-training inner step, SGD at its rate), or all");
   adapt_app->add_option("--lr", adapt.lr, "Learning rate of test-time adaptation (Adam)")
       ->capture_default_str()
       ->check(CLI::TypeValidator<double>(std::string()))
@@ -157,7 +160,8 @@ int main(int argc, char** argv) {
 
   auto* configs_app = app.add_subcommand("configs", "List the named configurations");
   std::string knobs_of;
-  configs_app->add_option("--knobs", knobs_of, "List the knobs of configuration NAME with their types, bounds and defaults");
+  configs_app->add_option("--knobs", knobs_of,
+                          "List the knobs of configuration NAME with their types, bounds and defaults");
 
   ControllerInitOptions init;
   auto* controller_app = app.add_subcommand("controller", "Controller files for `ssmrl train --controller`");
@@ -180,30 +184,38 @@ int main(int argc, char** argv) {
   sweep_app->add_option("--config", sweep.config, "Configuration name (see `ssmrl configs`)")->required();
   sweep_app->add_option("--dir", sweep.dir, "Where the runs and sweep.json go")->required();
   sweep_app->add_option("--grid", sweep.grid, "NAME=V1,V2,...: every combination (repeatable)");
-  sweep_app->add_option("--sample", sweep.sample, "NAME=LOW:HIGH (log-uniform on log-scale knobs) or NAME=* (repeatable)");
+  sweep_app->add_option("--sample", sweep.sample,
+                        "NAME=LOW:HIGH (log-uniform on log-scale knobs) or NAME=* (repeatable)");
   whole_number(sweep_app->add_option("--samples", sweep.samples, "Runs per seed with values drawn from --sample"), 0L,
                max_count);
   whole_number(sweep_app->add_option("--schedules", sweep.schedules,
                                      "Runs per seed whose --sample knobs change every --segment iterations"),
                0L, max_count);
-  whole_number(sweep_app->add_option("--segment", sweep.segment, "Iterations per piece of a schedule")->capture_default_str(),
-               1L, max_count);
+  whole_number(
+      sweep_app->add_option("--segment", sweep.segment, "Iterations per piece of a schedule")->capture_default_str(),
+      1L, max_count);
   sweep_app->add_option("--seeds", sweep.seeds, "Seeds: 1-4 or 1,3,5")->capture_default_str();
-  whole_number(sweep_app->add_option("--outer-steps", sweep.outer_steps, "Iterations of each run; default: the configuration's"),
-               1L, max_count);
+  whole_number(
+      sweep_app->add_option("--outer-steps", sweep.outer_steps, "Iterations of each run; default: the configuration's"),
+      1L, max_count);
   whole_number(sweep_app->add_option("--threads", sweep.threads, "Runs side by side")->capture_default_str(), 1U, 256U);
-  sweep_app->add_option("--sweep-seed", sweep.sweep_seed, "Seed of the drawn values and schedules")->capture_default_str();
+  sweep_app->add_option("--sweep-seed", sweep.sweep_seed, "Seed of the drawn values and schedules")
+      ->capture_default_str();
 
   PretrainOptions pretrain;
-  auto* pretrain_app = app.add_subcommand("pretrain", "Pretrain a controller offline on the train.csv logs of runs "
-                                                      "(a sweep's): advantage-weighted imitation of what improved the objective");
+  auto* pretrain_app = app.add_subcommand("pretrain",
+                                          "Pretrain a controller offline on the train.csv logs of runs "
+                                          "(a sweep's): advantage-weighted imitation of what improved the objective");
   pretrain_app->add_option("--controller", pretrain.controller, "The controller file, trained in place")
       ->required()
       ->check(CLI::ExistingFile);
   pretrain_app->add_option("--runs", pretrain.runs, "Run directories, or directories holding them")->required();
-  whole_number(pretrain_app->add_option("--window", pretrain.window, "Rows per decision")->capture_default_str(), 1L, 100000L);
-  whole_number(pretrain_app->add_option("--steps", pretrain.steps, "Gradient steps")->capture_default_str(), 1L, max_count);
-  pretrain_app->add_option("--objective", pretrain.objective, "The train.csv column to improve; default: the configuration's return");
+  whole_number(pretrain_app->add_option("--window", pretrain.window, "Rows per decision")->capture_default_str(), 1L,
+               100000L);
+  whole_number(pretrain_app->add_option("--steps", pretrain.steps, "Gradient steps")->capture_default_str(), 1L,
+               max_count);
+  pretrain_app->add_option("--objective", pretrain.objective,
+                           "The train.csv column to improve; default: the configuration's return");
 
   const std::string command = argc > 1 ? argv[1] : "";
   try {

@@ -29,7 +29,8 @@ inline void mark_best(io::LinePlot& plot, const std::vector<double>& x, const st
   for (std::size_t i = 0; i < y.size(); ++i) {
     if (std::isfinite(y[i]) && (best == y.size() || y[i] > y[best])) best = i;
   }
-  if (best < y.size()) plot.markers.push_back({x[best], y[best], "best checkpoint (" + unit + " " + std::to_string(best + 1) + ")"});
+  if (best < y.size())
+    plot.markers.push_back({x[best], y[best], "best checkpoint (" + unit + " " + std::to_string(best + 1) + ")"});
 }
 
 //! The training curves, the best iteration marked.
@@ -139,10 +140,11 @@ int train(const Config& config, const TrainOptions& args) {
     log.write(csv);
     run_dir.commit();
   }
-  std::printf("%s: %s\nseed %llu, %s-order, %d tasks per batch, meta-iterations %ld to %ld, %u threads, checkpoints in %s\n",
-              config.name.c_str(), config.summary.c_str(), static_cast<unsigned long long>(options.seed),
-              options.first_order ? "first" : "second", options.meta_batch, start, total, options.threads,
-              dir.string().c_str());
+  std::printf(
+      "%s: %s\nseed %llu, %s-order, %d tasks per batch, meta-iterations %ld to %ld, %u threads, checkpoints in %s\n",
+      config.name.c_str(), config.summary.c_str(), static_cast<unsigned long long>(options.seed),
+      options.first_order ? "first" : "second", options.meta_batch, start, total, options.threads,
+      dir.string().c_str());
   std::fflush(stdout);
   StopOnSignals stop;
   Progress progress(start, total, args.quiet);
@@ -151,18 +153,19 @@ int train(const Config& config, const TrainOptions& args) {
     const double before = progress.elapsed();
     knobs.before_iteration(it, trainer, log);
     const auto s = trainer.iteration();
-    log.add_cells(row_with_knobs({static_cast<double>(s.iteration + 1), s.pre_adaptation_return, s.post_adaptation_return,
-                                s.trpo.accepted ? 1.0 : 0.0, s.trpo.kl, progress.elapsed() - before,
-                                s.post_adaptation_std, s.entropy, s.episode_length, s.grad_norm,
-                                s.outer_step_applied ? 1.0 : 0.0},
-                               knobs));
+    log.add_cells(
+        row_with_knobs({static_cast<double>(s.iteration + 1), s.pre_adaptation_return, s.post_adaptation_return,
+                        s.trpo.accepted ? 1.0 : 0.0, s.trpo.kl, progress.elapsed() - before, s.post_adaptation_std,
+                        s.entropy, s.episode_length, s.grad_norm, s.outer_step_applied ? 1.0 : 0.0},
+                       knobs));
     log.write(csv);  // before the checkpoint: a resume may find extra rows, never missing ones
     if (s.post_adaptation_return > best) {
       best = s.post_adaptation_return;
       save(dir / "best.safetensors", it + 1, s.post_adaptation_return);
     }
     save(latest, it + 1, s.post_adaptation_return);
-    if ((it + 1) % save_every == 0 || it + 1 == total) save(dir / ("step_" + std::to_string(it + 1) + ".safetensors"), it + 1, s.post_adaptation_return);
+    if ((it + 1) % save_every == 0 || it + 1 == total)
+      save(dir / ("step_" + std::to_string(it + 1) + ".safetensors"), it + 1, s.post_adaptation_return);
     if ((it + 1) % 10 == 0 || it + 1 == total) plot_training(log, svg, config.name);
     char status[96];
     std::snprintf(status, sizeof status, "before %7.2f  after %7.2f  best %7.2f", s.pre_adaptation_return,
@@ -195,7 +198,8 @@ Evaluation evaluate(const Config& config, const fs::path& path, const std::map<s
   load_meta_checkpoint(path, trainer);
   Evaluation e{path.string(), config.name, metadata_integer(metadata, "ssmrl.iteration", path),
                trainer.tasks().held_out().size(), episodes, online, {}};
-  const auto held_out = trainer.held_out_curves(static_cast<int>(steps), eval_seed, online ? static_cast<int>(episodes) : 1);
+  const auto held_out =
+      trainer.held_out_curves(static_cast<int>(steps), eval_seed, online ? static_cast<int>(episodes) : 1);
   for (const auto& task : held_out.curves) {
     for (const auto& run : task) e.returns.push_back(run);
   }

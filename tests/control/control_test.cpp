@@ -156,7 +156,9 @@ TEST_CASE("each refusal of the override file leaves every knob bit-identical, wi
       {R"({"fisher": "exact"})", "is not one of"},
       {R"({"epochs": 18446744073709551615})", "knob 'epochs' is int"},
   };
-  for (const auto& [text, reason] : refused) {
+  for (const auto& entry : refused) {  // not a structured binding: doctest's CAPTURE is a lambda
+    const std::string& text = entry.first;
+    const std::string& reason = entry.second;
     CAPTURE(text);
     write_text(path, text);
     check = file.apply(s);
@@ -183,7 +185,8 @@ TEST_CASE("each refusal of the override file leaves every knob bit-identical, wi
 
 TEST_CASE("int knobs stay ints through the override file's JSON, and floats read back exactly") {
   const auto schema = mixed_schema();
-  const KnobChanges changes{{"lr", 0.1 + 0.2}, {"epochs", std::int64_t{12}}, {"decay", false}, {"fisher", std::string("through_adaptation")}};
+  const KnobChanges changes{
+      {"lr", 0.1 + 0.2}, {"epochs", std::int64_t{12}}, {"decay", false}, {"fisher", std::string("through_adaptation")}};
   const auto text = knob_changes_json(changes);
   CHECK(text.find("\"epochs\": 12,") != std::string::npos);
   const auto back = parse_knob_changes(text, schema, "text");
@@ -372,13 +375,35 @@ TEST_CASE("whatever the controller's network outputs, each decoded value is in b
   CHECK(apply_action(schema[2], std::int64_t{1}, 0, 5) == KnobValue(std::int64_t{1}));
   CHECK(apply_action(schema[3], 0.05, 4, 5) == KnobValue(0.1));
   CHECK(action_of_change(schema[3], 0.0, 0.074, 5) == 3);
-  CHECK_THROWS_AS(GruController(nn::GruCell<double>({.input = 3, .hidden = 8}), schema, {"return_mean"}), InvalidArgument);
+  CHECK_THROWS_AS(GruController(nn::GruCell<double>({.input = 3, .hidden = 8}), schema, {"return_mean"}),
+                  InvalidArgument);
+}
+
+TEST_CASE("an LSTM controller carries its state across decisions and loads to the same decisions") {
+  const auto dir = scratch_dir("lstm");
+  const auto schema = steered_schema();
+  using LstmController = MetaController<nn::LstmCell<double>>;
+  LstmController c(nn::LstmCell<double>({.input = 8, .hidden = 6}), schema, {"return_mean", "kl"}, {.levels = 5});
+  CHECK(c.state().rows() == c.cell().state_size());
+  auto knobs = defaults_of(schema);
+  const auto first = c.decide(telemetry_of(1, 2), knobs, true);
+  schema.check(first.changes, "lstm");
+  CHECK(c.state() != ad::Matrix<double>::Zero(c.cell().state_size(), 1));
+  save_controller(dir / "lstm.safetensors", c);
+  LstmController d(nn::LstmCell<double>({.input = 8, .hidden = 6}), schema, {"return_mean", "kl"}, {.levels = 5, .seed = 8});
+  load_controller(dir / "lstm.safetensors", d);
+  CHECK(c.decide(telemetry_of(3, 4), first.changes, true).changes == d.decide(telemetry_of(3, 4), first.changes, true).changes);
+  GruController g(nn::GruCell<double>({.input = 8, .hidden = 6}), schema, {"return_mean", "kl"}, {.levels = 5});
+  CHECK(test::message_of<InvalidArgument>([&] { load_controller(dir / "lstm.safetensors", g); }).find("holds the cell") !=
+        std::string::npos);
+  fs::remove_all(dir);
 }
 
 TEST_CASE("a saved controller loads to the same decisions; a file for other knobs is refused, changing nothing") {
   const auto dir = scratch_dir("controller");
   const auto schema = steered_schema();
-  GruController c(nn::GruCell<double>({.input = 8, .hidden = 8}), schema, {"return_mean", "kl"}, {.levels = 5, .seed = 3});
+  GruController c(nn::GruCell<double>({.input = 8, .hidden = 8}), schema, {"return_mean", "kl"},
+                  {.levels = 5, .seed = 3});
   auto knobs = defaults_of(schema);
   std::mt19937_64 rng(5);
   std::normal_distribution<double> n(0.0, 1.0);
@@ -387,7 +412,8 @@ TEST_CASE("a saved controller loads to the same decisions; a file for other knob
   for (int i = 0; i < 6; ++i) knobs = c.decide(later[static_cast<std::size_t>(i)], knobs).changes;
   c.reinforce({1, 0, 2, 0, 1, 3});
   save_controller(dir / "c.safetensors", c);
-  GruController d(nn::GruCell<double>({.input = 8, .hidden = 8}), schema, {"return_mean", "kl"}, {.levels = 5, .seed = 9});
+  GruController d(nn::GruCell<double>({.input = 8, .hidden = 8}), schema, {"return_mean", "kl"},
+                  {.levels = 5, .seed = 9});
   CHECK(d.parameters() != c.parameters());
   load_controller(dir / "c.safetensors", d);
   CHECK(d.parameters() == c.parameters());
@@ -443,7 +469,8 @@ double learn_synthetic(Controller& c, int runs) {
 
 }  // namespace
 
-TEST_CASE("online REINFORCE moves a knob toward the optimum of a synthetic objective; without the gradient it does not") {
+TEST_CASE(
+    "online REINFORCE moves a knob toward the optimum of a synthetic objective; without the gradient it does not") {
   auto x = real_knob("x", 0.5, 0.0, 1.0, false, "");
   x.move = KnobMove::absolute;
   const KnobSchema schema({x});
@@ -480,8 +507,9 @@ TEST_CASE("PBT: the bottom quantile copies the top one, and explore keeps ints i
   const auto schema = mixed_schema();
   const PbtOptions no_resample{.resample_probability = 0};
   for (int i = 0; i < 2000; ++i) {
-    const auto v = pbt_explore(schema, {{"lr", 0.5}, {"epochs", std::int64_t{10}}, {"decay", true}, {"fisher", std::string("at_adapted")}},
-                               i % 2 ? PbtOptions{} : no_resample, rng);
+    const auto v = pbt_explore(
+        schema, {{"lr", 0.5}, {"epochs", std::int64_t{10}}, {"decay", true}, {"fisher", std::string("at_adapted")}},
+        i % 2 ? PbtOptions{} : no_resample, rng);
     schema.check(v, "explored");
     REQUIRE(std::holds_alternative<std::int64_t>(v.at("epochs")));
     if (i % 2 == 0) {

@@ -30,7 +30,8 @@ inline NavigationPolicy navigation_policy() {
 // A small policy and buffer: the buffer seed is a checkpoint of exactly these (see regression_test.cpp).
 using SmallPolicy = policy::RecurrentPolicy<nn::DiagSsmCell<float>, policy::CategoricalHead<float>>;
 inline SmallPolicy small_policy() {
-  return {nn::DiagSsmCell<float>({.input = 4, .state = 3, .output = 4}), policy::CategoricalHead<float>(4, 2), {}, {}, 1};
+  return {
+      nn::DiagSsmCell<float>({.input = 4, .state = 3, .output = 4}), policy::CategoricalHead<float>(4, 2), {}, {}, 1};
 }
 inline constexpr ad::Index small_state_size = 3;
 inline adapt::ExperienceBufferOptions small_buffer_options() {
@@ -164,7 +165,8 @@ inline int fuzz_override(const std::uint8_t* data, std::size_t size) {
     const std::string text(reinterpret_cast<const char*>(data), size);
     const auto changes = control::parse_knob_changes(text, schema, "fuzz");
     if (!schema.problems(changes).empty()) __builtin_trap();
-    if (control::parse_knob_changes(control::knob_changes_json(changes), schema, "fuzz-again") != changes) __builtin_trap();
+    if (control::parse_knob_changes(control::knob_changes_json(changes), schema, "fuzz-again") != changes)
+      __builtin_trap();
   });
 }
 

@@ -13,8 +13,8 @@ namespace {
 using Policy = policy::RecurrentPolicy<nn::MlpCell<float>, policy::GaussianHead<float>>;
 
 std::pair<double, double> run(bool zero_meta_gradient, int iterations) {
-  Policy pi(nn::MlpCell<float>({.input = 2, .hidden = {32, 32}}), policy::GaussianHead<float>({.input = 32, .actions = 2}),
-            {}, {}, 7);
+  Policy pi(nn::MlpCell<float>({.input = 2, .hidden = {32, 32}}),
+            policy::GaussianHead<float>({.input = 32, .actions = 2}), {}, {}, 7);
   meta::MetaTrainer trainer(std::move(pi), env::Navigation2DTasks(),
                             {.meta_batch = 10, .trajectories = 10, .horizon = 100, .inner_lr = 0.1,
                              .outer_lr = 1e-2, .zero_meta_gradient = zero_meta_gradient, .seed = 3});
@@ -46,8 +46,8 @@ TEST_CASE("meta-training improves the post-adaptation return; the run without me
 
 void check_trpo_training(meta::TrpoFisher fisher) {
   CAPTURE(static_cast<int>(fisher));
-  Policy pi(nn::MlpCell<float>({.input = 2, .hidden = {16, 16}}), policy::GaussianHead<float>({.input = 16, .actions = 2}),
-            {}, {}, 8);
+  Policy pi(nn::MlpCell<float>({.input = 2, .hidden = {16, 16}}),
+            policy::GaussianHead<float>({.input = 16, .actions = 2}), {}, {}, 8);
   meta::MetaTrainer trainer(std::move(pi), env::Navigation2DTasks(),
                             {.meta_batch = 5, .trajectories = 10, .horizon = 100, .inner_lr = 0.1, .trpo = true,
                              .max_kl = 0.01, .fisher = fisher, .seed = 4});
@@ -77,8 +77,9 @@ TEST_CASE("meta-training with the TRPO outer step keeps the KL limit and improve
 TEST_CASE("the meta-trainer's knobs change the next iteration, and its telemetry reports them") {
   Policy pi(nn::MlpCell<float>({.input = 2, .hidden = {16}}), policy::GaussianHead<float>({.input = 16, .actions = 2}),
             {}, {}, 7);
-  meta::MetaTrainer trainer(std::move(pi), env::Navigation2DTasks(),
-                            {.meta_batch = 2, .trajectories = 4, .horizon = 20, .inner_lr = 0.1, .trpo = true, .seed = 3});
+  meta::MetaTrainer trainer(
+      std::move(pi), env::Navigation2DTasks(),
+      {.meta_batch = 2, .trajectories = 4, .horizon = 20, .inner_lr = 0.1, .trpo = true, .seed = 3});
   const auto schema = trainer.knob_schema();
   CHECK(schema.at("fisher", "test").type == control::KnobType::choice);
   CHECK(schema.at("inner_steps", "test").type == control::KnobType::integer);

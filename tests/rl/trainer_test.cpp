@@ -14,8 +14,8 @@ using ad::Matrix;
 namespace {
 
 using Actor = policy::RecurrentPolicy<nn::MlpCell<float>, policy::CategoricalHead<float>>;
-using ActorCritic =
-    policy::RecurrentPolicy<nn::MlpCell<float>, policy::CategoricalHead<float>, nn::NoNorm<float>, policy::ValueHead<float>>;
+using ActorCritic = policy::RecurrentPolicy<nn::MlpCell<float>, policy::CategoricalHead<float>, nn::NoNorm<float>,
+                                            policy::ValueHead<float>>;
 
 Actor actor(std::uint64_t seed) {
   return {nn::MlpCell<float>({.input = 4, .hidden = {32, 32}}), policy::CategoricalHead<float>(32, 2), {}, {}, seed};
@@ -25,7 +25,9 @@ ActorCritic actor_critic(std::uint64_t seed) {
           policy::ValueHead<float>(32), seed};
 }
 
-double mean(const std::vector<double>& v) { return std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size()); }
+double mean(const std::vector<double>& v) {
+  return std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
+}
 
 // Mean return of 50 fresh episodes before and after `updates` updates.
 template <class PolicyT>
@@ -87,8 +89,8 @@ TEST_CASE("clip_grad_norm scales to the limit and reports the norm before") {
 }
 
 TEST_CASE("REINFORCE raises CartPole's return") {
-  const auto [before, after] =
-      improvement(actor(1), {.algorithm = rl::Algorithm::reinforce, .envs = 8, .steps = 500, .lr = 1e-3, .max_grad_norm = 1.0}, 60);
+  const auto [before, after] = improvement(
+      actor(1), {.algorithm = rl::Algorithm::reinforce, .envs = 8, .steps = 500, .lr = 1e-3, .max_grad_norm = 1.0}, 60);
   MESSAGE("REINFORCE: " << before << " -> " << after);
   CHECK(after > before + 50);  // from about 23 (random) to over 73
 }
@@ -96,7 +98,8 @@ TEST_CASE("REINFORCE raises CartPole's return") {
 TEST_CASE("A2C raises CartPole's return") {
   const auto [before, after] = improvement(
       actor_critic(1),
-      {.algorithm = rl::Algorithm::a2c, .envs = 8, .steps = 8, .lr = 7e-4, .max_grad_norm = 0.5, .value_coef = 0.02}, 1500);
+      {.algorithm = rl::Algorithm::a2c, .envs = 8, .steps = 8, .lr = 7e-4, .max_grad_norm = 0.5, .value_coef = 0.02},
+      1500);
   MESSAGE("A2C: " << before << " -> " << after);
   CHECK(after > before + 50);  // from about 23 (random) to over 73
 }
@@ -156,7 +159,8 @@ TEST_CASE("the trainer's knobs: its options by type and range, set whole or not 
 
 TEST_CASE("each update reports its telemetry: entropy, KL of the update, clip fraction, explained variance") {
   rl::Trainer<ActorCritic, env::CartPole> trainer(
-      actor_critic(6), {.algorithm = rl::Algorithm::ppo, .envs = 4, .steps = 64, .lr = 3e-3, .epochs = 4, .minibatches = 2});
+      actor_critic(6),
+      {.algorithm = rl::Algorithm::ppo, .envs = 4, .steps = 64, .lr = 3e-3, .epochs = 4, .minibatches = 2});
   const auto first = trainer.update().telemetry();
   CHECK(first["entropy"] > 0.6);  // two actions: at most log 2 = 0.693
   CHECK(first["entropy"] <= std::log(2.0) + 1e-6);
@@ -169,7 +173,8 @@ TEST_CASE("each update reports its telemetry: entropy, KL of the update, clip fr
   CHECK(first["lr"] == 3e-3);
   // A learning rate a thousand times smaller hardly moves the policy: the KL measures the update.
   rl::Trainer<ActorCritic, env::CartPole> timid(
-      actor_critic(6), {.algorithm = rl::Algorithm::ppo, .envs = 4, .steps = 64, .lr = 3e-6, .epochs = 4, .minibatches = 2});
+      actor_critic(6),
+      {.algorithm = rl::Algorithm::ppo, .envs = 4, .steps = 64, .lr = 3e-6, .epochs = 4, .minibatches = 2});
   const auto still = timid.update();
   CHECK(still.kl < first["kl"] / 100);
   CHECK(still.clip_fraction <= first["clip_fraction"]);

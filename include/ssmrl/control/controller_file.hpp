@@ -96,7 +96,8 @@ void save_controller(const std::filesystem::path& path, const MetaController<RNN
   file.metadata["ssmrl.controller.cell"] = io::describe(c.cell()).dump();
   file.metadata["ssmrl.controller.rng"] = c.rng_text();
   const auto params = c.parameters();
-  for (std::size_t i = 0; i < params.size(); ++i) file.tensors.push_back(io::to_tensor("param." + std::to_string(i), params[i]));
+  for (std::size_t i = 0; i < params.size(); ++i)
+    file.tensors.push_back(io::to_tensor("param." + std::to_string(i), params[i]));
   file.tensors.push_back(io::to_tensor("state", c.state()));
   const auto stats = c.normalizer().state();
   ad::Matrix<double> s(static_cast<ad::Index>(stats.size()), 1);
@@ -134,7 +135,8 @@ std::map<std::string, std::string> load_controller(const std::filesystem::path& 
   SSMRL_REQUIRE(value("ssmrl.controller.levels") == std::to_string(c.options().levels), fn, ": '", path.string(),
                 "' has ", value("ssmrl.controller.levels"), " levels, this controller ", c.options().levels);
   SSMRL_REQUIRE(value("ssmrl.controller.cell") == io::describe(c.cell()).dump(), fn, ": '", path.string(),
-                "' holds the cell ", value("ssmrl.controller.cell"), ", this controller ", io::describe(c.cell()).dump());
+                "' holds the cell ", value("ssmrl.controller.cell"), ", this controller ",
+                io::describe(c.cell()).dump());
   auto params = c.parameters();
   for (std::size_t i = 0; i < params.size(); ++i) params[i] = file.matrix<Scalar>("param." + std::to_string(i));
   const auto state = file.matrix<Scalar>("state");

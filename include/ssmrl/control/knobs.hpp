@@ -78,7 +78,9 @@ struct Knob {
       case KnobType::boolean: return std::get<bool>(v) ? 1.0 : 0.0;
       case KnobType::choice: {
         const auto it = std::find(choices.begin(), choices.end(), std::get<std::string>(v));
-        return choices.size() <= 1 ? 0.0 : static_cast<double>(it - choices.begin()) / static_cast<double>(choices.size() - 1);
+        return choices.size() <= 1
+                   ? 0.0
+                   : static_cast<double>(it - choices.begin()) / static_cast<double>(choices.size() - 1);
       }
       default: break;
     }
@@ -150,7 +152,8 @@ struct Knob {
       case KnobType::integer: {
         if (!std::holds_alternative<std::int64_t>(v)) return wrong_type();
         const auto x = static_cast<double>(std::get<std::int64_t>(v));
-        if (x < lower || x > upper) return "knob '" + name + "' = " + knob_text(v) + " is outside its range " + range_text();
+        if (x < lower || x > upper)
+          return "knob '" + name + "' = " + knob_text(v) + " is outside its range " + range_text();
         return std::nullopt;
       }
       case KnobType::boolean:
@@ -173,7 +176,8 @@ struct Knob {
     switch (type) {
       case KnobType::real: return std::clamp(x, lower, upper);
       case KnobType::integer:
-        return static_cast<std::int64_t>(std::clamp(std::round(std::clamp(x, -9e15, 9e15)), std::ceil(lower), std::floor(upper)));
+        return static_cast<std::int64_t>(
+            std::clamp(std::round(std::clamp(x, -9e15, 9e15)), std::ceil(lower), std::floor(upper)));
       case KnobType::boolean: return x >= 0.5;
       case KnobType::choice: {
         const double last = static_cast<double>(choices.size()) - 1;
@@ -230,7 +234,8 @@ struct Knob {
 };
 
 //! A knob of float type on [lower, upper].
-inline Knob real_knob(std::string name, double value, double lower, double upper, bool log_scale, std::string description) {
+inline Knob real_knob(std::string name, double value, double lower, double upper, bool log_scale,
+                      std::string description) {
   return {std::move(name), KnobType::real, lower, upper, value, log_scale,
           log_scale ? KnobMove::multiplicative : KnobMove::additive, log_scale ? 1.25 : (upper - lower) / 20, {},
           std::move(description)};
@@ -259,7 +264,8 @@ public:
     for (std::size_t i = 0; i < knobs_.size(); ++i) {
       const auto& k = knobs_[i];
       SSMRL_REQUIRE(!k.name.empty() && k.name.find_first_of(",\"\n= ") == std::string::npos,
-                    "control::KnobSchema: knob name '", k.name, "' is empty or holds a comma, quote, '=', space or newline");
+                    "control::KnobSchema: knob name '", k.name,
+                    "' is empty or holds a comma, quote, '=', space or newline");
       for (std::size_t j = 0; j < i; ++j) {
         SSMRL_REQUIRE(knobs_[j].name != k.name, "control::KnobSchema: knob '", k.name, "' is named twice");
       }
@@ -310,7 +316,8 @@ public:
     std::string out;
     for (const auto& [name, value] : changes) {
       const auto i = find(name);
-      const auto p = i ? knobs_[*i].problem(value) : std::optional<std::string>("no knob '" + name + "' (the knobs are " + names_text() + ")");
+      const auto p = i ? knobs_[*i].problem(value)
+                       : std::optional<std::string>("no knob '" + name + "' (the knobs are " + names_text() + ")");
       if (p) out += (out.empty() ? "" : "; ") + *p;
     }
     return out;
@@ -324,7 +331,8 @@ public:
   void check_values(const std::vector<KnobValue>& values, const char* caller) const {
     SSMRL_REQUIRE(values.size() == knobs_.size(), caller, ": ", values.size(), " values for ", knobs_.size(), " knobs");
     for (std::size_t i = 0; i < values.size(); ++i) {
-      if (const auto p = knobs_[i].problem(values[i])) SSMRL_THROW(::ssmrl::InvalidArgument, ::ssmrl::detail::message(caller, ": ", *p));
+      if (const auto p = knobs_[i].problem(values[i]))
+        SSMRL_THROW(::ssmrl::InvalidArgument, ::ssmrl::detail::message(caller, ": ", *p));
     }
   }
 

@@ -199,8 +199,8 @@ public:
 
   //! REINFORCE on the decisions since the last update, `rewards[i]` the reward of decision i (the
   //! improvement of the objective that followed it): minimises -mean((r - b) / s log pi(a)) - beta
-  //! mean(H), b the running baseline and s the running spread of r - b, by one Adam step. The log-probabilities are recomputed on the
-  //! tape from the same inputs and the state the decisions started from.
+  //! mean(H), b the running baseline and s the running spread of r - b, by one Adam step. The log-probabilities are
+  //! recomputed on the tape from the same inputs and the state the decisions started from.
   ControllerUpdate reinforce(const std::vector<double>& rewards) {
     SSMRL_REQUIRE(rewards.size() == actions_.size() && !rewards.empty(), "control::MetaController::reinforce: ",
                   rewards.size(), " rewards for ", actions_.size(), " decisions");
@@ -281,7 +281,9 @@ public:
                     have[i].cols());
     }
     const std::size_t cell_count = nn::to_list<ad::Matrix<Scalar>>(cell_params_).size();
-    cell_params_ = nn::from_list(cell_params_, std::vector<ad::Matrix<Scalar>>(list.begin(), list.begin() + static_cast<std::ptrdiff_t>(cell_count)));
+    cell_params_ = nn::from_list(
+        cell_params_,
+        std::vector<ad::Matrix<Scalar>>(list.begin(), list.begin() + static_cast<std::ptrdiff_t>(cell_count)));
     for (std::size_t k = 0; k < heads_.size(); ++k) {
       heads_[k].W = list[cell_count + 2 * k];
       heads_[k].b = list[cell_count + 2 * k + 1];

@@ -100,8 +100,8 @@ inline KnobChanges parse_knob_changes(std::string_view text, const KnobSchema& s
 //! The JSON text of knob values (ints as whole numbers, floats exactly), one knob per line.
 inline std::string knob_changes_json(const KnobChanges& changes) {
   nlohmann::json doc = nlohmann::json::object();
-  for (const auto& [name, value] : changes) {
-    std::visit([&](const auto& x) { doc[name] = x; }, value);
+  for (const auto& entry : changes) {  // not a structured binding: clang 14 cannot capture one
+    std::visit([&](const auto& x) { doc[entry.first] = x; }, entry.second);
   }
   return doc.dump(2) + "\n";
 }

@@ -33,7 +33,8 @@ KnobValue resample(const Knob& k, Rng& rng) {
   std::uniform_real_distribution<double> u(0.0, 1.0);
   switch (k.type) {
     case KnobType::real:
-      if (k.log_scale) return k.from_number(std::exp(std::log(k.lower) + u(rng) * (std::log(k.upper) - std::log(k.lower))));
+      if (k.log_scale)
+        return k.from_number(std::exp(std::log(k.lower) + u(rng) * (std::log(k.upper) - std::log(k.lower))));
       return k.from_number(k.lower + u(rng) * (k.upper - k.lower));
     case KnobType::integer: {
       std::uniform_int_distribution<std::int64_t> d(static_cast<std::int64_t>(std::ceil(k.lower)),
@@ -60,7 +61,8 @@ KnobValue perturb(const Knob& k, const KnobValue& v, const PbtOptions& o, Rng& r
   switch (k.type) {
     case KnobType::real: return k.from_number(std::get<double>(v) * (up ? o.factor_up : o.factor_down));
     case KnobType::integer:
-      return k.from_number(std::trunc(static_cast<double>(std::get<std::int64_t>(v)) * (up ? o.factor_up : o.factor_down)));
+      return k.from_number(
+          std::trunc(static_cast<double>(std::get<std::int64_t>(v)) * (up ? o.factor_up : o.factor_down)));
     case KnobType::boolean:
     case KnobType::choice: {
       const double i = k.number(v);

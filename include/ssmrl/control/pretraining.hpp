@@ -92,7 +92,8 @@ PretrainingData<typename MetaController<RNN>::Scalar> pretraining_windows(MetaCo
     auto& actions = data.actions.emplace_back();
     auto& gains = data.gains.emplace_back();
     // Decision d is made after row t - 1 (t = 1 + d * window), for rows t .. t + window - 1.
-    for (std::size_t t = 1; t + static_cast<std::size_t>(o.window) <= rows.size(); t += static_cast<std::size_t>(o.window)) {
+    for (std::size_t t = 1; t + static_cast<std::size_t>(o.window) <= rows.size();
+         t += static_cast<std::size_t>(o.window)) {
       const std::size_t before = rows[t - 1];
       Telemetry tel;
       for (std::size_t i = 0; i < telemetry.size(); ++i) tel.add(c.telemetry_names()[i], telemetry[i][before]);

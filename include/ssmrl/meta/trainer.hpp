@@ -164,7 +164,8 @@ public:
     for (std::size_t i = 0; i < have.size(); ++i) {
       SSMRL_REQUIRE(have[i].rows() == given[i].rows() && have[i].cols() == given[i].cols() && given[i].allFinite(),
                     "meta::MetaTrainer::set_inner_lrs: rate ", i, " is ", given[i].rows(), "x", given[i].cols(),
-                    given[i].allFinite() ? "" : " (not finite)", ", its parameter ", have[i].rows(), "x", have[i].cols());
+                    given[i].allFinite() ? "" : " (not finite)", ", its parameter ", have[i].rows(), "x",
+                    have[i].cols());
     }
     learner_.inner_lrs() = std::move(rates);
   }
@@ -185,9 +186,9 @@ public:
     const bool trpo = std::is_same_v<Outer, TrpoOuterStep> || (std::is_same_v<Outer, OuterStepFromOptions> && o.trpo);
     if (trpo) {
       k.push_back(control::real_knob("max_kl", o.max_kl, 1e-5, 1.0, true, "TRPO's limit on the mean KL"));
-      k.push_back(control::choice_knob("fisher",
-                                       o.fisher == TrpoFisher::at_adapted ? "at_adapted" : "through_adaptation",
-                                       {"at_adapted", "through_adaptation"}, "what TRPO's Fisher products differentiate"));
+      k.push_back(
+          control::choice_knob("fisher", o.fisher == TrpoFisher::at_adapted ? "at_adapted" : "through_adaptation",
+                               {"at_adapted", "through_adaptation"}, "what TRPO's Fisher products differentiate"));
     } else {
       k.push_back(control::real_knob("outer_lr", o.outer_lr, 1e-6, 1.0, true, "Adam's learning rate of the outer step"));
     }
@@ -299,7 +300,8 @@ public:
     for (std::size_t i = 0; i < tasks.size(); ++i) {
       auto& per_task = e.curves.emplace_back();
       for (int r = 0; r < runs; ++r) {
-        per_task.push_back(adaptation_curve(tasks[i], steps, env::derive_seed(seed, i * static_cast<std::size_t>(runs) + r)));
+        per_task.push_back(
+            adaptation_curve(tasks[i], steps, env::derive_seed(seed, i * static_cast<std::size_t>(runs) + r)));
         for (std::size_t k = 0; k < e.mean.size(); ++k) e.mean[k] += per_task.back()[k];
       }
     }
@@ -548,8 +550,9 @@ private:
       }
       adam_.step(std::span<ad::Matrix<Scalar>>(values), std::span<const ad::Matrix<Scalar>>(meta_gradient));
       if (learner_.inner_lrs()) {
-        learner_.inner_lrs() = nn::from_list(*learner_.inner_lrs(),
-                                             std::vector<ad::Matrix<Scalar>>(values.begin() + static_cast<std::ptrdiff_t>(model), values.end()));
+        learner_.inner_lrs() = nn::from_list(
+            *learner_.inner_lrs(),
+            std::vector<ad::Matrix<Scalar>>(values.begin() + static_cast<std::ptrdiff_t>(model), values.end()));
       }
       values.resize(model);
       policy_.set_params(nn::from_list(policy_.params(), values));
@@ -601,7 +604,8 @@ private:
     } else if (name == "max_kl") {
       options_.max_kl = std::get<double>(v);
     } else if (name == "fisher") {
-      options_.fisher = std::get<std::string>(v) == "at_adapted" ? TrpoFisher::at_adapted : TrpoFisher::through_adaptation;
+      options_.fisher =
+          std::get<std::string>(v) == "at_adapted" ? TrpoFisher::at_adapted : TrpoFisher::through_adaptation;
     } else if (name == "outer_lr") {
       options_.outer_lr = std::get<double>(v);
     } else if (name == "gamma") {
@@ -615,7 +619,8 @@ private:
     if (name == "inner_steps") return std::int64_t{options_.inner_steps};
     if (name == "first_order") return options_.first_order;
     if (name == "max_kl") return options_.max_kl;
-    if (name == "fisher") return std::string(options_.fisher == TrpoFisher::at_adapted ? "at_adapted" : "through_adaptation");
+    if (name == "fisher")
+      return std::string(options_.fisher == TrpoFisher::at_adapted ? "at_adapted" : "through_adaptation");
     if (name == "outer_lr") return options_.outer_lr;
     if (name == "gamma") return options_.gamma;
     return options_.gae_lambda;

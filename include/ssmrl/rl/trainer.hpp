@@ -290,8 +290,9 @@ public:
       stats.return_std = std::sqrt(squares / n);
     }
     if (!t.finished_lengths.empty()) {
-      stats.episode_length = static_cast<double>(std::accumulate(t.finished_lengths.begin(), t.finished_lengths.end(), 0L)) /
-                             static_cast<double>(t.finished_lengths.size());
+      stats.episode_length =
+          static_cast<double>(std::accumulate(t.finished_lengths.begin(), t.finished_lengths.end(), 0L)) /
+          static_cast<double>(t.finished_lengths.size());
     }
     if (measures_.steps > 0) {
       stats.grad_norm = measures_.grad_norm / measures_.steps;
@@ -400,7 +401,10 @@ private:
             const auto policy_loss = ppo_clip_loss(e.log_prob, tape_.constant(part.log_probs),
                                                    tape_.constant(advantages), options_.clip);
             const Eigen::ArrayXd ratio =
-                (e.log_prob.value().template cast<double>() - part.log_probs.template cast<double>()).array().exp().transpose();
+                (e.log_prob.value().template cast<double>() - part.log_probs.template cast<double>())
+                    .array()
+                    .exp()
+                    .transpose();
             measures_.clipped += static_cast<double>(((ratio - 1.0).abs() > options_.clip).count());
             measures_.clip_columns += static_cast<double>(ratio.size());
             const auto value_loss = ad::mean(ad::square(ad::sub(e.value, tape_.constant(returns))));
