@@ -106,7 +106,9 @@ public:
         options_(options),
         normalizer_(telemetry_.size()),
         adam_({.lr = options.lr}),
-        rng_(options.seed) {
+        rng_(options.seed),
+        workspace_(cell_.make_workspace(1)),
+        output_(cell_.output_size(), 1) {
     SSMRL_REQUIRE(cell_.input_size() == static_cast<ad::Index>(telemetry_.size() + knobs_.size()),
                   "control::MetaController: the cell takes ", cell_.input_size(), " inputs, but ", telemetry_.size(),
                   " telemetry values and ", knobs_.size(), " knob positions make ", telemetry_.size() + knobs_.size());
@@ -166,9 +168,8 @@ public:
   //! decision is kept for the next reinforce().
   Decision decide(const Telemetry& t, const KnobChanges& current, bool greedy = false) {
     const auto in = input_of(t, current);
-    auto ws = cell_.make_workspace(1);
-    ad::Matrix<Scalar> out(cell_.output_size(), 1);
-    cell_.step(cell_params_, state_, in, out, ws);
+    ad::Matrix<Scalar>& out = output_;
+    cell_.step(cell_params_, state_, in, out, workspace_);
     Decision d;
     std::uniform_real_distribution<double> uniform(0.0, 1.0);
     for (std::size_t k = 0; k < knobs_.size(); ++k) {
@@ -410,6 +411,8 @@ private:
   std::mt19937_64 rng_;
   CellParams cell_params_;
   std::vector<HeadParams> heads_;
+  typename RNN::workspace_type workspace_;  //!< of decide(): sized once, not per decision
+  ad::Matrix<Scalar> output_;
   // A copy of the controller (an evaluation that must not learn) starts its own tape.
   struct Scratch {
     ad::Tape<Scalar> tape;

@@ -77,17 +77,21 @@ PretrainingData<typename MetaController<RNN>::Scalar> pretraining_windows(MetaCo
     const auto objective = run.column(o.objective);
     std::vector<std::vector<double>> telemetry;
     for (const auto& n : c.telemetry_names()) telemetry.push_back(run.column(n));
-    std::vector<std::size_t> knob_columns;
-    for (const auto& k : c.knobs().knobs()) knob_columns.push_back(run.column_index("knob." + k.name));
-    auto knob_value = [&](std::size_t k, std::size_t row) {
-      const auto& knob = c.knobs()[k];
-      if (run.is_text_column(knob_columns[k])) {
-        const auto texts = run.text_column("knob." + knob.name);
-        return knob.from_number(static_cast<double>(std::find(knob.choices.begin(), knob.choices.end(), texts[row]) -
-                                                    knob.choices.begin()));
+    // Per steered knob, its column as numbers (a choice's index for a text column), read once.
+    std::vector<std::vector<double>> knob_numbers;
+    for (const auto& knob : c.knobs().knobs()) {
+      const auto name = "knob." + knob.name;
+      if (!run.is_text_column(run.column_index(name))) {
+        knob_numbers.push_back(run.column(name));
+        continue;
       }
-      return knob.from_number(run.rows()[row][knob_columns[k]]);
-    };
+      auto& numbers = knob_numbers.emplace_back();
+      for (const auto& text : run.text_column(name)) {
+        const auto at = std::find(knob.choices.begin(), knob.choices.end(), text) - knob.choices.begin();
+        numbers.push_back(static_cast<double>(at));
+      }
+    }
+    auto knob_value = [&](std::size_t k, std::size_t row) { return c.knobs()[k].from_number(knob_numbers[k][row]); };
     auto& inputs = known.emplace_back();
     auto& actions = data.actions.emplace_back();
     auto& gains = data.gains.emplace_back();
