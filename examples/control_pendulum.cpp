@@ -5,7 +5,7 @@
 // evaluation. From each start (the default lr 1e-3, 10x and 100x it; decayed linearly): fixed; steered
 // by a MetaController<GRU> (lr moved by x1.25 every 5 updates, most probable choice) trained by
 // REINFORCE beforehand on runs of other seeds from the three starts; and PBT with 4 members, each
-// with a quarter of the budget.
+// with a quarter of the budget, on two threads (control::Population).
 //
 //   control_pendulum [SEEDS=5] [UPDATES=80] [CONTROLLER_TRAINING_RUNS=45]
 #include <ssmrl/ssmrl.hpp>
@@ -90,46 +90,25 @@ std::vector<double> run(std::uint64_t seed, double lr, long updates, Controller*
   return curve;
 }
 
-// PBT from `lr`: 4 members with a quarter of the updates each, an exploit/explore round every
-// `every` updates (copying policy, Adam's moments and lr); the curve is the evaluation of the member
-// with the best training return at the same total environment steps as the other arms' points.
+// PBT from `lr`: control::Population of 4 members with a quarter of the updates each, stepping on
+// two threads, an exploit/explore round every `every` updates (copying policy, Adam's moments and
+// lr); the curve is the evaluation of the member with the best training return at the same total
+// environment steps as the other arms' points.
 std::vector<double> pbt(std::uint64_t seed, double lr, long updates) {
   constexpr int members = 4;
   const long each = updates / members;
-  const auto schema = steered();
-  std::mt19937_64 rng(env::derive_seed(seed, 7));
   std::vector<std::unique_ptr<Trainer>> t;
-  std::vector<control::KnobChanges> knobs;
   for (int m = 0; m < members; ++m) {
     const auto member_seed = seed * 10 + static_cast<std::uint64_t>(m);
     t.push_back(std::make_unique<Trainer>(make_policy(member_seed), options(lr, each, member_seed)));
-    knobs.push_back({{"lr", lr}});
   }
+  control::Population<Trainer> population(
+      std::move(t), steered(), {.interval = every, .threads = 2, .seed = env::derive_seed(seed, 7)});
   std::vector<double> curve;
-  std::vector<double> scores(members, NAN);
   for (long u = 0; u < each; ++u) {
-    for (int m = 0; m < members; ++m) {
-      auto& member = *t[static_cast<std::size_t>(m)];
-      auto values = member.knob_values();
-      values[0] = knobs[static_cast<std::size_t>(m)].at("lr");
-      member.set_knob_values(values, true);
-      scores[static_cast<std::size_t>(m)] = member.update().mean_return;
-    }
-    if ((u + 1) % every == 0 && u + 1 < each) {
-      for (const auto& copy : control::pbt_exploits(scores, {}, rng)) {
-        t[copy.to]->policy() = t[copy.from]->policy();
-        t[copy.to]->optimizer() = t[copy.from]->optimizer();
-        knobs[copy.to] = control::pbt_explore(schema, knobs[copy.from], {}, rng);
-      }
-    }
+    population.step();
     const long spent = (u + 1) * members;
-    if (spent % eval_every == 0) {
-      std::size_t best = 0;
-      for (std::size_t m = 1; m < scores.size(); ++m) {
-        if (scores[m] > scores[best] || std::isnan(scores[best])) best = m;
-      }
-      curve.push_back(evaluation(*t[best], spent));
-    }
+    if (spent % eval_every == 0) curve.push_back(evaluation(population.member(population.best()), spent));
   }
   return curve;
 }
@@ -203,7 +182,9 @@ int main(int argc, char** argv) {
              return run(1 + static_cast<std::uint64_t>(i), lr, updates, &c, false);
            }));
     std::snprintf(name, sizeof name, "lr %g, PBT 4 members", lr);
-    report(name, parallel(seeds, [&](int i) { return pbt(1 + static_cast<std::uint64_t>(i), lr, updates); }));
+    std::vector<std::vector<double>> population_curves;  // one seed at a time: the members use both threads
+    for (int i = 0; i < seeds; ++i) population_curves.push_back(pbt(1 + static_cast<std::uint64_t>(i), lr, updates));
+    report(name, population_curves);
   }
   return 0;
 }

@@ -10,5 +10,6 @@
 #include "ssmrl/control/override_file.hpp"
 #include "ssmrl/control/pbt.hpp"
 #include "ssmrl/control/pbt_toy.hpp"
+#include "ssmrl/control/population.hpp"
 #include "ssmrl/control/pretraining.hpp"
 #include "ssmrl/meta/checkpoint.hpp"

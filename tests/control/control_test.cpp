@@ -9,6 +9,7 @@
 #include <ssmrl/control/override_file.hpp>
 #include <ssmrl/control/pbt.hpp>
 #include <ssmrl/control/pbt_toy.hpp>
+#include <ssmrl/control/population.hpp>
 #include <ssmrl/control/pretraining.hpp>
 #include <ssmrl/nn/cells/diag_ssm.hpp>
 #include <ssmrl/nn/cells/gru.hpp>
@@ -522,6 +523,116 @@ TEST_CASE("PBT: the bottom quantile copies the top one, and explore keeps ints i
     }
   }
   CHECK(std::get<double>(perturb(schema[0], 0.9, no_resample, rng)) <= 1.0);
+}
+
+namespace {
+// A trainer in miniature for control::Population: its "policy" is a score that each step raises
+// by how close lr is to 0.01 (on a log scale), its "optimizer" counts steps.
+struct Weights {
+  double score = 0;
+  bool operator==(const Weights&) const = default;
+};
+struct Moments {
+  long steps = 0;
+};
+struct ToyStats {
+  double score = 0;
+  [[nodiscard]] Telemetry telemetry() const {
+    Telemetry t;
+    t.add("return_mean", score);
+    return t;
+  }
+};
+struct ToyMember {
+  double lr = 0.01;
+  int fail_at = -1;
+  Weights weights = {};
+  Moments moments = {};
+  [[nodiscard]] KnobSchema knob_schema() const {
+    return KnobSchema({real_knob("lr", 0.01, 1e-5, 1.0, true, "step size"),
+                       integer_knob("epochs", 4, 1, 10, "passes")});
+  }
+  [[nodiscard]] std::vector<KnobValue> knob_values() const { return {lr, std::int64_t{4}}; }
+  void set_knob_values(const std::vector<KnobValue>& v) {
+    knob_schema().check_values(v, "ToyMember");
+    lr = std::get<double>(v[0]);
+  }
+  Weights& policy() { return weights; }
+  const Weights& policy() const { return weights; }
+  Moments& optimizer() { return moments; }
+  const Moments& optimizer() const { return moments; }
+  ToyStats update() {
+    if (++moments.steps == fail_at) throw std::runtime_error("member failed");
+    weights.score += 1.0 - std::abs(std::log10(lr / 0.01));
+    return {weights.score};
+  }
+};
+static_assert(PopulationMember<ToyMember>);
+
+std::vector<std::unique_ptr<ToyMember>> toy_members(const std::vector<double>& lrs) {
+  std::vector<std::unique_ptr<ToyMember>> out;
+  for (const double lr : lrs) out.push_back(std::make_unique<ToyMember>(ToyMember{.lr = lr}));
+  return out;
+}
+}  // namespace
+
+TEST_CASE("a PBT population: the bottom copies the top's state and perturbs its knobs, and so finds a good lr") {
+  const auto steered = KnobSchema({real_knob("lr", 0.01, 1e-5, 1.0, true, "step size")});
+  const std::vector<double> lrs{1e-5, 1e-4, 0.3, 1.0, 3e-5, 0.5, 2e-5, 0.8};
+  Population<ToyMember> population(toy_members(lrs), steered,
+                                   {.pbt = {.resample_probability = 0}, .interval = 3, .threads = 3, .seed = 9});
+  double first_best = 0;
+  for (int s = 1; s <= 60; ++s) {
+    const auto before = population.scores();
+    std::vector<double> lr_before;
+    for (std::size_t m = 0; m < population.size(); ++m) lr_before.push_back(std::get<double>(population.knobs(m).at("lr")));
+    const auto step = population.step();
+    if (s == 1) first_best = step.scores[population.best()];
+    REQUIRE(step.copies.size() == (s % 3 == 0 ? 2u : 0u));
+    std::set<std::size_t> copied;
+    for (const auto& c : step.copies) {
+      copied.insert(c.to);
+      CHECK(population.member(c.to).policy() == population.member(c.from).policy());
+      CHECK(population.member(c.to).optimizer().steps == population.member(c.from).optimizer().steps);
+      const double lr = std::get<double>(population.knobs(c.to).at("lr"));
+      const double source = lr_before[c.from];
+      CHECK((lr == std::clamp(source * 0.8, 1e-5, 1.0) || lr == std::clamp(source * 1.2, 1e-5, 1.0)));
+      // The two lowest scores were copied, from the top two.
+      std::vector<double> sorted = step.scores;
+      std::sort(sorted.begin(), sorted.end());
+      CHECK(step.scores[c.to] <= sorted[1]);
+      CHECK(step.scores[c.from] >= sorted[6]);
+    }
+    for (std::size_t m = 0; m < population.size(); ++m) {
+      if (!copied.count(m)) CHECK(std::get<double>(population.knobs(m).at("lr")) == lr_before[m]);
+    }
+  }
+  // Without rounds no member's lr comes near 0.01; with them the best member's score per step does.
+  Population<ToyMember> fixed(toy_members(lrs), steered, {.interval = 1000, .threads = 1});
+  for (int s = 0; s < 60; ++s) fixed.step();
+  const double best_lr = std::get<double>(population.knobs(population.best()).at("lr"));
+  CHECK(std::abs(std::log10(best_lr / 0.01)) < 0.5);
+  CHECK(population.scores()[population.best()] > fixed.scores()[fixed.best()] + 20);
+  CHECK(first_best < 1);
+}
+
+TEST_CASE("a PBT population refuses a bad setup and rethrows a member's failure after joining") {
+  const auto steered = KnobSchema({real_knob("lr", 0.01, 1e-5, 1.0, true, "step size")});
+  const auto one = test::message_of<InvalidArgument>([&] { Population<ToyMember>(toy_members({0.01}), steered); });
+  CHECK(one.find("control::Population: 1 members") != std::string::npos);
+  const auto other = test::message_of<InvalidArgument>([&] {
+    Population<ToyMember>(toy_members({0.01, 0.1}), KnobSchema({real_knob("lr", 0.01, 1e-6, 1.0, true, "wider")}));
+  });
+  CHECK(other.find("the steered knob 'lr' (float in [1e-06, 1]) must") != std::string::npos);
+  CHECK_THROWS_AS(
+      Population<ToyMember>(toy_members({0.01, 0.1}), KnobSchema({real_knob("gamma", 0.9, 0, 1, false, "")})),
+      InvalidArgument);
+  auto members = toy_members({0.01, 0.1, 0.001});
+  members[1]->fail_at = 2;
+  Population<ToyMember> population(std::move(members), steered, {.interval = 1, .threads = 2});
+  population.step();
+  CHECK(test::message_of<std::runtime_error>([&] { population.step(); }) == "member failed");
+  CHECK(population.steps() == 1);
 }
 
 TEST_CASE("the PBT toy's best learning rate follows Ray Tune's pbt_function") {

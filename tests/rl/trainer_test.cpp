@@ -184,3 +184,53 @@ TEST_CASE("each update reports its telemetry: entropy, KL of the update, clip fr
   CHECK(std::isnan(r.clip_fraction));
   CHECK(r.kl >= 0);
 }
+
+TEST_CASE("a PBT population of PPO trainers gives the same members on one thread as on three") {
+  using Trainer = rl::Trainer<ActorCritic, env::CartPole>;
+  const auto run = [](unsigned threads) {
+    std::vector<std::unique_ptr<Trainer>> members;
+    for (std::uint64_t m = 0; m < 4; ++m) {
+      members.push_back(std::make_unique<Trainer>(
+          actor_critic(20 + m), rl::TrainerOptions{.algorithm = rl::Algorithm::ppo, .envs = 2, .steps = 32,
+                                                   .lr = 1e-3 * static_cast<double>(m + 1), .epochs = 2,
+                                                   .minibatches = 2, .seed = 30 + m}));
+    }
+    const auto steered = members[0]->knob_schema().subset({"lr", "clip"}, "test");
+    control::Population<Trainer> population(std::move(members), steered,
+                                            {.interval = 2, .threads = threads, .seed = 4});
+    std::vector<control::PbtCopy> copies;
+    for (int s = 0; s < 5; ++s) {
+      const auto step = population.step();
+      CHECK(step.scores.size() == 4);
+      CHECK(step.copies.empty() == (s % 2 == 0));
+      for (const auto& c : step.copies) {
+        // The exploit copied the policy and Adam's state; explore moved the knobs from the source's.
+        const auto to = nn::to_list<Matrix<float>>(population.member(c.to).policy().params());
+        const auto from = nn::to_list<Matrix<float>>(population.member(c.from).policy().params());
+        for (std::size_t i = 0; i < to.size(); ++i) CHECK(to[i] == from[i]);
+        CHECK(population.member(c.to).optimizer().steps() == population.member(c.from).optimizer().steps());
+        CHECK(population.knobs(c.to) != population.knobs(c.from));
+        copies.push_back(c);
+      }
+    }
+    std::vector<std::vector<Matrix<float>>> params;
+    std::vector<control::KnobChanges> knobs;
+    for (std::size_t m = 0; m < population.size(); ++m) {
+      params.push_back(nn::to_list<Matrix<float>>(population.member(m).policy().params()));
+      knobs.push_back(population.knobs(m));
+      // The last step followed no round: each member trained with the population's learning rate,
+      // held (no decay).
+      CHECK(population.member(m).optimizer().options().lr == std::get<double>(population.knobs(m).at("lr")));
+    }
+    return std::make_tuple(params, knobs, copies.size());
+  };
+  const auto [one_params, one_knobs, one_copies] = run(1);
+  const auto [three_params, three_knobs, three_copies] = run(3);
+  CHECK(one_copies == 2);
+  CHECK(three_copies == one_copies);
+  CHECK(one_knobs == three_knobs);
+  REQUIRE(one_params.size() == three_params.size());
+  for (std::size_t m = 0; m < one_params.size(); ++m) {
+    for (std::size_t i = 0; i < one_params[m].size(); ++i) CHECK(one_params[m][i] == three_params[m][i]);
+  }
+}
