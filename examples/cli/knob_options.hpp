@@ -135,6 +135,7 @@ public:
     if (const auto it = saved.find("ssmrl.controller_file"); resume_at && it != saved.end() && !it->second.empty()) {
       controller_.emplace(load_cli_controller(dir / it->second));
       controller_file_ = it->second;
+      restore_learning(saved);
     } else if (!setup.file.empty()) {
       controller_.emplace(load_cli_controller(setup.file));
     }
@@ -194,6 +195,11 @@ public:
       const std::string name = "controller-" + std::to_string(iteration) + ".safetensors";
       control::save_controller(dir_ / name, *controller_, {{"ssmrl.iteration", std::to_string(iteration)}});
       m["ssmrl.controller_file"] = name;
+      nlohmann::json learning;
+      learning["updates"] = updates_;
+      learning["rewards"] = rewards_;
+      learning["awaiting"] = awaiting_ ? nlohmann::json::array({awaiting_->first, awaiting_->second}) : nlohmann::json();
+      m["ssmrl.controller_learning"] = learning.dump();
       pending_removal_ = controller_file_ != name ? controller_file_ : std::string();
       controller_file_ = name;
     } else if (with_controller) {
@@ -223,6 +229,25 @@ public:
   }
 
 private:
+  // The rewards of decisions not yet learnt from, the decision awaiting its reward and the count of
+  // REINFORCE steps, as the checkpoint holds them (absent in runs of older versions).
+  void restore_learning(const std::map<std::string, std::string>& saved) {
+    const auto it = saved.find("ssmrl.controller_learning");
+    if (it == saved.end()) return;
+    try {
+      const auto j = nlohmann::json::parse(it->second);
+      updates_ = j.at("updates").get<long>();
+      rewards_ = j.at("rewards").get<std::vector<double>>();
+      if (!j.at("awaiting").is_null()) {
+        awaiting_ = std::make_pair(j.at("awaiting").at(0).get<std::size_t>(), j.at("awaiting").at(1).get<double>());
+      }
+    } catch (const nlohmann::json::exception& e) {
+      SSMRL_THROW(::ssmrl::InvalidArgument,
+                  ::ssmrl::detail::message("ssmrl train --resume: the checkpoint's controller learning state is not "
+                                           "readable: ", e.what()));
+    }
+  }
+
   // One decision from the last logged row; first the reward of the decision before (the mean of
   // the objective over the rows since it, less its value when it was made), and with learning a
   // REINFORCE step once 8 decisions have their rewards.

@@ -210,6 +210,17 @@ expect 0 "meta-iterations 6 to 10" "$ssmrl" train --config navigation2d --outer-
 cmp -s steer-straight/latest.safetensors steer-resumed/latest.safetensors || fail "a steered run resumed differently"
 cmp -s steer-straight/controller-10.safetensors steer-resumed/controller-10.safetensors || fail "the resumed controller differs"
 [ "$(ls steer-straight | grep -c '^controller-')" = 1 ] || fail "old controller files left: $(ls steer-straight)"
+# Learning across a resume: the pending decisions, their rewards and Adam's moments carry over.
+expect 0 "controller: 1 REINFORCE steps" "$ssmrl" train "${steer[@]}" --controller nav-ctl.safetensors --controller-learn \
+  --outer-steps 10 --ckpt-dir learn-straight
+"$ssmrl" train "${steer[@]}" --controller nav-ctl.safetensors --controller-learn --outer-steps 6 --ckpt-dir learn-resumed \
+  > /dev/null
+expect 0 "controller: 1 REINFORCE steps" "$ssmrl" train --config navigation2d --outer-steps 10 --ckpt-dir learn-resumed \
+  --resume --no-eval --quiet
+same_parameters nav-ctl.safetensors learn-straight/controller-10.safetensors && fail "the controller did not learn"
+cmp -s learn-straight/controller-10.safetensors learn-resumed/controller-10.safetensors ||
+  fail "a learning controller resumed differently"
+cmp -s learn-straight/latest.safetensors learn-resumed/latest.safetensors || fail "a learning run resumed differently"
 expect 1 "continues with its own controller" "$ssmrl" train --config navigation2d --outer-steps 12 --ckpt-dir steer-resumed --resume --controller nav-ctl.safetensors
 
 # Resuming a plain configuration continues its counts, log and plot.

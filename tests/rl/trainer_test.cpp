@@ -154,7 +154,7 @@ TEST_CASE("the trainer's knobs: its options by type and range, set whole or not 
   CHECK(trainer.learning_rate_in_effect() == 1e-3);
   const auto stats = trainer.update();
   CHECK(stats.lr == 1e-3);
-  CHECK(trainer.optimizer().options().lr == 1e-3);
+  CHECK(trainer.optimizer().lr() == 1e-3);
 }
 
 TEST_CASE("each update reports its telemetry: entropy, KL of the update, clip fraction, explained variance") {
@@ -220,7 +220,7 @@ TEST_CASE("a PBT population of PPO trainers gives the same members on one thread
       knobs.push_back(population.knobs(m));
       // The last step followed no round: each member trained with the population's learning rate,
       // held (no decay).
-      CHECK(population.member(m).optimizer().options().lr == std::get<double>(population.knobs(m).at("lr")));
+      CHECK(population.member(m).optimizer().lr() == std::get<double>(population.knobs(m).at("lr")));
     }
     return std::make_tuple(params, knobs, copies.size());
   };

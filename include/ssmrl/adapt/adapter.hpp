@@ -114,13 +114,13 @@ public:
 
 private:
   void start_optimizer() {
-    adam_ = optim::Adam<Scalar>({.lr = options_.lr, .weight_decay = options_.weight_decay});
+    adam_ = optim::AdamW<Scalar>({.lr = options_.lr, .weight_decay = options_.weight_decay});
   }
 
   // One guarded step; false when no further step should follow.
   bool step(const AdaptationData<Scalar>& data, AdaptationReport& report) {
     const Params before = policy_.params();
-    const optim::Adam<Scalar> adam_before = adam_;
+    const optim::AdamW<Scalar> adam_before = adam_;
     tape_.clear();
     const auto vars = nn::on_tape(tape_, before);
     const auto loss = strategy_.loss(policy_, tape_, vars, data);
@@ -256,7 +256,7 @@ private:
   std::vector<bool> mask_;
   Params initial_;
   Params anchor_;
-  optim::Adam<Scalar> adam_;
+  optim::AdamW<Scalar> adam_;
   MetaFeatures<Scalar> monitor_;
   ad::Tape<Scalar> tape_;
   std::vector<AdaptationReport> log_;

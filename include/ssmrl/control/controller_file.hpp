@@ -3,7 +3,9 @@
 // file whose schema, telemetry or shapes do not match the controller is refused, changing nothing.
 #pragma once
 
+#include <cmath>
 #include <filesystem>
+#include <stdexcept>
 #include <map>
 #include <string>
 #include <vector>
@@ -106,7 +108,27 @@ void save_controller(const std::filesystem::path& path, const MetaController<RNN
   ad::Matrix<double> b(3, 1);
   b << c.baseline(), c.reward_variance(), c.has_baseline() ? 1.0 : 0.0;
   file.tensors.push_back(io::to_tensor("baseline", b));
-  static_cast<void>(sizeof(Scalar));
+  // Learning in progress: the pending decisions and Adam's moments.
+  const auto learning = c.learning_state();
+  if (!learning.inputs.empty()) {
+    const auto n = static_cast<ad::Index>(learning.inputs.size());
+    ad::Matrix<Scalar> inputs(c.cell().input_size(), n);
+    ad::Matrix<double> actions(static_cast<ad::Index>(c.knobs().size()), n);
+    for (ad::Index i = 0; i < n; ++i) {
+      inputs.col(i) = learning.inputs[static_cast<std::size_t>(i)];
+      for (std::size_t k = 0; k < c.knobs().size(); ++k)
+        actions(static_cast<ad::Index>(k), i) = learning.actions[static_cast<std::size_t>(i)][k];
+    }
+    file.tensors.push_back(io::to_tensor("pending.inputs", inputs));
+    file.tensors.push_back(io::to_tensor("pending.actions", actions));
+    file.tensors.push_back(io::to_tensor("pending.segment_start", learning.segment_start));
+  }
+  const auto& adam = c.optimizer();
+  file.metadata["ssmrl.controller.adam_steps"] = std::to_string(adam.steps());
+  for (std::size_t i = 0; i < adam.state().first_moment.size(); ++i) {
+    file.tensors.push_back(io::to_tensor("adam.m." + std::to_string(i), adam.state().first_moment[i]));
+    file.tensors.push_back(io::to_tensor("adam.v." + std::to_string(i), adam.state().second_moment[i]));
+  }
   io::write_safetensors(path, file);
 }
 
@@ -147,10 +169,51 @@ std::map<std::string, std::string> load_controller(const std::filesystem::path& 
   }
   const auto b = file.matrix<double>("baseline");
   SSMRL_REQUIRE(b.size() == 3, fn, ": '", path.string(), "': tensor baseline has ", b.size(), " entries, not 3");
+  typename MetaController<RNN>::LearningState learning{state, {}, {}};
+  if (file.contains("pending.inputs")) {
+    const auto inputs = file.matrix<Scalar>("pending.inputs");
+    const auto actions = file.matrix<double>("pending.actions");
+    learning.segment_start = file.matrix<Scalar>("pending.segment_start");
+    SSMRL_REQUIRE(actions.cols() == inputs.cols(), fn, ": '", path.string(), "' has ", inputs.cols(),
+                  " pending inputs and ", actions.cols(), " pending actions");
+    for (ad::Index i = 0; i < inputs.cols(); ++i) {
+      learning.inputs.push_back(inputs.col(i));
+      std::vector<int> a;
+      for (ad::Index k = 0; k < actions.rows(); ++k) {
+        const double x = actions(k, i);
+        SSMRL_REQUIRE(x == std::floor(x) && std::abs(x) < 1e6, fn, ": '", path.string(), "': pending action ", x);
+        a.push_back(static_cast<int>(x));
+      }
+      learning.actions.push_back(std::move(a));
+    }
+  }
+  typename optim::Adam<Scalar>::State adam;
+  long adam_steps = 0;
+  if (const auto it = m.find("ssmrl.controller.adam_steps"); it != m.end()) {
+    try {
+      std::size_t used = 0;
+      adam_steps = std::stol(it->second, &used);
+      SSMRL_REQUIRE(used == it->second.size(), fn, ": '", path.string(), "': adam_steps '", it->second, "'");
+    } catch (const std::logic_error&) {
+      SSMRL_THROW(::ssmrl::InvalidArgument,
+                  ::ssmrl::detail::message(fn, ": '", path.string(), "': adam_steps '", it->second, "'"));
+    }
+    if (adam_steps > 0) {
+      for (std::size_t i = 0; i < params.size(); ++i) {
+        adam.first_moment.push_back(file.matrix<Scalar>("adam.m." + std::to_string(i)));
+        adam.second_moment.push_back(file.matrix<Scalar>("adam.v." + std::to_string(i)));
+        SSMRL_REQUIRE(adam.first_moment[i].rows() == params[i].rows() && adam.first_moment[i].cols() == params[i].cols(),
+                      fn, ": '", path.string(), "': Adam's moment ", i, " is ", adam.first_moment[i].rows(), "x",
+                      adam.first_moment[i].cols(), ", its parameter ", params[i].rows(), "x", params[i].cols());
+      }
+    }
+  }
   // Every check on copies first; then the controller changes.
   auto copy = c;
   copy.set_parameters(params);
   copy.set_state(state);
+  copy.set_learning_state(std::move(learning));
+  copy.optimizer().set_state(std::move(adam), adam_steps);
   copy.normalizer().set_state(stats);
   copy.set_baseline(b(0), b(1), b(2) != 0);
   copy.set_rng_text(value("ssmrl.controller.rng"));

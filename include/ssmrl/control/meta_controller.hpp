@@ -301,6 +301,41 @@ public:
     inputs_.clear();
     actions_.clear();
   }
+  //! What learning carries between REINFORCE steps: the state the pending decisions started from,
+  //! their inputs and their actions (saved with the controller, so that a resumed run learns from
+  //! the decisions made before the interruption as the uninterrupted run does).
+  struct LearningState {
+    ad::Matrix<Scalar> segment_start;
+    std::vector<ad::Matrix<Scalar>> inputs;
+    std::vector<std::vector<int>> actions;
+  };
+  [[nodiscard]] LearningState learning_state() const { return {segment_start_, inputs_, actions_}; }
+  //! Restores learning_state(); shapes and actions are checked first, nothing changes otherwise.
+  void set_learning_state(LearningState s) {
+    const char* fn = "control::MetaController::set_learning_state";
+    SSMRL_REQUIRE(s.segment_start.rows() == cell_.state_size() && s.segment_start.cols() == 1 &&
+                      s.segment_start.allFinite() && s.inputs.size() == s.actions.size(),
+                  fn, ": a segment start of ", s.segment_start.rows(), "x", s.segment_start.cols(), " (expected ",
+                  cell_.state_size(), "x1, finite) and ", s.inputs.size(), " inputs for ", s.actions.size(), " actions");
+    for (std::size_t i = 0; i < s.inputs.size(); ++i) {
+      SSMRL_REQUIRE(s.inputs[i].rows() == cell_.input_size() && s.inputs[i].cols() == 1 && s.inputs[i].allFinite() &&
+                        s.actions[i].size() == knobs_.size(),
+                    fn, ": decision ", i, " has an input of ", s.inputs[i].rows(), "x", s.inputs[i].cols(), " and ",
+                    s.actions[i].size(), " actions (expected ", cell_.input_size(), "x1, finite, and ", knobs_.size(),
+                    ")");
+      for (std::size_t k = 0; k < knobs_.size(); ++k) {
+        const int a = s.actions[i][k];
+        SSMRL_REQUIRE(a >= 0 && a < action_count(knobs_[k], options_.levels), fn, ": decision ", i, " takes action ",
+                      a, " of knob '", knobs_[k].name, "', which has ", action_count(knobs_[k], options_.levels));
+      }
+    }
+    segment_start_ = std::move(s.segment_start);
+    inputs_ = std::move(s.inputs);
+    actions_ = std::move(s.actions);
+  }
+  //! The optimiser of the controller's parameters (its moments are saved with the controller).
+  [[nodiscard]] const optim::Adam<Scalar>& optimizer() const noexcept { return adam_; }
+  [[nodiscard]] optim::Adam<Scalar>& optimizer() noexcept { return adam_; }
   //! REINFORCE's running baseline and spread (saved with the controller).
   //! The generator of sampled decisions, as text (std::mt19937_64's stream form), so that a
   //! resumed run samples as the uninterrupted one would.

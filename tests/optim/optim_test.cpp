@@ -1,0 +1,234 @@
+// The optimisers and ReduceLROnPlateau against PyTorch's traces (every case of
+// ../shared/golden/torch_optim.jsonl, or of the file SSMRL_TORCH_OPTIM_TRACES names), and their
+// groups, state and refusals.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+#include <ssmrl/optim/adam.hpp>
+#include <ssmrl/optim/plateau.hpp>
+
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "support/errors.hpp"
+
+using namespace ssmrl;
+using Matrix = ad::Matrix<double>;
+
+namespace {
+
+std::string traces_path() {
+  if (const char* env = std::getenv("SSMRL_TORCH_OPTIM_TRACES"); env != nullptr && *env != '\0') return env;
+  return SSMRL_TORCH_OPTIM_TRACES_DEFAULT;
+}
+
+std::vector<nlohmann::json> read_cases() {
+  std::ifstream in(traces_path());
+  REQUIRE_MESSAGE(in.good(), "cannot read " << traces_path());
+  std::vector<nlohmann::json> cases;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty()) cases.push_back(nlohmann::json::parse(line));
+  }
+  return cases;
+}
+
+double largest_error = 0;  // of the optimiser cases, |x - y| / max(1, |y|)
+
+bool close(double x, double y) {
+  const double e = std::abs(x - y) / std::max(1.0, std::abs(y));
+  largest_error = std::max(largest_error, e);
+  return e <= 1e-12;
+}
+
+Matrix column(const nlohmann::json& j) {
+  const auto v = j.get<std::vector<double>>();
+  Matrix m(static_cast<ad::Index>(v.size()), 1);
+  for (std::size_t i = 0; i < v.size(); ++i) m(static_cast<ad::Index>(i), 0) = v[i];
+  return m;
+}
+
+// Runs one optimiser case; returns the number of parameter values compared.
+template <class Optimizer>
+long run_case(Optimizer& opt, const nlohmann::json& c, const std::string& name) {
+  std::vector<Matrix> params{column(c["initial_params"])};
+  const Matrix target = column(c["target"]);
+  long compared = 0;
+  for (std::size_t t = 0; t < c["steps"].size(); ++t) {
+    const auto& s = c["steps"][t];
+    opt.set_lr(s["lr"].get<double>());
+    opt.set_weight_decay(s["weight_decay"].get<double>());
+    const std::vector<Matrix> grads{2 * (params[0] - target) + column(s["noise"])};
+    opt.step(std::span<Matrix>(params), std::span<const Matrix>(grads));
+    const Matrix want = column(s["params_after"]);
+    for (ad::Index i = 0; i < want.rows(); ++i, ++compared) {
+      if (!close(params[0](i, 0), want(i, 0))) {
+        FAIL_CHECK(name << " step " << t << " entry " << i << ": " << params[0](i, 0) << " != " << want(i, 0));
+        return compared;
+      }
+    }
+  }
+  return compared;
+}
+
+}  // namespace
+
+TEST_CASE("every optimiser and ReduceLROnPlateau case of PyTorch's traces") {
+  const auto cases = read_cases();
+  std::map<std::string, int> checked;
+  long values = 0;
+  for (const auto& c : cases) {
+    const auto kind = c.at("kind").get<std::string>();
+    const auto id = std::to_string(c.at("case").get<int>());
+    if (kind == "optimizer") {
+      const auto name = c.at("optimizer").get<std::string>();
+      const auto& o = c.at("options");
+      const auto label = name + " case " + id;
+      if (name == "sgd" || name == "sgd_momentum" || name == "sgd_nesterov") {
+        optim::Sgd<double> opt({.lr = 0.1,
+                                .momentum = o.value("momentum", 0.0),
+                                .dampening = o.value("dampening", 0.0),
+                                .nesterov = o.value("nesterov", false)});
+        values += run_case(opt, c, label);
+      } else if (name == "adam" || name == "adamw") {
+        const auto betas = o.value("betas", std::vector<double>{0.9, 0.999});
+        const optim::AdamOptions ao{.lr = 0.1, .beta1 = betas.at(0), .beta2 = betas.at(1), .eps = o.value("eps", 1e-8)};
+        if (name == "adam") {
+          optim::Adam<double> opt(ao);
+          values += run_case(opt, c, label);
+        } else {
+          optim::AdamW<double> opt(ao);
+          values += run_case(opt, c, label);
+        }
+      } else {
+        FAIL_CHECK("unknown optimizer '" << name << "'");
+        continue;
+      }
+      ++checked[name];
+    } else if (kind == "reduce_lr_on_plateau") {
+      const auto& o = c.at("options");
+      const auto mode = o.at("mode").get<std::string>();
+      const auto threshold_mode = o.at("threshold_mode").get<std::string>();
+      REQUIRE((mode == "min" || mode == "max"));
+      REQUIRE((threshold_mode == "rel" || threshold_mode == "abs"));
+      optim::ReduceLROnPlateau plateau({.mode = mode == "min" ? optim::PlateauMode::min : optim::PlateauMode::max,
+                                        .factor = o.at("factor").get<double>(),
+                                        .patience = o.at("patience").get<long>(),
+                                        .threshold = o.at("threshold").get<double>(),
+                                        .threshold_mode = threshold_mode == "rel" ? optim::ThresholdMode::rel
+                                                                                  : optim::ThresholdMode::abs,
+                                        .cooldown = o.at("cooldown").get<long>(),
+                                        .min_lr = o.at("min_lr").get<std::vector<double>>(),
+                                        .eps = o.at("eps").get<double>()});
+      // Two groups of one parameter each, as in the recording.
+      const auto initial = c.at("initial_lr").get<std::vector<double>>();
+      optim::Sgd<double> opt({.lr = 0.1});
+      opt.set_groups({{1, initial.at(0), 0.0}, {1, initial.at(1), 0.0}});
+      const auto metrics = c.at("metrics").get<std::vector<double>>();
+      const auto& after = c.at("lr_after_step");
+      REQUIRE(after.size() == metrics.size());
+      for (std::size_t t = 0; t < metrics.size(); ++t) {
+        plateau.step(metrics[t], opt);
+        const auto want = after[t].get<std::vector<double>>();
+        for (std::size_t g = 0; g < 2; ++g, ++values) {
+          // Exactly: the same products as PyTorch's, and a cut one step early or late differs by factor.
+          if (opt.lr(g) != want[g]) {
+            FAIL_CHECK("plateau case " << id << " step " << t << " group " << g << ": lr " << opt.lr(g)
+                                       << " != " << want[g]);
+            break;
+          }
+        }
+      }
+      ++checked[kind];
+    } else {
+      FAIL_CHECK("unknown kind '" << kind << "'");
+    }
+  }
+  for (const auto& [name, count] : checked) MESSAGE(name << ": " << count << " cases");
+  MESSAGE(values << " values compared; largest relative error of the parameters " << largest_error);
+  CHECK(checked["reduce_lr_on_plateau"] > 0);
+  for (const char* name : {"sgd", "sgd_momentum", "sgd_nesterov", "adam", "adamw"}) CHECK(checked[name] > 0);
+}
+
+TEST_CASE("parameter groups: each its own lr and weight decay, changed between steps") {
+  std::vector<Matrix> params{Matrix::Constant(2, 1, 1.0), Matrix::Constant(3, 1, 1.0)};
+  const std::vector<Matrix> grads{Matrix::Constant(2, 1, 0.5), Matrix::Constant(3, 1, 0.5)};
+  optim::Sgd<double> sgd({.lr = 0.1});
+  sgd.set_groups({{1, 0.1, 0.0}, {1, 0.2, 0.5}});
+  sgd.step(std::span<Matrix>(params), std::span<const Matrix>(grads));
+  CHECK(params[0](0, 0) == 1.0 - 0.1 * 0.5);
+  CHECK(params[1](0, 0) == 1.0 - 0.2 * (0.5 + 0.5 * 1.0));
+  sgd.set_lr(1, 0.0);
+  const double before = params[1](2, 0);
+  sgd.step(std::span<Matrix>(params), std::span<const Matrix>(grads));
+  CHECK(params[1](2, 0) == before);
+  // Groups that do not add up to the parameters, and bad values, are refused, changing nothing.
+  const auto wrong = test::message_of<InvalidArgument>([&] {
+    std::vector<Matrix> three{params[0], params[1], params[1]};
+    std::vector<Matrix> g3{grads[0], grads[1], grads[1]};
+    sgd.step(std::span<Matrix>(three), std::span<const Matrix>(g3));
+  });
+  CHECK(wrong.find("optim::Sgd::step: the groups hold 2 parameters, the step has 3") != std::string::npos);
+  const auto negative = test::message_of<InvalidArgument>([&] { sgd.set_lr(0, -1.0); });
+  CHECK(negative.find("optim::Sgd: set_lr: lr -1") != std::string::npos);
+  CHECK(sgd.lr(0) == 0.1);
+  CHECK_THROWS_AS(sgd.set_weight_decay(1, NAN), InvalidArgument);
+  CHECK(sgd.weight_decay(1) == 0.5);
+  CHECK_THROWS_AS(sgd.set_groups({{0, 0.1, 0.0}, {1, 0.1, 0.0}}), InvalidArgument);
+  CHECK(sgd.group_count() == 2);
+  CHECK_THROWS_AS(optim::Sgd<double>({.momentum = 0.0, .nesterov = true}), InvalidArgument);
+}
+
+TEST_CASE("Adam's and AdamW's decay differ, and a restored state continues exactly") {
+  const std::vector<Matrix> grads{Matrix::Constant(2, 2, 0.3)};
+  std::vector<Matrix> a{Matrix::Constant(2, 2, 2.0)};
+  std::vector<Matrix> w = a;
+  optim::Adam<double> adam({.lr = 0.1, .weight_decay = 0.1});
+  optim::AdamW<double> adamw({.lr = 0.1, .weight_decay = 0.1});
+  adam.step(std::span<Matrix>(a), std::span<const Matrix>(grads));
+  adamw.step(std::span<Matrix>(w), std::span<const Matrix>(grads));
+  // Adam's first step moves by lr whatever the gradient's size; AdamW shrinks theta first.
+  CHECK(a[0](0, 0) == doctest::Approx(2.0 - 0.1));
+  CHECK(w[0](0, 0) == doctest::Approx(2.0 * (1 - 0.01) - 0.1));
+  optim::AdamW<double> resumed({.lr = 0.1, .weight_decay = 0.1});
+  resumed.set_state(adamw.state(), adamw.steps());
+  std::vector<Matrix> w2 = w;
+  for (int i = 0; i < 3; ++i) {
+    adamw.step(std::span<Matrix>(w), std::span<const Matrix>(grads));
+    resumed.step(std::span<Matrix>(w2), std::span<const Matrix>(grads));
+  }
+  CHECK(w[0] == w2[0]);
+  auto bad = adamw.state();
+  bad.second_moment[0](0, 0) = -1;
+  const auto m = test::message_of<InvalidArgument>([&] { resumed.set_state(bad, 4); });
+  CHECK(m.find("optim::AdamW::set_state: second moment 0 has negative entries") != std::string::npos);
+  CHECK_THROWS_AS(resumed.set_state({}, 3), InvalidArgument);
+  CHECK(resumed.steps() == 4);
+}
+
+TEST_CASE("ReduceLROnPlateau: the relative threshold's trap with negative metrics, and the absolute mode") {
+  // Mode max, best -100, threshold 0.01: relative, -100.5 counts as better (-100.5 > -101);
+  // absolute, it does not.
+  optim::ReduceLROnPlateau rel({.mode = optim::PlateauMode::max, .threshold = 0.01});
+  optim::ReduceLROnPlateau abs({.mode = optim::PlateauMode::max, .threshold = 0.01,
+                                .threshold_mode = optim::ThresholdMode::abs});
+  CHECK(rel.is_better(-100.5, -100));
+  CHECK_FALSE(abs.is_better(-100.5, -100));
+  // A slowly worsening return never looks like a plateau to the relative mode.
+  std::vector<double> lr_rel{1.0};
+  std::vector<double> lr_abs{1.0};
+  for (int t = 0; t < 30; ++t) {
+    rel.step(-100.0 - 0.1 * t, lr_rel);
+    abs.step(-100.0 - 0.1 * t, lr_abs);
+  }
+  CHECK(lr_rel[0] == 1.0);
+  CHECK(lr_abs[0] < 1.0);
+  CHECK_THROWS_AS(optim::ReduceLROnPlateau({.factor = 1.0}), InvalidArgument);
+  std::vector<double> two{1.0, 1.0};
+  optim::ReduceLROnPlateau three_floors({.min_lr = {0.0, 0.0, 0.0}});
+  CHECK_THROWS_AS(three_floors.step(1.0, two), InvalidArgument);
+}
