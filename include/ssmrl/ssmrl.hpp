@@ -11,5 +11,6 @@
 #include "ssmrl/control/pbt.hpp"
 #include "ssmrl/control/pbt_toy.hpp"
 #include "ssmrl/control/population.hpp"
+#include "ssmrl/metaopt/plateau.hpp"
 #include "ssmrl/control/pretraining.hpp"
 #include "ssmrl/meta/checkpoint.hpp"

@@ -1,9 +1,11 @@
 // The optimisers and ReduceLROnPlateau against PyTorch's traces (every case of
 // ../shared/golden/torch_optim.jsonl, or of the file SSMRL_TORCH_OPTIM_TRACES names), and their
-// groups, state and refusals.
+// groups, state and refusals; the plateau meta-optimizers, each rule with a sequence that triggers
+// it and one that does not, and the wrapper that applies their changes within bounds.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 #include <ssmrl/optim/adam.hpp>
+#include <ssmrl/metaopt/plateau.hpp>
 #include <ssmrl/optim/plateau.hpp>
 
 #include <cmath>
@@ -231,4 +233,151 @@ TEST_CASE("ReduceLROnPlateau: the relative threshold's trap with negative metric
   std::vector<double> two{1.0, 1.0};
   optim::ReduceLROnPlateau three_floors({.min_lr = {0.0, 0.0, 0.0}});
   CHECK_THROWS_AS(three_floors.step(1.0, two), InvalidArgument);
+}
+
+namespace {
+control::Telemetry metrics(double loss, double lr, double weight_decay, double grad_norm = NAN,
+                           double weight_norm = NAN) {
+  control::Telemetry t;
+  t.add("loss", loss);
+  t.add("lr", lr);
+  t.add("weight_decay", weight_decay);
+  if (!std::isnan(grad_norm)) t.add("grad_norm", grad_norm);
+  if (!std::isnan(weight_norm)) t.add("weight_norm", weight_norm);
+  return t;
+}
+
+// The update (counted from 1) at which the meta-optimizer first changes lr, or 0.
+template <class Meta, class Loss>
+int first_lr_change(Meta meta, Loss loss, int updates, long step0 = 1000) {
+  for (int u = 1; u <= updates; ++u) {
+    if (meta.update(metrics(loss(u), 0.1, 0.0), step0 + u).lr) return u;
+  }
+  return 0;
+}
+}  // namespace
+
+TEST_CASE("plateau meta-optimizer: each rule on a sequence that triggers it and one that does not") {
+  using metaopt::PlateauMetaOptimizer;
+  // Flat loss: best at update 1, 11 bad updates, the cut at update 12 (patience 10).
+  CHECK(first_lr_change(PlateauMetaOptimizer(), [](int) { return 1.0; }, 50) == 12);
+  CHECK(first_lr_change(PlateauMetaOptimizer(), [](int) { return -100.0; }, 50) == 12);
+  // Improving by 1% a step, positive or negative: no cut.
+  CHECK(first_lr_change(PlateauMetaOptimizer(), [](int u) { return std::pow(0.99, u); }, 50) == 0);
+  CHECK(first_lr_change(PlateauMetaOptimizer(), [](int u) { return -100.0 * std::pow(1.01, u); }, 50) == 0);
+  PlateauMetaOptimizer p;
+  for (int u = 0; u < 11; ++u) p.update(metrics(1.0, 0.1, 0.0), u);
+  CHECK(*p.update(metrics(1.0, 0.1, 0.0), 11).lr == 0.05);
+  PlateauMetaOptimizer floor({.patience = 0, .min_lr = 0.04});
+  floor.update(metrics(1.0, 0.1, 0.0), 0);
+  CHECK(*floor.update(metrics(1.0, 0.05, 0.0), 1).lr == 0.04);
+  // Weight decay from zero when the gradient norm is large; not when small or absent.
+  PlateauMetaOptimizer wd;
+  CHECK(*wd.update(metrics(1.0, 0.1, 0.0, 20.0), 0).weight_decay == 1e-5);
+  CHECK(*wd.update(metrics(0.9, 0.1, 1e-5, 20.0), 1).weight_decay == 2e-5);
+  CHECK_FALSE(wd.update(metrics(0.8, 0.1, 2e-5, 5.0), 2).weight_decay);
+  CHECK_FALSE(wd.update(metrics(0.7, 0.1, 2e-5), 3).weight_decay);
+  // State round trip: the same decisions after.
+  PlateauMetaOptimizer a;
+  for (int u = 0; u < 7; ++u) a.update(metrics(1.0, 0.1, 0.0), u);
+  PlateauMetaOptimizer b;
+  b.set_state(a.state());
+  for (int u = 7; u < 20; ++u) CHECK(a.update(metrics(1.0, 0.1, 0.0), u) == b.update(metrics(1.0, 0.1, 0.0), u));
+  CHECK_THROWS_AS(b.set_state({1.0}), InvalidArgument);
+  CHECK_THROWS_AS(PlateauMetaOptimizer({.factor = 1.0}), InvalidArgument);
+}
+
+TEST_CASE("advanced plateau meta-optimizer: warm-up, trend plateau, rising loss, large gradients and weights") {
+  using metaopt::AdvancedPlateauMetaOptimizer;
+  AdvancedPlateauMetaOptimizer warm;
+  CHECK(*warm.update(metrics(1.0, 0.1, 0.0), 0).lr == doctest::Approx(0.01));
+  CHECK(*warm.update(metrics(1.0, 0.01, 0.0), 50).lr == doctest::Approx(0.1 * (0.1 + 0.9 * 0.5)));
+  CHECK(*warm.update(metrics(1.0, 0.055, 0.0), 100).lr == 0.1);  // the end of warm-up: the base rate
+  // Flat after warm-up: the window fills at update 20, three flat windows cut at update 22.
+  CHECK(first_lr_change(AdvancedPlateauMetaOptimizer({.warmup_steps = 0}), [](int) { return 2.0; }, 60) == 1);
+  AdvancedPlateauMetaOptimizer flat({.warmup_steps = 0});
+  int cut = 0;
+  for (int u = 1; u <= 60 && cut == 0; ++u) {
+    const auto c = flat.update(metrics(2.0, 0.1, 0.0), u);
+    if (u > 1 && c.lr) cut = u;
+  }
+  CHECK(cut == 22);
+  // Falling by 1% an update (slope -1% of the mean, below -0.1%): never a plateau.
+  AdvancedPlateauMetaOptimizer falling({.warmup_steps = 0});
+  int cuts = 0;
+  for (int u = 1; u <= 80; ++u) {
+    const bool changed = falling.update(metrics(std::pow(0.99, u), 0.1, 0.0), u).lr.has_value();
+    if (u > 1 && changed) ++cuts;  // update 1 ends the (empty) warm-up
+  }
+  CHECK(cuts == 0);
+  // Rising by 5% an update halves the weight decay once the window is full; flat leaves it.
+  AdvancedPlateauMetaOptimizer rising({.warmup_steps = 0});
+  std::optional<double> wd;
+  for (int u = 1; u <= 20; ++u) wd = rising.update(metrics(std::pow(1.05, u), 0.1, 1e-3), u).weight_decay;
+  REQUIRE(wd);
+  CHECK(*wd == 5e-4);
+  CHECK(*rising.update(metrics(std::pow(1.05, 21), 0.1, 1.5e-5), 21).weight_decay == 0.0);
+  AdvancedPlateauMetaOptimizer steady({.warmup_steps = 0});
+  for (int u = 1; u <= 30; ++u) CHECK_FALSE(steady.update(metrics(1.0, 0.1, 1e-3), u).weight_decay);
+  // Large gradients or weights raise it (from zero); small ones do not.
+  AdvancedPlateauMetaOptimizer large;
+  CHECK(*large.update(metrics(1.0, 0.1, 0.0, 20.0), 0).weight_decay == 1e-5);
+  CHECK(*large.update(metrics(1.0, 0.1, 1e-5, NAN, 200.0), 1).weight_decay == 2e-5);
+  CHECK_FALSE(large.update(metrics(1.0, 0.1, 2e-5, 5.0, 50.0), 2).weight_decay);
+  // State round trip mid-window.
+  AdvancedPlateauMetaOptimizer a({.warmup_steps = 0});
+  for (int u = 1; u <= 15; ++u) a.update(metrics(2.0, 0.1, 0.0), u);
+  AdvancedPlateauMetaOptimizer b({.warmup_steps = 0});
+  b.set_state(a.state());
+  for (int u = 16; u <= 40; ++u) CHECK(a.update(metrics(2.0, 0.1, 0.0), u) == b.update(metrics(2.0, 0.1, 0.0), u));
+  CHECK_THROWS_AS(b.set_state({0.1, 2.0, 0.0}), InvalidArgument);
+}
+
+namespace {
+// A meta-optimizer that asks for whatever it is told, to test the wrapper's bounds.
+struct Wild {
+  metaopt::Changes next;
+  long calls = 0;
+  metaopt::Changes update(const control::Telemetry&, long) {
+    ++calls;
+    return next;
+  }
+  [[nodiscard]] long every() const { return 3; }
+  void reset() {}
+  [[nodiscard]] std::vector<double> state() const { return {}; }
+  void set_state(const std::vector<double>&) {}
+};
+static_assert(metaopt::MetaOptimizer<Wild>);
+static_assert(metaopt::MetaOptimizer<metaopt::PlateauMetaOptimizer>);
+static_assert(metaopt::MetaOptimizer<metaopt::AdvancedPlateauMetaOptimizer>);
+}  // namespace
+
+TEST_CASE("the optimiser wrapper asks every few steps, clamps to the bounds and publishes lr and weight decay as knobs") {
+  metaopt::OptimizerWrapper<optim::AdamW<double>, Wild> w(optim::AdamW<double>({.lr = 0.01}),
+                                                          Wild{{.lr = 10.0, .weight_decay = 1.0}});
+  std::vector<Matrix> params{Matrix::Ones(2, 1)};
+  const std::vector<Matrix> grads{Matrix::Ones(2, 1)};
+  control::Telemetry loss;
+  loss.add("loss", 1.0);
+  for (int s = 1; s <= 6; ++s) {
+    w.step(std::span<Matrix>(params), std::span<const Matrix>(grads));
+    const auto c = w.observe(loss);
+    CHECK(c.lr.has_value() == (s % 3 == 0));
+  }
+  CHECK(w.meta().calls == 2);
+  CHECK(w.optimizer().lr() == 1.0);
+  CHECK(w.optimizer().weight_decay() == 1e-2);
+  w.meta().next = {.lr = 0.0, .weight_decay = -5.0};
+  for (int s = 0; s < 3; ++s) {
+    w.step(std::span<Matrix>(params), std::span<const Matrix>(grads));
+    w.observe(loss);
+  }
+  CHECK(w.optimizer().lr() == 1e-7);
+  CHECK(w.optimizer().weight_decay() == 0.0);
+  const auto before = w.knob_values();
+  CHECK_THROWS_AS(w.set_knob_values({0.5, 0.5}), InvalidArgument);
+  CHECK(w.knob_values() == before);
+  w.set_knob_values({0.5, 1e-3});
+  CHECK(w.optimizer().lr() == 0.5);
+  CHECK(w.knob_schema().find("weight_decay").has_value());
 }
