@@ -14,7 +14,6 @@
 #include "ssmrl/nn.hpp"
 #include "ssmrl/optim/adam.hpp"
 #include "ssmrl/optim/clip.hpp"
-#include "ssmrl/optim/plateau.hpp"
 #include "ssmrl/optim/trpo.hpp"
 #include "ssmrl/policy/concepts.hpp"
 #include "ssmrl/policy/heads.hpp"

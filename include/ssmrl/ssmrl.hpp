@@ -12,5 +12,6 @@
 #include "ssmrl/control/pbt_toy.hpp"
 #include "ssmrl/control/population.hpp"
 #include "ssmrl/metaopt/plateau.hpp"
+#include "ssmrl/optim/plateau.hpp"
 #include "ssmrl/control/pretraining.hpp"
 #include "ssmrl/meta/checkpoint.hpp"

@@ -30,6 +30,7 @@ void sgd_step(std::span<ad::Matrix<Scalar>> params, std::span<const ad::Matrix<S
 }
 
 //! The optimisers' common part: groups, and the learning rate and weight decay of each.
+template <class Scalar>
 class GroupedOptimizer {
 public:
   [[nodiscard]] std::size_t group_count() const noexcept { return groups_.size(); }
@@ -51,20 +52,20 @@ public:
 
 protected:
   GroupedOptimizer(const char* owner, double lr, double weight_decay) : groups_(owner, lr, weight_decay) {}
-  detail::ParamGroups groups_;
+  detail::ParamGroups<Scalar> groups_;
 };
 
 //! SGD as torch.optim.SGD: d = grad + weight_decay * theta; with momentum, b = d at the first step
 //! and b = momentum * b + (1 - dampening) * d after; d = d + momentum * b (Nesterov) or d = b;
 //! theta <- theta - lr * d.
 template <class Scalar>
-class Sgd : public GroupedOptimizer {
+class Sgd : public GroupedOptimizer<Scalar> {
 public:
   struct State {
     std::vector<ad::Matrix<Scalar>> momentum;  //!< empty before the first step or without momentum
   };
 
-  explicit Sgd(SgdOptions options = {}) : GroupedOptimizer("optim::Sgd", options.lr, options.weight_decay), options_(options) {
+  explicit Sgd(SgdOptions options = {}) : GroupedOptimizer<Scalar>("optim::Sgd", options.lr, options.weight_decay), options_(options) {
     SSMRL_REQUIRE(std::isfinite(options.momentum) && options.momentum >= 0 && std::isfinite(options.dampening) &&
                       (!options.nesterov || (options.momentum > 0 && options.dampening == 0)),
                   "optim::Sgd: momentum ", options.momentum, " must be finite and not negative, dampening ",
@@ -73,7 +74,7 @@ public:
 
   void step(std::span<ad::Matrix<Scalar>> params, std::span<const ad::Matrix<Scalar>> grads) {
     detail::check_lists("optim::Sgd::step", params, grads);
-    const auto group_of = groups_.assignment(params.size());
+    const auto group_of = this->groups_.assignment(params.size());
     const bool momentum = options_.momentum != 0;
     if (momentum && !state_.momentum.empty()) {
       SSMRL_REQUIRE(state_.momentum.size() == params.size(), "optim::Sgd::step: ", params.size(),
@@ -88,7 +89,7 @@ public:
     const auto mu = static_cast<Scalar>(options_.momentum);
     const auto keep = static_cast<Scalar>(1 - options_.dampening);
     for (std::size_t i = 0; i < params.size(); ++i) {
-      const auto& g = groups_[group_of[i]];
+      const auto& g = this->groups_[group_of[i]];
       ad::Matrix<Scalar> d = grads[i];
       if (g.weight_decay != 0) d += static_cast<Scalar>(g.weight_decay) * params[i];
       if (momentum) {
@@ -143,7 +144,7 @@ struct AdamOptions {
 //! theta <- theta - lr (m / c1) / (sqrt(v / c2) + eps), c1 = 1 - beta1^t, c2 = 1 - beta2^t.
 //! Moments are sized on the first step and checked on every later one.
 template <class Scalar, WeightDecayMode Mode>
-class AdamOptimizer : public GroupedOptimizer {
+class AdamOptimizer : public GroupedOptimizer<Scalar> {
 public:
   struct State {
     std::vector<ad::Matrix<Scalar>> first_moment;   //!< empty before the first step
@@ -151,7 +152,7 @@ public:
   };
 
   explicit AdamOptimizer(AdamOptions options = {})
-      : GroupedOptimizer(Mode == WeightDecayMode::l2 ? "optim::Adam" : "optim::AdamW", options.lr,
+      : GroupedOptimizer<Scalar>(Mode == WeightDecayMode::l2 ? "optim::Adam" : "optim::AdamW", options.lr,
                          options.weight_decay),
         options_(options) {
     SSMRL_REQUIRE(options.lr > 0 && options.beta1 >= 0 && options.beta1 < 1 && options.beta2 >= 0 &&
@@ -166,7 +167,7 @@ public:
 
   void step(std::span<ad::Matrix<Scalar>> params, std::span<const ad::Matrix<Scalar>> grads) {
     detail::check_lists(name(), params, grads);
-    const auto group_of = groups_.assignment(params.size());
+    const auto group_of = this->groups_.assignment(params.size());
     auto& m1 = state_.first_moment;
     auto& m2 = state_.second_moment;
     if (m1.empty()) {
@@ -190,7 +191,7 @@ public:
     const auto eps = static_cast<Scalar>(options_.eps);
     ad::Matrix<Scalar> decayed;
     for (std::size_t i = 0; i < params.size(); ++i) {
-      const auto& g = groups_[group_of[i]];
+      const auto& g = this->groups_[group_of[i]];
       const auto lr = static_cast<Scalar>(g.lr);
       const ad::Matrix<Scalar>* grad = &grads[i];
       if (Mode == WeightDecayMode::l2 && g.weight_decay != 0) {

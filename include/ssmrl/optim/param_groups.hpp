@@ -33,7 +33,9 @@ void check_lists(const char* op, std::span<ad::Matrix<Scalar>> params, std::span
   }
 }
 
-//! The groups of one optimiser and the checks on them.
+//! The groups of one optimiser and the checks on them (a template, as the optimisers are, so that a
+//! file that uses no optimiser compiles none of it).
+template <class Scalar>
 class ParamGroups {
 public:
   ParamGroups(const char* owner, double lr, double weight_decay) : owner_(owner) {
