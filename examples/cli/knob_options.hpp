@@ -198,7 +198,8 @@ public:
       nlohmann::json learning;
       learning["updates"] = updates_;
       learning["rewards"] = rewards_;
-      learning["awaiting"] = awaiting_ ? nlohmann::json::array({awaiting_->first, awaiting_->second}) : nlohmann::json();
+      learning["awaiting"] =
+          awaiting_ ? nlohmann::json::array({awaiting_->first, awaiting_->second}) : nlohmann::json();
       m["ssmrl.controller_learning"] = learning.dump();
       pending_removal_ = controller_file_ != name ? controller_file_ : std::string();
       controller_file_ = name;

@@ -585,7 +585,8 @@ TEST_CASE("a PBT population: the bottom copies the top's state and perturbs its 
   for (int s = 1; s <= 60; ++s) {
     const auto before = population.scores();
     std::vector<double> lr_before;
-    for (std::size_t m = 0; m < population.size(); ++m) lr_before.push_back(std::get<double>(population.knobs(m).at("lr")));
+    for (std::size_t m = 0; m < population.size(); ++m)
+      lr_before.push_back(std::get<double>(population.knobs(m).at("lr")));
     const auto step = population.step();
     if (s == 1) first_best = step.scores[population.best()];
     REQUIRE(step.copies.size() == (s % 3 == 0 ? 2u : 0u));

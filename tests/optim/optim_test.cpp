@@ -352,7 +352,7 @@ static_assert(metaopt::MetaOptimizer<metaopt::PlateauMetaOptimizer>);
 static_assert(metaopt::MetaOptimizer<metaopt::AdvancedPlateauMetaOptimizer>);
 }  // namespace
 
-TEST_CASE("the optimiser wrapper asks every few steps, clamps to the bounds and publishes lr and weight decay as knobs") {
+TEST_CASE("the optimiser wrapper: asks every few steps, clamps to the bounds, lr and weight decay as knobs") {
   metaopt::OptimizerWrapper<optim::AdamW<double>, Wild> w(optim::AdamW<double>({.lr = 0.01}),
                                                           Wild{{.lr = 10.0, .weight_decay = 1.0}});
   std::vector<Matrix> params{Matrix::Ones(2, 1)};

@@ -202,9 +202,10 @@ std::map<std::string, std::string> load_controller(const std::filesystem::path& 
       for (std::size_t i = 0; i < params.size(); ++i) {
         adam.first_moment.push_back(file.matrix<Scalar>("adam.m." + std::to_string(i)));
         adam.second_moment.push_back(file.matrix<Scalar>("adam.v." + std::to_string(i)));
-        SSMRL_REQUIRE(adam.first_moment[i].rows() == params[i].rows() && adam.first_moment[i].cols() == params[i].cols(),
-                      fn, ": '", path.string(), "': Adam's moment ", i, " is ", adam.first_moment[i].rows(), "x",
-                      adam.first_moment[i].cols(), ", its parameter ", params[i].rows(), "x", params[i].cols());
+        SSMRL_REQUIRE(
+            adam.first_moment[i].rows() == params[i].rows() && adam.first_moment[i].cols() == params[i].cols(), fn,
+            ": '", path.string(), "': Adam's moment ", i, " is ", adam.first_moment[i].rows(), "x",
+            adam.first_moment[i].cols(), ", its parameter ", params[i].rows(), "x", params[i].cols());
       }
     }
   }

@@ -247,9 +247,10 @@ public:
     std::vector<ad::Var<Scalar>> terms;
     double total = 0;
     for (std::size_t s = 0; s < inputs.size(); ++s) {
-      SSMRL_REQUIRE(inputs[s].size() == actions[s].size() && inputs[s].size() == weights[s].size() && !inputs[s].empty(),
-                    "control::MetaController::imitate: sequence ", s, " has ", inputs[s].size(), " inputs, ",
-                    actions[s].size(), " actions and ", weights[s].size(), " weights");
+      SSMRL_REQUIRE(
+          inputs[s].size() == actions[s].size() && inputs[s].size() == weights[s].size() && !inputs[s].empty(),
+          "control::MetaController::imitate: sequence ", s, " has ", inputs[s].size(), " inputs, ", actions[s].size(),
+          " actions and ", weights[s].size(), " weights");
       for (const double w : weights[s]) total += w;
       terms.push_back(weighted_log_prob(cell_vars, head_vars, inputs[s], actions[s], weights[s], nullptr, 0.0));
     }

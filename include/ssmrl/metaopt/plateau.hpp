@@ -301,10 +301,10 @@ public:
   }
 
   [[nodiscard]] control::KnobSchema knob_schema() const {
-    return control::KnobSchema(
-        {control::real_knob("lr", optimizer_.lr(), bounds_.min_lr, bounds_.max_lr, true, "the optimiser's learning rate"),
-         control::real_knob("weight_decay", optimizer_.weight_decay(), 0.0, bounds_.max_weight_decay, false,
-                            "the optimiser's weight decay")});
+    return control::KnobSchema({control::real_knob("lr", optimizer_.lr(), bounds_.min_lr, bounds_.max_lr, true,
+                                                   "the optimiser's learning rate"),
+                                control::real_knob("weight_decay", optimizer_.weight_decay(), 0.0,
+                                                   bounds_.max_weight_decay, false, "the optimiser's weight decay")});
   }
   [[nodiscard]] std::vector<control::KnobValue> knob_values() const {
     return {optimizer_.lr(), optimizer_.weight_decay()};

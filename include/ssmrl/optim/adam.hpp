@@ -65,7 +65,8 @@ public:
     std::vector<ad::Matrix<Scalar>> momentum;  //!< empty before the first step or without momentum
   };
 
-  explicit Sgd(SgdOptions options = {}) : GroupedOptimizer<Scalar>("optim::Sgd", options.lr, options.weight_decay), options_(options) {
+  explicit Sgd(SgdOptions options = {})
+      : GroupedOptimizer<Scalar>("optim::Sgd", options.lr, options.weight_decay), options_(options) {
     SSMRL_REQUIRE(std::isfinite(options.momentum) && options.momentum >= 0 && std::isfinite(options.dampening) &&
                       (!options.nesterov || (options.momentum > 0 && options.dampening == 0)),
                   "optim::Sgd: momentum ", options.momentum, " must be finite and not negative, dampening ",
