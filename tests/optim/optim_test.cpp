@@ -1,17 +1,21 @@
 // The optimisers and ReduceLROnPlateau against PyTorch's traces (every case of
 // ../shared/golden/torch_optim.jsonl, or of the file SSMRL_TORCH_OPTIM_TRACES names), and their
 // groups, state and refusals; the plateau meta-optimizers, each rule with a sequence that triggers
-// it and one that does not, and the wrapper that applies their changes within bounds.
+// it and one that does not, and the wrapper that applies their changes within bounds; the RL
+// meta-optimizer: learning from rewards alone (and not without its gradient), credit to the decision
+// that earned it, bounds, features that do not saturate, and save/load.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 #include <ssmrl/optim/adam.hpp>
 #include <ssmrl/metaopt/plateau.hpp>
+#include <ssmrl/metaopt/rl.hpp>
 #include <ssmrl/optim/plateau.hpp>
 
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <random>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -380,4 +384,188 @@ TEST_CASE("the optimiser wrapper: asks every few steps, clamps to the bounds, lr
   w.set_knob_values({0.5, 1e-3});
   CHECK(w.optimizer().lr() == 0.5);
   CHECK(w.knob_schema().find("weight_decay").has_value());
+}
+
+namespace {
+
+control::Telemetry rl_metrics(double loss, double lr, double w) {
+  control::Telemetry m;
+  m.add("loss", loss);
+  m.add("lr", lr);
+  m.add("weight_decay", w);
+  return m;
+}
+
+// A bandit seen through losses: the loss falls by 1 + noise after the best action, by noise after
+// any other (reward(t) = loss(t) - loss(t + 1)); with `delay` the reward after decision t depends on
+// decision t - 1's action instead. Returns how often the best action was taken in the last quarter.
+double bandit(metaopt::RLMetaOptimizer& m, int decisions, int best, bool delay) {
+  std::mt19937_64 rng(5);
+  std::normal_distribution<double> noise(0.0, 0.3);
+  double loss = 0;
+  int previous = -1;
+  int hits = 0;
+  for (int t = 0; t < decisions; ++t) {
+    m.update(rl_metrics(loss, 1e-3, 1e-4), t);
+    const int a = m.last_action();
+    const int credited = delay ? previous : a;
+    loss -= (credited == best ? 1.0 : 0.0) + noise(rng);
+    previous = a;
+    if (t >= decisions * 3 / 4) hits += a == best ? 1 : 0;
+  }
+  return hits / (decisions / 4.0);
+}
+
+}  // namespace
+
+TEST_CASE("RL meta-optimizer: a bandit's best action is learnt from rewards alone, and not without the gradient") {
+  const metaopt::RLMetaOptions o{.learning_rate = 1e-2, .seed = 3};
+  metaopt::RLMetaOptimizer learner(o);
+  CHECK(learner.action_count() == 9);
+  const double learnt = bandit(learner, 4000, 7, false);
+  CHECK(learner.reinforce_steps() == 3999 / 16);  // 3999 rewarded decisions, 16 per step
+  const auto p = learner.probabilities(learner.features(1e-3, 1e-4, 4000));
+  MESSAGE("best action taken in the last quarter: " << learnt << ", its probability " << p[7]);
+  CHECK(learnt > 0.6);
+  CHECK(p[7] > 0.6);
+
+  auto without = o;
+  without.policy_gradient = false;  // only the entropy term trains, as in the prototype
+  metaopt::RLMetaOptimizer blind(without);
+  const double chance = bandit(blind, 4000, 7, false);
+  const auto q = blind.probabilities(blind.features(1e-3, 1e-4, 4000));
+  MESSAGE("without the gradient: " << chance << ", probability " << q[7]);
+  CHECK(chance < 0.2);
+  CHECK(q[7] < 0.2);
+}
+
+TEST_CASE("RL meta-optimizer: the reward after decision t is credited to decision t and no other") {
+  // Rewards paired with what the decisions were, one by one (no REINFORCE step yet).
+  metaopt::RLMetaOptimizer m({.batch = 1000, .seed = 1});
+  std::vector<int> actions;
+  std::vector<double> losses{5.0, 4.0, 4.5, 1.0, 0.25, 3.0};
+  for (std::size_t t = 0; t < losses.size(); ++t) {
+    m.update(rl_metrics(losses[t], 1e-3, 0.0), static_cast<long>(t));
+    actions.push_back(m.last_action());
+  }
+  REQUIRE(m.unlearnt().size() == losses.size() - 1);
+  for (std::size_t t = 0; t + 1 < losses.size(); ++t) {
+    CHECK(m.unlearnt()[t].action == actions[t]);
+    CHECK(m.unlearnt()[t].reward == losses[t] - losses[t + 1]);
+  }
+  // Rewards that depend on the previous decision's action only teach nothing about the current one.
+  metaopt::RLMetaOptimizer delayed({.learning_rate = 1e-2, .seed = 3});
+  const double rate = bandit(delayed, 4000, 7, true);
+  MESSAGE("best action taken with delayed rewards: " << rate);
+  CHECK(rate < 0.3);
+}
+
+TEST_CASE("RL meta-optimizer: the bounds hold for any sequence of actions, with both weight-decay moves") {
+  for (const auto move : {metaopt::WeightDecayMove::additive, metaopt::WeightDecayMove::multiplicative}) {
+    metaopt::RLMetaOptions o{.lr_factors = {1e-3, 0.5, 1e3},
+                             .weight_decay_move = move,
+                             .weight_decay_deltas = {-3e-3, 0.0, 4e-3},
+                             .weight_decay_factors = {0.0, 0.5, 10.0},
+                             .learning = false,
+                             .seed = 11};
+    metaopt::RLMetaOptimizer m(o);
+    double lr = 1.0;
+    double w = 0.0;
+    bool zero = false;
+    bool top = false;
+    std::vector<int> seen(9, 0);
+    for (int t = 0; t < 3000; ++t) {
+      const auto c = m.update(rl_metrics(1.0 / (1 + t), lr, w), t);
+      REQUIRE((c.lr && c.weight_decay));
+      lr = *c.lr;
+      w = *c.weight_decay;
+      ++seen[static_cast<std::size_t>(m.last_action())];
+      REQUIRE(lr >= 1e-7);
+      REQUIRE(lr <= 1.0);
+      REQUIRE(w >= 0.0);
+      REQUIRE(w <= 1e-2);
+      zero = zero || (w == 0 && t > 10);
+      top = top || w == 1e-2;
+    }
+    for (const int n : seen) CHECK(n > 0);
+    CHECK(zero);
+    CHECK(top);
+  }
+  // Multiplicative moves start from zero at the floor and fall back to zero below it.
+  metaopt::RLMetaOptimizer up({.lr_factors = {1.0},
+                               .weight_decay_move = metaopt::WeightDecayMove::multiplicative,
+                               .weight_decay_factors = {2.0}});
+  CHECK(up.update(rl_metrics(1.0, 1e-3, 0.0), 0).weight_decay == 1e-6);
+  CHECK(up.update(rl_metrics(1.0, 1e-3, 3e-6), 1).weight_decay == 6e-6);
+  metaopt::RLMetaOptimizer down({.lr_factors = {1.0},
+                                 .weight_decay_move = metaopt::WeightDecayMove::multiplicative,
+                                 .weight_decay_factors = {0.5}});
+  CHECK(down.update(rl_metrics(1.0, 1e-3, 1.5e-6), 0).weight_decay == 0.0);
+  CHECK(down.update(rl_metrics(1.0, 1e-3, 4e-6), 1).weight_decay == 2e-6);
+}
+
+TEST_CASE("RL meta-optimizer: features vary across learning rates 1e-6 to 1 and losses 1e-4 to 1e3; absent ones") {
+  metaopt::RLMetaOptimizer m({.total_steps = 100});
+  m.update(rl_metrics(1.0, 1e-3, 0.0), 0);
+  REQUIRE(m.input_size() == 6);  // lr, weight decay, loss level and trend, lr trend, progress
+  double previous = -2;
+  for (int e = -6; e <= 0; ++e) {
+    const double f = m.features(std::pow(10.0, e), 0.0, 0)[0];
+    CHECK(f > previous + 0.2);
+    CHECK(f > -1.0);
+    CHECK(f <= 1.0);
+    previous = f;
+  }
+  double level = -2;
+  for (int e = -4; e <= 3; ++e) {
+    const double f = metaopt::RLMetaOptimizer::symlog(std::pow(10.0, e));
+    CHECK(f > level + 0.05);
+    level = f;
+  }
+  CHECK(metaopt::RLMetaOptimizer::symlog(-200) == -metaopt::RLMetaOptimizer::symlog(200));
+  // A task with gradient norms and costs gets their features; one that had them must keep them.
+  metaopt::RLMetaOptimizer g;
+  auto metrics = rl_metrics(1.0, 1e-3, 0.0);
+  metrics.add("grad_norm", 3.0);
+  metrics.add("cost", 0.5);
+  g.update(metrics, 0);
+  CHECK(g.input_size() == 1 + 1 + 2 * 4 - 1);
+  const auto before = g.state();
+  const auto text = test::message_of<InvalidArgument>([&] { g.update(rl_metrics(1.0, 1e-3, 0.0), 1); });
+  CHECK(text.find("grad_norm") != std::string::npos);
+  CHECK(g.state() == before);
+}
+
+TEST_CASE("RL meta-optimizer: a restored state makes the same decisions and learns the same") {
+  const metaopt::RLMetaOptions o{.batch = 8, .seed = 9};
+  metaopt::RLMetaOptimizer a(o);
+  auto loss_at = [](int t) { return std::cos(0.3 * t) + 2.0 / (1 + t); };
+  for (int t = 0; t < 43; ++t) a.update(rl_metrics(loss_at(t), 1e-3, 1e-4), t);
+  const auto saved = a.state();
+  metaopt::RLMetaOptimizer b(o);
+  b.set_state(saved);
+  CHECK(b.state() == saved);
+  for (int t = 43; t < 120; ++t) {
+    const auto ca = a.update(rl_metrics(loss_at(t), 1e-3, 1e-4), t);
+    const auto cb = b.update(rl_metrics(loss_at(t), 1e-3, 1e-4), t);
+    REQUIRE(ca == cb);
+  }
+  CHECK(a.reinforce_steps() > 10);
+  CHECK(a.state() == b.state());
+  // Damaged states are refused whole.
+  metaopt::RLMetaOptimizer c(o);
+  c.update(rl_metrics(1.0, 1e-3, 0.0), 0);
+  const auto kept = c.state();
+  auto cut = saved;
+  cut.pop_back();
+  CHECK_THROWS_AS(c.set_state(cut), InvalidArgument);
+  auto nan = saved;
+  nan[10] = NAN;
+  CHECK_THROWS_AS(c.set_state(nan), InvalidArgument);
+  auto longer = saved;
+  longer.push_back(0.0);
+  CHECK_THROWS_AS(c.set_state(longer), InvalidArgument);
+  metaopt::RLMetaOptimizer other({.lr_factors = {0.5, 2.0}});
+  CHECK_THROWS_AS(other.set_state(saved), InvalidArgument);
+  CHECK(c.state() == kept);
 }
