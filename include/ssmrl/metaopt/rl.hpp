@@ -133,8 +133,10 @@ public:
     }
     if (pending_) record(pending_input_, pending_action_, pending_loss_ - loss);
     observe_run(loss, lr, w, metrics);
-    const auto x = features(lr, w, step);
-    const auto probs = probabilities(x);
+    auto x = features(lr, w, step);
+    if (o_.learning) normalizer_.update(x);
+    x = normalizer_.normalize(x);
+    const auto probs = policy_probabilities(x);
     const int a = choose(probs);
     ++decisions_;
     pending_ = true;
@@ -165,29 +167,18 @@ public:
   [[nodiscard]] long decisions() const noexcept { return decisions_; }
   [[nodiscard]] long reinforce_steps() const noexcept { return reinforce_steps_; }
   [[nodiscard]] const RLMetaUpdate& last_reinforce() const noexcept { return last_update_; }
-  //! (input, action, reward) of each decision rewarded but not yet learnt from.
+  //! (normalised input, action, reward) of each decision rewarded but not yet learnt from.
   struct Sample {
     std::vector<double> input;
     int action = 0;
     double reward = 0;
   };
   [[nodiscard]] const std::vector<Sample>& unlearnt() const noexcept { return batch_; }
-  //! The policy's action probabilities for an input of input_size() features.
+  //! The policy's action probabilities for features() (normalised as update() normalises them).
   [[nodiscard]] std::vector<double> probabilities(const std::vector<double>& x) const {
     SSMRL_REQUIRE(initialized_ && x.size() == input_size_, "metaopt::RLMetaOptimizer::probabilities: ", x.size(),
                   " features, the policy takes ", input_size_, initialized_ ? "" : " (not built yet)");
-    ad::Matrix<double> h = Eigen::Map<const ad::Matrix<double>>(x.data(), static_cast<ad::Index>(x.size()), 1);
-    for (std::size_t i = 0; i < policy_.layers.size(); ++i) {
-      ad::Matrix<double> y = policy_.layers[i].W * h + policy_.layers[i].b;
-      if (i + 1 < policy_.layers.size()) y = y.array().tanh().matrix();
-      h = std::move(y);
-    }
-    const double top = h.maxCoeff();
-    std::vector<double> p(static_cast<std::size_t>(h.rows()));
-    double total = 0;
-    for (ad::Index i = 0; i < h.rows(); ++i) total += p[static_cast<std::size_t>(i)] = std::exp(h(i, 0) - top);
-    for (double& v : p) v /= total;
-    return p;
+    return policy_probabilities(normalizer_.normalize(x));
   }
   //! The features of the current run for these values (as update() would build them after
   //! observing them); the policy must be built.
@@ -226,6 +217,8 @@ public:
       s.insert(s.end(), {has_grad_ ? 1.0 : 0.0, has_cost_ ? 1.0 : 0.0});
       const auto values = nn::to_list<ad::Matrix<double>>(policy_);
       for (const auto& m : values) put(s, m);
+      const auto statistics = normalizer_.state();
+      s.insert(s.end(), statistics.begin(), statistics.end());
       s.push_back(static_cast<double>(adam_.steps()));
       if (adam_.steps() > 0) {
         for (const auto& m : adam_.state().first_moment) put(s, m);
@@ -268,6 +261,7 @@ public:
       auto values = nn::to_list<ad::Matrix<double>>(next.policy_);
       for (auto& m : values) r.matrix(m);
       next.policy_ = nn::from_list<ad::Matrix<double>>(next.policy_, values);
+      next.normalizer_.set_state(r.vector(3 * next.input_size_));
       const long steps = r.count();
       optim::Adam<double>::State adam;
       if (steps > 0) {
@@ -376,6 +370,21 @@ private:
                                                              : o_.weight_decay_factors.size();
   }
 
+  [[nodiscard]] std::vector<double> policy_probabilities(const std::vector<double>& x) const {
+    ad::Matrix<double> h = Eigen::Map<const ad::Matrix<double>>(x.data(), static_cast<ad::Index>(x.size()), 1);
+    for (std::size_t i = 0; i < policy_.layers.size(); ++i) {
+      ad::Matrix<double> y = policy_.layers[i].W * h + policy_.layers[i].b;
+      if (i + 1 < policy_.layers.size()) y = y.array().tanh().matrix();
+      h = std::move(y);
+    }
+    const double top = h.maxCoeff();
+    std::vector<double> p(static_cast<std::size_t>(h.rows()));
+    double total = 0;
+    for (ad::Index i = 0; i < h.rows(); ++i) total += p[static_cast<std::size_t>(i)] = std::exp(h(i, 0) - top);
+    for (double& v : p) v /= total;
+    return p;
+  }
+
   void initialize(bool grad, bool cost) {
     has_grad_ = grad;
     has_cost_ = cost;
@@ -390,6 +399,7 @@ private:
     nn::init::Rng rng(detail::mix(o_.seed, 0x6d65'7461'6f70ULL));
     policy_ = nn::init_mlp<double>(sizes, rng);
     policy_.layers.back().W *= 0.01;  // a near-uniform first policy
+    normalizer_ = control::RunningNormalizer(input_size_);
     initialized_ = true;
   }
 
@@ -524,6 +534,7 @@ private:
   bool has_cost_ = false;
   std::size_t input_size_ = 0;
   nn::MlpParams<ad::Matrix<double>> policy_;
+  control::RunningNormalizer normalizer_;  //!< of the features over the policy's life; frozen when not learning
   optim::Adam<double> adam_;
   Scratch tape_;
   long decisions_ = 0;
