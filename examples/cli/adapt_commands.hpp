@@ -100,7 +100,7 @@ int adapt_strategies(const Config& c, const fs::path& path, const std::map<std::
   using Policy = typename Config::Policy;
   const auto config = deployment_of(c);
   Policy trained = c.make_policy(0);
-  io::load_checkpoint(path, trained);
+  io::load_checkpoint(path, trained, {.other_prefixes = {optimizer_prefix}});
   const long runs = args.episodes > 0 ? args.episodes : 10;
   const long episodes = (args.given.count("adapt-steps") == 1 ? args.adapt_steps : 4) + 1;
   adapt::AdapterOptions options{.lr = args.lr, .steps_per_call = args.steps_per_call};

@@ -36,6 +36,8 @@ struct TrainOptions {
   //! A scripted schedule (`ssmrl sweep`): JSON [[iteration, {knob: value, ...}], ...], applied
   //! through the controller's layer.
   std::string schedule;
+  std::string optimizer;              //!< --optimizer: sgd, adam or adamw (empty: the configuration's)
+  std::string meta_optimizer = "none";  //!< --meta-optimizer: none, plateau, advanced-plateau or rl
   GivenOptions given;
 
   [[nodiscard]] std::string run_directory() const {

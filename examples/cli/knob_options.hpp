@@ -2,6 +2,9 @@
 // override file read before each iteration, the audit log, and the knob columns of train.csv.
 #pragma once
 
+#include <algorithm>
+#include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -12,6 +15,7 @@
 #include <ssmrl/ssmrl.hpp>
 
 #include "commands.hpp"
+#include "optimizer_options.hpp"
 #include "run_directory.hpp"
 
 namespace ssmrl::cli {
@@ -114,6 +118,10 @@ struct ControllerSetup {
   long every = 5;
   bool learn = false;
   std::string objective;  //!< the train.csv column whose improvement rewards a decision
+  std::string meta_optimizer;  //!< --meta-optimizer: empty or "none", or a name of make_meta_optimizer()
+  std::uint64_t meta_seed = 0;
+  std::string lr_knob = "lr";  //!< the knobs a meta-optimizer sets
+  std::string weight_decay_knob = "weight_decay";
 };
 
 class RunKnobs {
@@ -138,6 +146,32 @@ public:
       restore_learning(saved);
     } else if (!setup.file.empty()) {
       controller_.emplace(load_cli_controller(setup.file));
+    }
+    meta_ = make_meta_optimizer(setup.meta_optimizer, setup.meta_seed);
+    if (meta_) {
+      SSMRL_REQUIRE(!controller_ && schedule_.empty(), "ssmrl train --meta-optimizer: a meta-optimizer writes the "
+                    "controller's layer of the knobs, as --controller and schedules do; give one of them");
+      SSMRL_REQUIRE(state_.schema().find(setup.lr_knob).has_value(), "ssmrl train --meta-optimizer: this configuration "
+                    "has no knob '", setup.lr_knob, "' (its knobs are ", state_.schema().names_text(),
+                    "); a meta-optimizer needs a gradient outer step, not TRPO");
+      SSMRL_REQUIRE(std::find(log_columns.begin(), log_columns.end(), setup.objective) != log_columns.end(),
+                    "ssmrl train --meta-optimizer: the objective '", setup.objective, "' is not a column of train.csv");
+      if (const auto it = saved.find("ssmrl.meta_optimizer_state"); resume_at && it != saved.end()) {
+        std::vector<double> numbers;
+        std::size_t at = 0;
+        const auto& text = it->second;
+        while (at < text.size()) {
+          auto end = text.find(' ', at);
+          if (end == std::string::npos) end = text.size();
+          double v = 0;
+          const auto [stop, error] = std::from_chars(text.data() + at, text.data() + end, v);
+          SSMRL_REQUIRE(error == std::errc{} && stop == text.data() + end, "ssmrl train --resume: the checkpoint's "
+                        "meta-optimizer state holds '", text.substr(at, end - at), "', not a number");
+          numbers.push_back(v);
+          at = end + 1;
+        }
+        std::visit([&](auto& m) { m.set_state(numbers); }, *meta_);
+      }
     }
     if (controller_) {
       SSMRL_REQUIRE(schedule_.empty(), "ssmrl train: a controller and a schedule both write the controller's knobs");
@@ -169,6 +203,7 @@ public:
       if (at == iteration) state_.merge_into_layer(control::KnobSource::controller, changes);
     }
     if (controller_ && iteration > 0 && iteration % setup_.every == 0 && !log.rows().empty()) decide(log);
+    if (meta_ && iteration > 0 && !log.rows().empty()) steer(log, iteration);
     if (override_) {
       const auto check = override_->apply(state_);
       if (check.warning) std::fprintf(stderr, "ssmrl train: override file ignored: %s\n", check.warning->c_str());
@@ -191,6 +226,13 @@ public:
     control::KnobChanges all;
     for (std::size_t i = 0; i < state_.schema().size(); ++i) all[state_.schema()[i].name] = state_.value(i);
     m["ssmrl.knobs"] = control::knob_changes_json(all);
+    if (meta_) {
+      std::string text;
+      for (const double v : std::visit([](const auto& o) { return o.state(); }, *meta_)) {
+        text += (text.empty() ? "" : " ") + io::detail::number(v, "%.17g");
+      }
+      m["ssmrl.meta_optimizer_state"] = text;
+    }
     if (controller_ && with_controller) {
       const std::string name = "controller-" + std::to_string(iteration) + ".safetensors";
       control::save_controller(dir_ / name, *controller_, {{"ssmrl.iteration", std::to_string(iteration)}});
@@ -215,6 +257,7 @@ public:
     pending_removal_.clear();
   }
   [[nodiscard]] bool has_controller() const noexcept { return controller_.has_value(); }
+  [[nodiscard]] const std::optional<CliMetaOptimizer>& meta_optimizer() const noexcept { return meta_; }
   [[nodiscard]] long controller_updates() const noexcept { return updates_; }
 
   //! The knob cells of a train.csv row: numbers (bools 0/1), choices as text.
@@ -277,7 +320,43 @@ private:
     awaiting_ = std::make_pair(log.rows().size(), std::isfinite(objective) ? objective : 0.0);
   }
 
+  // A meta-optimizer's decision after `iteration` iterations, every every() of them, from the last
+  // logged row: loss = -objective, the gradient norm where logged, the values in effect; none where
+  // the row's objective or gradient norm is not a number.
+  void steer(const io::CsvTable& log, long iteration) {
+    const long every = std::visit([](const auto& o) { return static_cast<long>(o.every()); }, *meta_);
+    if (iteration % every != 0) return;
+    const auto& row = log.rows().back();
+    const auto& schema = state_.schema();
+    const auto lr = *schema.find(setup_.lr_knob);
+    const auto wd = schema.find(setup_.weight_decay_knob);
+    control::Telemetry metrics;
+    metrics.add("loss", -row[log.column_index(setup_.objective)]);
+    if (const auto& c = log.columns(); std::find(c.begin(), c.end(), "grad_norm") != c.end()) {
+      metrics.add("grad_norm", row[log.column_index("grad_norm")]);
+    }
+    // No decision on a row without the numbers (no episode finished yet, a skipped step).
+    for (const double v : metrics.values) {
+      if (!std::isfinite(v)) return;
+    }
+    metrics.add("lr", std::get<double>(state_.value(lr)));
+    metrics.add("weight_decay", wd ? std::get<double>(state_.value(*wd)) : 0.0);
+    const auto c = std::visit([&](auto& o) { return o.update(metrics, iteration); }, *meta_);
+    control::KnobChanges changes;
+    const metaopt::Bounds bounds;
+    if (c.lr) {
+      changes[setup_.lr_knob] =
+          std::clamp(*c.lr, std::max(bounds.min_lr, schema[lr].lower), std::min(bounds.max_lr, schema[lr].upper));
+    }
+    if (c.weight_decay && wd) {
+      changes[setup_.weight_decay_knob] = std::clamp(*c.weight_decay, std::max(0.0, schema[*wd].lower),
+                                                     std::min(bounds.max_weight_decay, schema[*wd].upper));
+    }
+    if (!changes.empty()) state_.merge_into_layer(control::KnobSource::controller, changes);
+  }
+
   control::KnobState state_;
+  std::optional<CliMetaOptimizer> meta_;
   std::optional<control::OverrideFile> override_;
   control::AuditLog audit_;
   fs::path dir_;

@@ -116,6 +116,14 @@ int main(int argc, char** argv) {
                                      "Iterations between the controller's decisions")
                    ->capture_default_str(),
                1L, max_count);
+  train_app->add_option("--optimizer", train.optimizer,
+                        "The optimiser: sgd (momentum 0.9), adam or adamw; default: the configuration's (adam); its "
+                        "state is kept in the run's checkpoints");
+  train_app->add_option("--meta-optimizer", train.meta_optimizer,
+                        "A meta-optimizer that sets the learning rate and weight decay knobs after every iteration "
+                        "from the logged objective and gradient norm: none, plateau, advanced-plateau or rl "
+                        "(REINFORCE, learning online); a person's override file still wins")
+      ->capture_default_str();
   flag(train_app, "--controller-learn", train.controller_learn,
        "Fine-tune the controller during the run: REINFORCE on its sampled decisions, rewarded by the objective's "
        "improvement over the next window (else it takes its most probable decisions)");

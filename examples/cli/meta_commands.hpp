@@ -15,6 +15,7 @@
 #include "console.hpp"
 #include "knob_options.hpp"
 #include "log_columns.hpp"
+#include "optimizer_options.hpp"
 #include "run_directory.hpp"
 
 namespace ssmrl::cli {
@@ -54,15 +55,28 @@ meta::MetaTrainerOptions trainer_options(const Config& config, const std::map<st
   SSMRL_REQUIRE(options.meta_batch > 0, "ssmrl: '", path.string(), "': ssmrl.tasks_per_batch ", options.meta_batch,
                 " must be positive");
   options.first_order = metadata_value(metadata, "ssmrl.first_order", path) == "true";
+  if (const auto it = metadata.find("ssmrl.optimizer"); it != metadata.end()) {
+    options.outer_optimizer = optim::parse_optimizer_kind(it->second, "ssmrl: '" + path.string() + "': ssmrl.optimizer");
+  }
   return options;
 }
 
-//! Loads a checkpoint into the trainer's policy and, for Meta-SGD, its learned rates.
+//! Loads a checkpoint into the trainer's policy and, for Meta-SGD, its learned rates, and the outer
+//! optimiser's state where the checkpoint has it.
 template <class Trainer>
 std::map<std::string, std::string> load_meta_checkpoint(const fs::path& path, Trainer& trainer) {
+  const auto file = io::read_safetensors(path);
   auto rates = trainer.inner_lrs();
-  auto metadata = meta::load_checkpoint(path, trainer.policy(), rates);
+  auto optimizer = trainer.optimizer();
+  using Scalar = typename std::decay_t<decltype(trainer.policy())>::Scalar;
+  auto stepped = nn::to_list<ad::Matrix<Scalar>>(trainer.policy().params());
+  if (rates) {
+    for (auto& m : nn::to_list<ad::Matrix<Scalar>>(*rates)) stepped.push_back(std::move(m));
+  }
+  restore_optimizer_state(file, path.string(), optimizer, stepped);
+  auto metadata = meta::load_checkpoint(file, path.string(), trainer.policy(), rates, {optimizer_prefix});
   if (rates) trainer.set_inner_lrs(std::move(*rates));
+  trainer.optimizer() = std::move(optimizer);
   return metadata;
 }
 
@@ -73,6 +87,14 @@ int train(const Config& config, const TrainOptions& args) {
   auto configured = config.options;
   configured.first_order = args.first_order;
   const auto schema = Trainer::knob_schema(configured);
+  const bool gradient_outer_step = schema.find("outer_lr").has_value();
+  SSMRL_REQUIRE(gradient_outer_step || (args.optimizer.empty() && (args.meta_optimizer.empty() ||
+                                                                   args.meta_optimizer == "none")),
+                "ssmrl train: config '", config.name, "' takes TRPO outer steps; --optimizer and --meta-optimizer are "
+                "for configs with a gradient outer step (such as navigation2d-adam)");
+  const std::string optimizer = args.optimizer.empty() ? optim::optimizer_name(config.options.outer_optimizer) : args.optimizer;
+  static_cast<void>(optim::parse_optimizer_kind(optimizer, "ssmrl train --optimizer"));
+  static_cast<void>(make_meta_optimizer(args.meta_optimizer, 0));
   RunDirectory run_dir(args,
                        {{"ssmrl.config", config.name},
                         {"ssmrl.seed", std::to_string(args.seed)},
@@ -83,7 +105,9 @@ int train(const Config& config, const TrainOptions& args) {
                         {"ssmrl.override_file", override_path(args)},
                         {"ssmrl.controller_every", std::to_string(args.controller_every)},
                         {"ssmrl.controller_learn", args.controller_learn ? "true" : "false"},
-                        {"ssmrl.schedule", args.schedule}},
+                        {"ssmrl.schedule", args.schedule},
+                        {"ssmrl.optimizer", optimizer},
+                        {"ssmrl.meta_optimizer", args.meta_optimizer}},
                        {{"ssmrl.seed", "seed", true},
                         {"ssmrl.tasks_per_batch", "tasks-per-batch", true},
                         {"ssmrl.first_order", "first-order", true},
@@ -92,7 +116,9 @@ int train(const Config& config, const TrainOptions& args) {
                         {"ssmrl.override_file", "override-file", false},
                         {"ssmrl.controller_every", "controller-every", true},
                         {"ssmrl.controller_learn", "controller-learn", true},
-                        {"ssmrl.schedule", "schedule", true}},
+                        {"ssmrl.schedule", "schedule", true},
+                        {"ssmrl.optimizer", "optimizer", true},
+                        {"ssmrl.meta_optimizer", "meta-optimizer", true}},
                        with_knob_columns(training_columns(), schema), knob_text_columns(schema));
   const fs::path dir = run_dir.path();
   const fs::path latest = dir / "latest.safetensors";
@@ -116,7 +142,9 @@ int train(const Config& config, const TrainOptions& args) {
   RunKnobs knobs(run_schema, configured_knobs(run_schema, args, run.saved), dir, metadata.at("ssmrl.override_file"),
                  args.resume ? std::optional<long>(start) : std::nullopt, run.saved,
                  {args.controller, metadata_integer(metadata, "ssmrl.controller_every", latest),
-                  metadata.at("ssmrl.controller_learn") == "true", "post_adaptation_return"},
+                  metadata.at("ssmrl.controller_learn") == "true", "post_adaptation_return",
+                  metadata.count("ssmrl.meta_optimizer") ? metadata.at("ssmrl.meta_optimizer") : "none",
+                  options.seed, "outer_lr", "outer_weight_decay"},
                  metadata.at("ssmrl.schedule"), with_knob_columns(training_columns(), schema));
   Trainer trainer(config.make_policy(options.seed), typename Config::Tasks{}, options);
   double best = -std::numeric_limits<double>::infinity();
@@ -131,7 +159,9 @@ int train(const Config& config, const TrainOptions& args) {
     m["ssmrl.post_adaptation_return"] = io::detail::number(post_return, "%.17g");
     m["ssmrl.best_post_adaptation_return"] = io::detail::number(best, "%.17g");
     knobs.add_metadata(m, iteration, path == latest);
-    meta::save_checkpoint(path, trainer.policy(), trainer.inner_lrs(), m);
+    auto file = meta::checkpoint_file(trainer.policy(), trainer.inner_lrs(), m);
+    add_optimizer_state(file, trainer.optimizer());
+    io::write_safetensors(path, file);
     if (path == latest) knobs.checkpoint_written();
   };
   if (!args.resume) {

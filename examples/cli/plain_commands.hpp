@@ -8,6 +8,7 @@
 #include <limits>
 #include <map>
 #include <numeric>
+#include <optional>
 #include <string>
 
 #include <ssmrl/ssmrl.hpp>
@@ -17,6 +18,7 @@
 #include "console.hpp"
 #include "knob_options.hpp"
 #include "meta_commands.hpp"
+#include "optimizer_options.hpp"
 
 namespace ssmrl::cli {
 
@@ -55,6 +57,9 @@ int train(const PlainConfig<Policy, Env>& config, const TrainOptions& args) {
   const long total = args.outer_steps > 0 ? args.outer_steps : config.outer_steps;
   auto trainer_options = config.options;
   trainer_options.total_updates = total;
+  const std::string optimizer = args.optimizer.empty() ? optim::optimizer_name(config.options.optimizer) : args.optimizer;
+  static_cast<void>(optim::parse_optimizer_kind(optimizer, "ssmrl train --optimizer"));
+  static_cast<void>(make_meta_optimizer(args.meta_optimizer, 0));
   const auto schema = rl::Trainer<Policy, Env>::knob_schema(trainer_options);
   RunDirectory run_dir(args,
                        {{"ssmrl.config", config.name},
@@ -63,13 +68,17 @@ int train(const PlainConfig<Policy, Env>& config, const TrainOptions& args) {
                         {"ssmrl.override_file", override_path(args)},
                         {"ssmrl.controller_every", std::to_string(args.controller_every)},
                         {"ssmrl.controller_learn", args.controller_learn ? "true" : "false"},
-                        {"ssmrl.schedule", args.schedule}},
+                        {"ssmrl.schedule", args.schedule},
+                        {"ssmrl.optimizer", optimizer},
+                        {"ssmrl.meta_optimizer", args.meta_optimizer}},
                        {{"ssmrl.seed", "seed", true},
                         {"ssmrl.save_every", "save-every", false},
                         {"ssmrl.override_file", "override-file", false},
                         {"ssmrl.controller_every", "controller-every", true},
                         {"ssmrl.controller_learn", "controller-learn", true},
-                        {"ssmrl.schedule", "schedule", true}},
+                        {"ssmrl.schedule", "schedule", true},
+                        {"ssmrl.optimizer", "optimizer", true},
+                        {"ssmrl.meta_optimizer", "meta-optimizer", true}},
                        with_knob_columns(plain_columns(), schema), knob_text_columns(schema));
   const fs::path dir = run_dir.path();
   const fs::path latest = dir / "latest.safetensors";
@@ -82,7 +91,9 @@ int train(const PlainConfig<Policy, Env>& config, const TrainOptions& args) {
   RunKnobs knobs(schema, configured_knobs(schema, args, run.saved), dir, metadata.at("ssmrl.override_file"),
                  args.resume ? std::optional<long>(start) : std::nullopt, run.saved,
                  {args.controller, metadata_integer(metadata, "ssmrl.controller_every", latest),
-                  metadata.at("ssmrl.controller_learn") == "true", "mean_return_last_100"},
+                  metadata.at("ssmrl.controller_learn") == "true", "mean_return_last_100",
+                  metadata.count("ssmrl.meta_optimizer") ? metadata.at("ssmrl.meta_optimizer") : "none",
+                  metadata_integer<std::uint64_t>(metadata, "ssmrl.seed", latest)},
                  metadata.at("ssmrl.schedule"), with_knob_columns(plain_columns(), schema));
   if (args.resume) {
     if (metadata_value(run.saved, "ssmrl.solved", latest) == "true") {
@@ -101,8 +112,10 @@ int train(const PlainConfig<Policy, Env>& config, const TrainOptions& args) {
   auto policy = config.make_policy(seed);
   double best = -std::numeric_limits<double>::infinity();
   typename rl::Trainer<Policy, Env>::Progress counts;
+  std::optional<io::SafetensorsFile> resumed;
   if (args.resume) {
-    io::load_checkpoint(latest, policy);
+    resumed = io::read_safetensors(latest);
+    io::load_checkpoint(*resumed, latest.string(), policy, {.other_prefixes = {optimizer_prefix}});
     best = metadata_number(run.saved, "ssmrl.best_return", latest);
     counts.updates = start;
     counts.env_steps = metadata_integer(run.saved, "ssmrl.env_steps", latest);
@@ -113,8 +126,15 @@ int train(const PlainConfig<Policy, Env>& config, const TrainOptions& args) {
   const long save_every = metadata_integer(metadata, "ssmrl.save_every", latest);
   auto options = trainer_options;
   options.seed = seed + static_cast<std::uint64_t>(start) * 7919;
+  if (metadata.count("ssmrl.optimizer")) {
+    options.optimizer = optim::parse_optimizer_kind(metadata.at("ssmrl.optimizer"), "ssmrl train");
+  }
   rl::Trainer<Policy, Env> trainer(std::move(policy), options);
   trainer.restore_progress(counts);
+  if (resumed) {
+    restore_optimizer_state(*resumed, latest.string(), trainer.optimizer(),
+                            nn::to_list<ad::Matrix<typename Policy::Scalar>>(trainer.policy().params()));
+  }
   double evaluated = std::numeric_limits<double>::quiet_NaN();
   double independent = std::numeric_limits<double>::quiet_NaN();
   bool solved = false;
@@ -130,7 +150,9 @@ int train(const PlainConfig<Policy, Env>& config, const TrainOptions& args) {
     m["ssmrl.stop_evaluation"] = io::detail::number(evaluated, "%.17g");
     m["ssmrl.independent_evaluation"] = io::detail::number(independent, "%.17g");
     knobs.add_metadata(m, update, path == latest);
-    io::save_checkpoint(path, trainer.policy(), m);
+    auto file = io::checkpoint_file(trainer.policy(), m);
+    add_optimizer_state(file, trainer.optimizer());
+    io::write_safetensors(path, file);
     if (path == latest) knobs.checkpoint_written();
   };
   auto plot = [&] {
@@ -146,10 +168,12 @@ int train(const PlainConfig<Policy, Env>& config, const TrainOptions& args) {
     log.write(csv);
     run_dir.commit();
   }
-  std::printf("%s: %s\nseed %llu, updates %ld to at most %ld (%d environments x %d steps each), checkpoints in %s\n",
+  std::printf("%s: %s\nseed %llu, updates %ld to at most %ld (%d environments x %d steps each), optimiser %s, "
+              "meta-optimizer %s, checkpoints in %s\n",
               config.name.c_str(), config.summary.c_str(), static_cast<unsigned long long>(seed), start, total,
-              options.envs, options.steps, dir.string().c_str());
-  if (args.resume) std::printf("(resumed: Adam's moments and the environments start afresh)\n");
+              options.envs, options.steps, optim::optimizer_name(options.optimizer),
+              knobs.meta_optimizer() ? metadata.at("ssmrl.meta_optimizer").c_str() : "none", dir.string().c_str());
+  if (args.resume) std::printf("(resumed: the optimiser's state continues, the environments start afresh)\n");
   std::fflush(stdout);
   StopOnSignals stop;
   Progress progress(start, total, args.quiet);
@@ -222,7 +246,7 @@ Evaluation evaluate(const PlainConfig<Policy, Env>& config, const fs::path& path
   SSMRL_REQUIRE(steps == 0 && !online, "ssmrl adapt: config '", config.name,
                 "' trains on one environment; `adapt` needs a meta-trained checkpoint");
   auto policy = config.make_policy(0);
-  io::load_checkpoint(path, policy);
+  io::load_checkpoint(path, policy, {.other_prefixes = {optimizer_prefix}});
   rl::Trainer<Policy, Env> trainer(std::move(policy), config.options);
   if (episodes <= 0) episodes = config.eval_episodes;
   Evaluation e{path.string(), config.name, metadata_integer(metadata, "ssmrl.iteration", path), 0, episodes,

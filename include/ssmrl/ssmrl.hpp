@@ -12,6 +12,8 @@
 #include "ssmrl/control/pbt_toy.hpp"
 #include "ssmrl/control/population.hpp"
 #include "ssmrl/metaopt/plateau.hpp"
+#include "ssmrl/metaopt/rl.hpp"
+#include "ssmrl/metaopt/steering.hpp"
 #include "ssmrl/optim/plateau.hpp"
 #include "ssmrl/control/pretraining.hpp"
 #include "ssmrl/meta/checkpoint.hpp"

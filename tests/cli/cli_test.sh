@@ -135,7 +135,7 @@ expect 0 "^fisher +choice +\{at_adapted, through_adaptation\}" "$ssmrl" configs 
 expect 1 "unknown config 'nope'" "$ssmrl" configs --knobs nope
 expect 1 "knob 'epochs' = 0 is outside its range \[1, 100\]" "$ssmrl" train --config cartpole-ppo --set epochs=0 --ckpt-dir refused/knobs
 expect 1 "knob 'epochs' \(int, \[1, 100\]\): '2.5' is not a whole number" "$ssmrl" train --config cartpole-ppo --set epochs=2.5 --ckpt-dir refused/knobs
-expect 1 "no knob 'bogus'; the knobs are lr, lr_decay" "$ssmrl" train --config cartpole-ppo --set bogus=1 --ckpt-dir refused/knobs
+expect 1 "no knob 'bogus'; the knobs are lr, weight_decay, lr_decay" "$ssmrl" train --config cartpole-ppo --set bogus=1 --ckpt-dir refused/knobs
 echo '{"epochs": 3.0}' > bad-config.json
 expect 1 "bad-config.json': knob 'epochs' is int \[1, 100\], not JSON number 3.0" "$ssmrl" train --config cartpole-ppo --config-file bad-config.json --ckpt-dir refused/knobs
 [ -e refused ] && fail "a refused --set left a directory behind"
@@ -222,6 +222,56 @@ cmp -s learn-straight/controller-10.safetensors learn-resumed/controller-10.safe
   fail "a learning controller resumed differently"
 cmp -s learn-straight/latest.safetensors learn-resumed/latest.safetensors || fail "a learning run resumed differently"
 expect 1 "continues with its own controller" "$ssmrl" train --config navigation2d --outer-steps 12 --ckpt-dir steer-resumed --resume --controller nav-ctl.safetensors
+
+# Optimisers and meta-optimizers: a gradient outer step steered by the RL meta-optimizer or the
+# plateau rules resumes exactly (its state, the optimiser's moments and the knobs in the checkpoint);
+# a plain run continues its optimiser's state; bad names and TRPO configs are refused.
+adam=(--config navigation2d-adam --tasks-per-batch 2 --no-eval --quiet --optimizer adamw)
+for meta in rl plateau; do
+  expect 0 "meta-training: 10 iterations" "$ssmrl" train "${adam[@]}" --meta-optimizer "$meta" --outer-steps 10 \
+    --ckpt-dir "meta-$meta-straight"
+  expect 0 "meta-training: 6 iterations" "$ssmrl" train "${adam[@]}" --meta-optimizer "$meta" --outer-steps 6 \
+    --ckpt-dir "meta-$meta-resumed"
+  expect 0 "meta-iterations 6 to 10" "$ssmrl" train --config navigation2d-adam --outer-steps 10 \
+    --ckpt-dir "meta-$meta-resumed" --resume --no-eval --quiet
+  cmp -s "meta-$meta-straight/latest.safetensors" "meta-$meta-resumed/latest.safetensors" ||
+    fail "a run steered by --meta-optimizer $meta resumed differently"
+  grep -aq "ssmrl.meta_optimizer_state" "meta-$meta-straight/latest.safetensors" || fail "no $meta state in the checkpoint"
+  grep -aq '"optimizer.0"' "meta-$meta-straight/latest.safetensors" || fail "no optimiser state in the checkpoint"
+done
+lr_column=$(column_of meta-rl-straight/train.csv knob.outer_lr)
+[ "$(tail -n +2 meta-rl-straight/train.csv | cut -d, -f"$lr_column" | sort -u | wc -l)" -gt 2 ] ||
+  fail "the RL meta-optimizer did not move outer_lr: $(cut -d, -f"$lr_column" meta-rl-straight/train.csv)"
+grep -q ",outer_lr,.*,controller$" meta-rl-straight/knobs_audit.csv || fail "the meta-optimizer's lr is not in the audit log"
+expect 1 "whose --meta-optimizer is rl, not plateau" "$ssmrl" train --config navigation2d-adam --outer-steps 12 \
+  --ckpt-dir meta-rl-straight --resume --meta-optimizer plateau
+expect 1 "whose --optimizer is adamw, not sgd" "$ssmrl" train --config navigation2d-adam --outer-steps 12 \
+  --ckpt-dir meta-rl-straight --resume --optimizer sgd
+expect 1 "takes TRPO outer steps; --optimizer and --meta-optimizer are" "$ssmrl" train --config navigation2d \
+  --meta-optimizer rl --ckpt-dir refused/trpo
+expect 1 "--meta-optimizer: 'bogus' is not one of none, plateau, advanced-plateau, rl" "$ssmrl" train \
+  --config cartpole-ppo --meta-optimizer bogus --ckpt-dir refused/meta
+expect 1 "--optimizer: optimizer 'rmsprop' is not one of sgd, adam, adamw" "$ssmrl" train --config cartpole-ppo \
+  --optimizer rmsprop --ckpt-dir refused/optimizer
+[ -e refused ] && fail "a refused optimiser or meta-optimizer left a directory behind"
+expect 0 "optimiser sgd, meta-optimizer advanced-plateau" "$ssmrl" train --config cartpole-ppo --optimizer sgd \
+  --meta-optimizer advanced-plateau --outer-steps 6 --ckpt-dir plain-meta --quiet
+expect 0 "resumed: the optimiser's state continues" "$ssmrl" train --config cartpole-ppo --outer-steps 8 \
+  --ckpt-dir plain-meta --resume --quiet
+metadata_of() {  # metadata_of FILE KEY: one metadata value of a safetensors file
+  python3 - "$1" "$2" <<'PY'
+import json, struct, sys
+data = open(sys.argv[1], "rb").read()
+(n,) = struct.unpack("<Q", data[:8])
+print(json.loads(data[8:8 + n])["__metadata__"][sys.argv[2]])
+PY
+}
+expect 0 "optimiser sgd, meta-optimizer advanced-plateau" "$ssmrl" train --config cartpole-ppo --optimizer sgd \
+  --meta-optimizer advanced-plateau --outer-steps 8 --ckpt-dir plain-meta-straight --quiet
+[ "$(metadata_of plain-meta/latest.safetensors ssmrl.optimizer_steps)" = \
+  "$(metadata_of plain-meta-straight/latest.safetensors ssmrl.optimizer_steps)" ] ||
+  fail "the resumed plain run's optimiser did not continue its step count"
+[ "$(metadata_of plain-meta/latest.safetensors ssmrl.optimizer)" = sgd ] || fail "the plain run's optimiser is not recorded"
 
 # Resuming a plain configuration continues its counts, log and plot.
 expect 0 "^not solved after 20 updates" "$ssmrl" train --config cartpole-reinforce --ckpt-dir plain --outer-steps 20 --quiet

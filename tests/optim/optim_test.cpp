@@ -7,6 +7,7 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 #include <ssmrl/optim/adam.hpp>
+#include <ssmrl/optim/any_optimizer.hpp>
 #include <ssmrl/metaopt/plateau.hpp>
 #include <ssmrl/metaopt/rl.hpp>
 #include <ssmrl/optim/plateau.hpp>
@@ -214,6 +215,62 @@ TEST_CASE("Adam's and AdamW's decay differ, and a restored state continues exact
   CHECK(m.find("optim::AdamW::set_state: second moment 0 has negative entries") != std::string::npos);
   CHECK_THROWS_AS(resumed.set_state({}, 3), InvalidArgument);
   CHECK(resumed.steps() == 4);
+}
+
+TEST_CASE("the optimiser chosen at run time: each kind as itself, its buffers restored exactly, bad ones refused") {
+  const std::vector<Matrix> grads{Matrix::Constant(2, 2, 0.3), Matrix::Constant(3, 1, -0.2)};
+  const std::vector<Matrix> start{Matrix::Constant(2, 2, 2.0), Matrix::Constant(3, 1, 1.0)};
+  auto run = [&](auto& o, std::vector<Matrix>& p, int steps) {
+    for (int i = 0; i < steps; ++i) o.step(std::span<Matrix>(p), std::span<const Matrix>(grads));
+  };
+  for (const auto kind : {optim::OptimizerKind::sgd, optim::OptimizerKind::adam, optim::OptimizerKind::adamw}) {
+    const std::string name = optim::optimizer_name(kind);
+    CAPTURE(name);
+    CHECK(optim::parse_optimizer_kind(optim::optimizer_name(kind), "test") == kind);
+    const optim::OptimizerChoice choice{.kind = kind, .lr = 0.05, .weight_decay = 0.1, .momentum = 0.8};
+    optim::AnyOptimizer<double> any(choice);
+    CHECK(any.kind() == kind);
+    // The same steps as the optimiser itself.
+    auto a = start, b = start;
+    run(any, a, 3);
+    if (kind == optim::OptimizerKind::sgd) {
+      optim::Sgd<double> o({.lr = 0.05, .momentum = 0.8, .weight_decay = 0.1});
+      run(o, b, 3);
+    } else if (kind == optim::OptimizerKind::adam) {
+      optim::Adam<double> o({.lr = 0.05, .weight_decay = 0.1});
+      run(o, b, 3);
+    } else {
+      optim::AdamW<double> o({.lr = 0.05, .weight_decay = 0.1});
+      run(o, b, 3);
+    }
+    CHECK(a == b);
+    CHECK(any.buffers().size() == (kind == optim::OptimizerKind::sgd ? 2u : 4u));
+    // Restored from its buffers, it continues exactly; a fresh one would not.
+    optim::AnyOptimizer<double> restored(choice), fresh(choice);
+    restored.set_buffers(any.buffers(), any.steps());
+    CHECK(restored.steps() == 3);
+    auto c = a, d = a;
+    run(any, a, 2);
+    run(restored, c, 2);
+    run(fresh, d, 2);
+    CHECK(a == c);
+    CHECK(a != d);
+    // Bad buffers change nothing.
+    const auto before = restored.buffers();
+    auto odd = before;
+    odd.pop_back();
+    CHECK_THROWS_AS(restored.set_buffers(odd, 5, std::span<const Matrix>(start)), InvalidArgument);
+    auto wrong_shape = before;
+    wrong_shape[0] = Matrix::Zero(5, 5);
+    const auto refused = test::message_of<InvalidArgument>(
+        [&] { restored.set_buffers(wrong_shape, 5, std::span<const Matrix>(start)); });
+    CHECK(refused.find("buffer 0 is 5x5, its parameter 0 is 2x2") != std::string::npos);
+    CHECK_THROWS_AS(restored.set_buffers(before, 5, std::span<const Matrix>(start).first(1)), InvalidArgument);
+    CHECK(restored.buffers() == before);
+    CHECK(restored.steps() == 5);
+  }
+  const auto m = test::message_of<InvalidArgument>([] { optim::parse_optimizer_kind("rmsprop", "ssmrl train --optimizer"); });
+  CHECK(m == "ssmrl train --optimizer: optimizer 'rmsprop' is not one of sgd, adam, adamw");
 }
 
 TEST_CASE("ReduceLROnPlateau: the relative threshold's trap with negative metrics, and the absolute mode") {

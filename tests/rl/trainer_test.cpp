@@ -157,6 +157,55 @@ TEST_CASE("the trainer's knobs: its options by type and range, set whole or not 
   CHECK(trainer.optimizer().lr() == 1e-3);
 }
 
+namespace {
+// A meta-optimizer that proposes what it is told, to see the steering clamp and apply it.
+struct Proposing {
+  metaopt::Changes next;
+  metaopt::Changes update(const control::Telemetry& metrics, long) {
+    seen_lr = metrics["lr"];
+    seen_weight_decay = metrics["weight_decay"];
+    return next;
+  }
+  [[nodiscard]] long every() const { return 2; }
+  void reset() {}
+  [[nodiscard]] std::vector<double> state() const { return {}; }
+  void set_state(const std::vector<double>&) {}
+  double seen_lr = 0, seen_weight_decay = 0;
+};
+}  // namespace
+
+TEST_CASE("the trainer takes SGD, Adam or AdamW with weight decay, and a meta-optimizer steers lr and weight decay") {
+  for (const auto kind : {optim::OptimizerKind::sgd, optim::OptimizerKind::adam, optim::OptimizerKind::adamw}) {
+    const std::string name = optim::optimizer_name(kind);
+    CAPTURE(name);
+    const rl::TrainerOptions options{.algorithm = rl::Algorithm::ppo, .envs = 2, .steps = 16, .lr = 1e-3,
+                                     .optimizer = kind, .weight_decay = 1e-4, .epochs = 1, .minibatches = 1};
+    rl::Trainer<ActorCritic, env::CartPole> trainer(actor_critic(3), options);
+    CHECK(trainer.optimizer().kind() == kind);
+    CHECK(trainer.optimizer().weight_decay() == 1e-4);
+    trainer.update();
+    CHECK(trainer.optimizer().steps() == 1);
+    metaopt::TrainerSteering<Proposing> steering(Proposing{{.lr = 50.0, .weight_decay = 2e-3}});
+    control::Telemetry metrics;
+    metrics.add("loss", 1.0);
+    CHECK(steering.after_update(trainer, metrics, 1) == metaopt::Changes{});  // not its turn
+    const auto applied = steering.after_update(trainer, metrics, 2);
+    CHECK(steering.meta().seen_lr == 1e-3);
+    CHECK(steering.meta().seen_weight_decay == 1e-4);
+    CHECK(applied.lr == 1.0);  // clamped to the bounds [1e-7, 1]
+    CHECK(applied.weight_decay == 2e-3);
+    CHECK(std::get<double>(trainer.knob_values()[*trainer.knob_schema().find("weight_decay")]) == 2e-3);
+    steering.meta().next = {.lr = 3e-4, .weight_decay = 1.0};
+    CHECK(steering.after_update(trainer, metrics, 4).weight_decay == 1e-2);
+    trainer.update();
+    CHECK(trainer.optimizer().lr() == 3e-4);  // as set: the configured decay steps aside
+    CHECK(trainer.optimizer().weight_decay() == 1e-2);
+  }
+  const auto negative = test::message_of<InvalidArgument>(
+      [] { rl::Trainer<ActorCritic, env::CartPole>(actor_critic(1), {.weight_decay = -1.0}); });
+  CHECK(negative.find("weight_decay -1") != std::string::npos);
+}
+
 TEST_CASE("each update reports its telemetry: entropy, KL of the update, clip fraction, explained variance") {
   rl::Trainer<ActorCritic, env::CartPole> trainer(
       actor_critic(6),

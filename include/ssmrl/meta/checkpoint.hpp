@@ -25,11 +25,10 @@ struct RatesModel {
 inline constexpr const char* rates_prefix = "inner_lr";
 }  // namespace detail
 
-//! Saves `policy` and, where given, Meta-SGD's rates, atomically.
+//! The checkpoint file of `policy` and, where given, Meta-SGD's rates, in memory.
 template <class PolicyT>
-void save_checkpoint(const std::filesystem::path& path, const PolicyT& policy,
-                     const std::optional<typename PolicyT::Params>& inner_lrs,
-                     const std::map<std::string, std::string>& extra_metadata = {}) {
+io::SafetensorsFile checkpoint_file(const PolicyT& policy, const std::optional<typename PolicyT::Params>& inner_lrs,
+                                    const std::map<std::string, std::string>& extra_metadata = {}) {
   using Scalar = typename PolicyT::scalar_type;
   auto file = io::checkpoint_file(policy, extra_metadata);
   if (inner_lrs) {
@@ -37,21 +36,30 @@ void save_checkpoint(const std::filesystem::path& path, const PolicyT& policy,
       file.tensors.push_back(io::to_tensor(std::string(detail::rates_prefix) + "." + std::string(name), m));
     });
   }
-  io::write_safetensors(path, file);
+  return file;
+}
+
+//! Saves `policy` and, where given, Meta-SGD's rates, atomically.
+template <class PolicyT>
+void save_checkpoint(const std::filesystem::path& path, const PolicyT& policy,
+                     const std::optional<typename PolicyT::Params>& inner_lrs,
+                     const std::map<std::string, std::string>& extra_metadata = {}) {
+  io::write_safetensors(path, checkpoint_file(policy, inner_lrs, extra_metadata));
 }
 
 //! Loads what save_checkpoint() wrote, from a file already read (`origin` names it in errors).
 //! `inner_lrs` set: the file must hold rates for every parameter, which are loaded into it; unset:
-//! the file must hold none. Nothing changes unless all of it loads.
+//! the file must hold none. Nothing changes unless all of it loads. Tensors PREFIX.* for
+//! `other_prefixes` belong to something else (an optimiser's state, say).
 template <class PolicyT>
 std::map<std::string, std::string> load_checkpoint(const io::SafetensorsFile& file, const std::string& origin,
-                                                   PolicyT& policy, std::optional<typename PolicyT::Params>& inner_lrs) {
+                                                   PolicyT& policy, std::optional<typename PolicyT::Params>& inner_lrs,
+                                                   std::vector<std::string> other_prefixes = {}) {
   using Scalar = typename PolicyT::scalar_type;
   PolicyT next = policy;
   const bool want_rates = inner_lrs.has_value();
-  auto metadata = io::load_checkpoint(file, origin, next,
-                                      {.other_prefixes = want_rates ? std::vector<std::string>{detail::rates_prefix}
-                                                                    : std::vector<std::string>{}});
+  if (want_rates) other_prefixes.emplace_back(detail::rates_prefix);
+  auto metadata = io::load_checkpoint(file, origin, next, {.other_prefixes = other_prefixes});
   if (want_rates) {
     io::SafetensorsFile rates_file;
     const std::string prefix = std::string(detail::rates_prefix) + ".";

@@ -3,7 +3,7 @@
 // with advantages from the linear feature baseline, a fixed rate), and with inner_steps > 1 collect
 // fresh support trajectories with the policy adapted so far before each further step (both outer
 // steps alike); collect query trajectories with the adapted policy, and differentiate the query loss
-// back to the meta-parameters; then one outer step, Adam or TRPO. The parts are the Algorithm's
+// back to the meta-parameters; then one outer step, a gradient step (Adam, AdamW or SGD) or TRPO. The parts are the Algorithm's
 // (meta::Maml in meta/algorithm.hpp). Every task of an iteration draws its randomness from (seed,
 // iteration, task index) alone, so the tasks are shared among threads without changing the result.
 #pragma once
@@ -24,7 +24,7 @@
 #include "ssmrl/env/tasks.hpp"
 #include "ssmrl/meta/algorithm.hpp"
 #include "ssmrl/meta/maml.hpp"
-#include "ssmrl/optim/adam.hpp"
+#include "ssmrl/optim/any_optimizer.hpp"
 #include "ssmrl/optim/trpo.hpp"
 #include "ssmrl/rl/rollout.hpp"
 
@@ -49,8 +49,11 @@ struct MetaTrainerOptions {
   double inner_lr = 0.1;
   int inner_steps = 1;
   bool first_order = false;
-  double outer_lr = 1e-3;     //!< Adam
-  bool trpo = false;          //!< with OuterStepFromOptions: TRPO (the MAML paper's choice) instead of Adam
+  double outer_lr = 1e-3;     //!< the outer optimiser's (without TRPO)
+  optim::OptimizerKind outer_optimizer = optim::OptimizerKind::adam;
+  double outer_weight_decay = 0.0;
+  double outer_momentum = 0.9;  //!< SGD's
+  bool trpo = false;          //!< with OuterStepFromOptions: TRPO (the MAML paper's choice) instead of outer_optimizer
   double max_kl = 0.01;       //!< TRPO's limit on the mean KL of the adapted policies
   TrpoFisher fisher = TrpoFisher::at_adapted;
   //! Ablation: compute the outer step (the whole second-order backward, TRPO's search included) but
@@ -138,8 +141,13 @@ public:
         algorithm_(std::move(algorithm)),
         learner_(policy_.params(),
                  {.inner_lr = options.inner_lr, .first_order = options.first_order, .learn_inner_lr = learned_rates}),
-        adam_({.lr = options.outer_lr}),
+        outer_optimizer_(optim::OptimizerChoice{.kind = options.outer_optimizer,
+                                     .lr = options.outer_lr,
+                                     .weight_decay = options.outer_weight_decay,
+                                     .momentum = options.outer_momentum}),
         tapes_(static_cast<std::size_t>(std::max(1, options.meta_batch))) {
+    SSMRL_REQUIRE(options.outer_weight_decay >= 0 && options.outer_momentum >= 0, "meta::MetaTrainer: outer_weight_decay ",
+                  options.outer_weight_decay, " and outer_momentum ", options.outer_momentum, " must not be negative");
     SSMRL_REQUIRE(options.meta_batch > 0 && options.trajectories > 0 && options.horizon > 0 && options.inner_steps >= 0,
                   "meta::MetaTrainer: meta_batch ", options.meta_batch, ", trajectories ", options.trajectories,
                   ", horizon ", options.horizon, " must be positive and inner_steps ", options.inner_steps,
@@ -190,7 +198,9 @@ public:
           control::choice_knob("fisher", o.fisher == TrpoFisher::at_adapted ? "at_adapted" : "through_adaptation",
                                {"at_adapted", "through_adaptation"}, "what TRPO's Fisher products differentiate"));
     } else {
-      k.push_back(control::real_knob("outer_lr", o.outer_lr, 1e-6, 1.0, true, "Adam's learning rate of the outer step"));
+      k.push_back(control::real_knob("outer_lr", o.outer_lr, 1e-7, 1.0, true, "the outer optimiser's learning rate"));
+      k.push_back(control::real_knob("outer_weight_decay", o.outer_weight_decay, 0.0, 1e-1, false,
+                                     "the outer optimiser's weight decay"));
     }
     auto gamma = control::real_knob("gamma", o.gamma, 0.8, 0.9999, false, "discount factor");
     gamma.step = 0.005;
@@ -211,9 +221,9 @@ public:
     schema.check_values(values, "meta::MetaTrainer::set_knob_values");
     for (std::size_t i = 0; i < values.size(); ++i) set_knob(schema[i].name, values[i]);
   }
-  //! The outer step's optimiser (Adam; unused with TRPO), whose moments a population copies.
-  [[nodiscard]] const optim::Adam<Scalar>& optimizer() const noexcept { return adam_; }
-  [[nodiscard]] optim::Adam<Scalar>& optimizer() noexcept { return adam_; }
+  //! The outer step's optimiser (unused with TRPO), whose state a population copies.
+  [[nodiscard]] const optim::AnyOptimizer<Scalar>& optimizer() const noexcept { return outer_optimizer_; }
+  [[nodiscard]] optim::AnyOptimizer<Scalar>& optimizer() noexcept { return outer_optimizer_; }
 
   //! One meta-iteration. Its randomness (tasks, actions, resets) is derived from the seed, the
   //! iteration's index and each task's index alone, so a run resumed at iteration n from saved
@@ -539,7 +549,8 @@ private:
       squares += static_cast<double>(g.template cast<double>().squaredNorm());
     }
     stats.grad_norm = std::sqrt(squares);
-    adam_.set_lr(options_.outer_lr);
+    outer_optimizer_.set_lr(options_.outer_lr);
+    outer_optimizer_.set_weight_decay(options_.outer_weight_decay);
     // A non-finite meta-gradient (a diverged task) leaves the parameters and Adam's moments as they were.
     stats.outer_step_applied = finite && !options_.zero_meta_gradient;
     if (stats.outer_step_applied) {
@@ -548,7 +559,7 @@ private:
       if (learner_.inner_lrs()) {
         for (auto& m : nn::to_list<ad::Matrix<Scalar>>(*learner_.inner_lrs())) values.push_back(std::move(m));
       }
-      adam_.step(std::span<ad::Matrix<Scalar>>(values), std::span<const ad::Matrix<Scalar>>(meta_gradient));
+      outer_optimizer_.step(std::span<ad::Matrix<Scalar>>(values), std::span<const ad::Matrix<Scalar>>(meta_gradient));
       if (learner_.inner_lrs()) {
         learner_.inner_lrs() = nn::from_list(
             *learner_.inner_lrs(),
@@ -608,6 +619,8 @@ private:
           std::get<std::string>(v) == "at_adapted" ? TrpoFisher::at_adapted : TrpoFisher::through_adaptation;
     } else if (name == "outer_lr") {
       options_.outer_lr = std::get<double>(v);
+    } else if (name == "outer_weight_decay") {
+      options_.outer_weight_decay = std::get<double>(v);
     } else if (name == "gamma") {
       options_.gamma = std::get<double>(v);
     } else if (name == "gae_lambda") {
@@ -622,6 +635,7 @@ private:
     if (name == "fisher")
       return std::string(options_.fisher == TrpoFisher::at_adapted ? "at_adapted" : "through_adaptation");
     if (name == "outer_lr") return options_.outer_lr;
+    if (name == "outer_weight_decay") return options_.outer_weight_decay;
     if (name == "gamma") return options_.gamma;
     return options_.gae_lambda;
   }
@@ -647,7 +661,7 @@ private:
   MetaTrainerOptions configured_ = options_;
   Algorithm algorithm_;
   MamlLearner<Scalar, Params> learner_;
-  optim::Adam<Scalar> adam_;
+  optim::AnyOptimizer<Scalar> outer_optimizer_;
   std::vector<std::unique_ptr<env::EnvBatch<Env>>> batches_;  //!< one per thread
   std::vector<ad::Tape<Scalar>> tapes_;                       //!< one per task of the meta-batch
   long iteration_ = 0;

@@ -16,7 +16,7 @@
 #include "ssmrl/control/knobs.hpp"
 #include "ssmrl/control/telemetry.hpp"
 #include "ssmrl/env/env_batch.hpp"
-#include "ssmrl/optim/adam.hpp"
+#include "ssmrl/optim/any_optimizer.hpp"
 #include "ssmrl/optim/clip.hpp"
 #include "ssmrl/rl/advantages.hpp"
 #include "ssmrl/rl/losses.hpp"
@@ -41,7 +41,10 @@ struct TrainerOptions {
   int steps = 256;            //!< rollout length per environment and update
   double gamma = 0.99;
   double gae_lambda = 0.95;   //!< A2C and PPO
-  double lr = 3e-4;           //!< Adam
+  double lr = 3e-4;
+  optim::OptimizerKind optimizer = optim::OptimizerKind::adam;
+  double weight_decay = 0.0;  //!< the optimiser's (L2 for SGD and Adam, decoupled for AdamW)
+  double momentum = 0.9;      //!< SGD's
   double max_grad_norm = 0.5;
   int epochs = 10;            //!< PPO: passes over each rollout
   int minibatches = 4;        //!< PPO: each pass in this many sets of environments
@@ -137,10 +140,15 @@ public:
   Trainer(PolicyT policy, TrainerOptions options, Env prototype = Env{})
       : policy_(std::move(policy)),
         options_(options),
-        adam_({.lr = options.lr}),
+        optimizer_(optim::OptimizerChoice{.kind = options.optimizer,
+                                          .lr = options.lr,
+                                          .weight_decay = options.weight_decay,
+                                          .momentum = options.momentum}),
         rng_(options.seed),
         batch_(static_cast<std::size_t>(std::max(options.envs, 1)), prototype, options.seed + 1),
         prototype_(prototype) {
+    SSMRL_REQUIRE(options.weight_decay >= 0 && options.momentum >= 0, "rl::Trainer: weight_decay ",
+                  options.weight_decay, " and momentum ", options.momentum, " must not be negative");
     SSMRL_REQUIRE(options.envs > 0 && options.steps > 0 && options.lr > 0 && options.max_grad_norm > 0 &&
                       options.epochs > 0 && options.minibatches > 0 && options.minibatches <= options.envs,
                   "rl::Trainer: envs ", options.envs, ", steps ", options.steps, ", lr ", options.lr,
@@ -162,7 +170,8 @@ public:
     const bool ac = o.algorithm != Algorithm::reinforce;
     const bool ppo = o.algorithm == Algorithm::ppo;
     std::vector<control::Knob> k;
-    k.push_back(control::real_knob("lr", o.lr, 1e-6, 1.0, true, "Adam's learning rate (where it decays, the start)"));
+    k.push_back(control::real_knob("lr", o.lr, 1e-7, 1.0, true, "the optimiser's learning rate (where it decays, the start)"));
+    k.push_back(control::real_knob("weight_decay", o.weight_decay, 0.0, 1e-1, false, "the optimiser's weight decay"));
     if (o.total_updates > 0) {
       k.push_back(control::boolean_knob("lr_decay", true, "decay the learning rate linearly to 0 over the run"));
     }
@@ -218,9 +227,9 @@ public:
   }
 
   //! The whole training state besides the policy, for copying one member of a population into
-  //! another (Population Based Training's exploit): Adam's moments, the generator, the counts.
-  [[nodiscard]] const optim::Adam<Scalar>& optimizer() const noexcept { return adam_; }
-  [[nodiscard]] optim::Adam<Scalar>& optimizer() noexcept { return adam_; }
+  //! another (Population Based Training's exploit): the optimiser's state, the generator, the counts.
+  [[nodiscard]] const optim::AnyOptimizer<Scalar>& optimizer() const noexcept { return optimizer_; }
+  [[nodiscard]] optim::AnyOptimizer<Scalar>& optimizer() noexcept { return optimizer_; }
 
   [[nodiscard]] const PolicyT& policy() const { return policy_; }
   [[nodiscard]] PolicyT& policy() { return policy_; }
@@ -263,7 +272,8 @@ public:
   UpdateStats update() {
     const auto started = std::chrono::steady_clock::now();
     const double lr = learning_rate_in_effect();
-    adam_.set_lr(lr);
+    optimizer_.set_lr(lr);
+    optimizer_.set_weight_decay(options_.weight_decay);
     const auto t = collect(policy_, batch_, options_.steps, policy::ActMode::sample, rng_);
     for (const double r : t.finished_returns) {
       recent_.push_back(r);
@@ -332,7 +342,7 @@ private:
     measures_.steps += 1;
     if (!std::isfinite(stats.grad_norm) || !std::isfinite(stats.loss)) return stats;  // skip a broken step
     auto values = nn::to_list<ad::Matrix<Scalar>>(policy_.params());
-    adam_.step(std::span<ad::Matrix<Scalar>>(values), std::span<const ad::Matrix<Scalar>>(grads));
+    optimizer_.step(std::span<ad::Matrix<Scalar>>(values), std::span<const ad::Matrix<Scalar>>(grads));
     policy_.set_params(nn::from_list(policy_.params(), values));
     return stats;
   }
@@ -422,6 +432,7 @@ private:
     const auto real = [&] { return std::get<double>(v); };
     const auto whole = [&] { return static_cast<int>(std::get<std::int64_t>(v)); };
     if (name == "lr") options_.lr = real();
+    else if (name == "weight_decay") options_.weight_decay = real();
     else if (name == "lr_decay") decay_ = std::get<bool>(v);
     else if (name == "entropy_coef") options_.entropy_coef = real();
     else if (name == "value_coef") options_.value_coef = real();
@@ -435,6 +446,7 @@ private:
   }
   [[nodiscard]] control::KnobValue knob_value(const std::string& name) const {
     if (name == "lr") return options_.lr;
+    if (name == "weight_decay") return options_.weight_decay;
     if (name == "lr_decay") return decay_;
     if (name == "entropy_coef") return options_.entropy_coef;
     if (name == "value_coef") return options_.value_coef;
@@ -462,7 +474,7 @@ private:
   bool decay_ = true;
   bool hold_lr_ = false;
   Measures measures_;
-  optim::Adam<Scalar> adam_;
+  optim::AnyOptimizer<Scalar> optimizer_;
   std::mt19937_64 rng_;
   env::EnvBatch<Env> batch_;
   Env prototype_;
