@@ -3,9 +3,10 @@
 // with advantages from the linear feature baseline, a fixed rate), and with inner_steps > 1 collect
 // fresh support trajectories with the policy adapted so far before each further step (both outer
 // steps alike); collect query trajectories with the adapted policy, and differentiate the query loss
-// back to the meta-parameters; then one outer step, a gradient step (Adam, AdamW or SGD) or TRPO. The parts are the Algorithm's
-// (meta::Maml in meta/algorithm.hpp). Every task of an iteration draws its randomness from (seed,
-// iteration, task index) alone, so the tasks are shared among threads without changing the result.
+// back to the meta-parameters; then one outer step, a gradient step (Adam, AdamW or SGD) or TRPO.
+// The parts are the Algorithm's (meta::Maml in meta/algorithm.hpp). Every task of an iteration draws
+// its randomness from (seed, iteration, task index) alone, so the tasks are shared among threads
+// without changing the result.
 #pragma once
 
 #include <algorithm>
@@ -142,12 +143,13 @@ public:
         learner_(policy_.params(),
                  {.inner_lr = options.inner_lr, .first_order = options.first_order, .learn_inner_lr = learned_rates}),
         outer_optimizer_(optim::OptimizerChoice{.kind = options.outer_optimizer,
-                                     .lr = options.outer_lr,
-                                     .weight_decay = options.outer_weight_decay,
-                                     .momentum = options.outer_momentum}),
+                                                .lr = options.outer_lr,
+                                                .weight_decay = options.outer_weight_decay,
+                                                .momentum = options.outer_momentum}),
         tapes_(static_cast<std::size_t>(std::max(1, options.meta_batch))) {
-    SSMRL_REQUIRE(options.outer_weight_decay >= 0 && options.outer_momentum >= 0, "meta::MetaTrainer: outer_weight_decay ",
-                  options.outer_weight_decay, " and outer_momentum ", options.outer_momentum, " must not be negative");
+    SSMRL_REQUIRE(options.outer_weight_decay >= 0 && options.outer_momentum >= 0,
+                  "meta::MetaTrainer: outer_weight_decay ", options.outer_weight_decay, " and outer_momentum ",
+                  options.outer_momentum, " must not be negative");
     SSMRL_REQUIRE(options.meta_batch > 0 && options.trajectories > 0 && options.horizon > 0 && options.inner_steps >= 0,
                   "meta::MetaTrainer: meta_batch ", options.meta_batch, ", trajectories ", options.trajectories,
                   ", horizon ", options.horizon, " must be positive and inner_steps ", options.inner_steps,

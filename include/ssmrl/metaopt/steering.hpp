@@ -45,7 +45,8 @@ public:
     metrics.add("weight_decay", wd_at < schema.size() ? std::get<double>(values[wd_at]) : 0.0);
     auto c = meta_.update(metrics, updates);
     if (c.lr) {
-      c.lr = std::clamp(*c.lr, std::max(bounds_.min_lr, schema[lr_at].lower), std::min(bounds_.max_lr, schema[lr_at].upper));
+      c.lr = std::clamp(*c.lr, std::max(bounds_.min_lr, schema[lr_at].lower),
+                        std::min(bounds_.max_lr, schema[lr_at].upper));
       values[lr_at] = *c.lr;
     }
     if (c.weight_decay && wd_at < schema.size()) {

@@ -170,7 +170,8 @@ public:
     const bool ac = o.algorithm != Algorithm::reinforce;
     const bool ppo = o.algorithm == Algorithm::ppo;
     std::vector<control::Knob> k;
-    k.push_back(control::real_knob("lr", o.lr, 1e-7, 1.0, true, "the optimiser's learning rate (where it decays, the start)"));
+    k.push_back(
+        control::real_knob("lr", o.lr, 1e-7, 1.0, true, "the optimiser's learning rate (where it decays, the start)"));
     k.push_back(control::real_knob("weight_decay", o.weight_decay, 0.0, 1e-1, false, "the optimiser's weight decay"));
     if (o.total_updates > 0) {
       k.push_back(control::boolean_knob("lr_decay", true, "decay the learning rate linearly to 0 over the run"));
