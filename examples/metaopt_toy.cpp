@@ -189,8 +189,8 @@ int main(int argc, char** argv) {
         means.push_back(mean);
       }
       char name[96];
-      std::snprintf(name, sizeof name, "RLMetaOptimizer pretrained, %s, %s, from 0.003", learning ? "learning" : "frozen",
-                    explore ? "sampled" : "greedy");
+      std::snprintf(name, sizeof name, "RLMetaOptimizer pretrained, %s, %s, from 0.003",
+                    learning ? "learning" : "frozen", explore ? "sampled" : "greedy");
       row(name, all);
       std::printf("|   per pretrained policy (5): %-31s |         |        |\n", [&] {
         static char text[64];

@@ -56,7 +56,8 @@ meta::MetaTrainerOptions trainer_options(const Config& config, const std::map<st
                 " must be positive");
   options.first_order = metadata_value(metadata, "ssmrl.first_order", path) == "true";
   if (const auto it = metadata.find("ssmrl.optimizer"); it != metadata.end()) {
-    options.outer_optimizer = optim::parse_optimizer_kind(it->second, "ssmrl: '" + path.string() + "': ssmrl.optimizer");
+    options.outer_optimizer =
+        optim::parse_optimizer_kind(it->second, "ssmrl: '" + path.string() + "': ssmrl.optimizer");
   }
   return options;
 }
@@ -92,7 +93,8 @@ int train(const Config& config, const TrainOptions& args) {
                                                                    args.meta_optimizer == "none")),
                 "ssmrl train: config '", config.name, "' takes TRPO outer steps; --optimizer and --meta-optimizer are "
                 "for configs with a gradient outer step (such as navigation2d-adam)");
-  const std::string optimizer = args.optimizer.empty() ? optim::optimizer_name(config.options.outer_optimizer) : args.optimizer;
+  const std::string optimizer =
+      args.optimizer.empty() ? optim::optimizer_name(config.options.outer_optimizer) : args.optimizer;
   static_cast<void>(optim::parse_optimizer_kind(optimizer, "ssmrl train --optimizer"));
   static_cast<void>(make_meta_optimizer(args.meta_optimizer, 0));
   RunDirectory run_dir(args,

@@ -57,7 +57,8 @@ int train(const PlainConfig<Policy, Env>& config, const TrainOptions& args) {
   const long total = args.outer_steps > 0 ? args.outer_steps : config.outer_steps;
   auto trainer_options = config.options;
   trainer_options.total_updates = total;
-  const std::string optimizer = args.optimizer.empty() ? optim::optimizer_name(config.options.optimizer) : args.optimizer;
+  const std::string optimizer =
+      args.optimizer.empty() ? optim::optimizer_name(config.options.optimizer) : args.optimizer;
   static_cast<void>(optim::parse_optimizer_kind(optimizer, "ssmrl train --optimizer"));
   static_cast<void>(make_meta_optimizer(args.meta_optimizer, 0));
   const auto schema = rl::Trainer<Policy, Env>::knob_schema(trainer_options);

@@ -269,7 +269,8 @@ TEST_CASE("the optimiser chosen at run time: each kind as itself, its buffers re
     CHECK(restored.buffers() == before);
     CHECK(restored.steps() == 5);
   }
-  const auto m = test::message_of<InvalidArgument>([] { optim::parse_optimizer_kind("rmsprop", "ssmrl train --optimizer"); });
+  const auto m =
+      test::message_of<InvalidArgument>([] { optim::parse_optimizer_kind("rmsprop", "ssmrl train --optimizer"); });
   CHECK(m == "ssmrl train --optimizer: optimizer 'rmsprop' is not one of sgd, adam, adamw");
 }
 
