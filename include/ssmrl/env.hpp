@@ -3,6 +3,7 @@
 
 #include "ssmrl/env/classic_control.hpp"
 #include "ssmrl/env/env_batch.hpp"
+#include "ssmrl/env/memory.hpp"
 #include "ssmrl/env/navigation.hpp"
 #include "ssmrl/env/registry.hpp"
 #include "ssmrl/env/tasks.hpp"

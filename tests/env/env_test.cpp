@@ -3,10 +3,14 @@
 #include <doctest/doctest.h>
 #include <ssmrl/env.hpp>
 
+#include <algorithm>
+#include <array>
+#include <cmath>
 #include <random>
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "support/errors.hpp"
 
@@ -14,6 +18,8 @@ using namespace ssmrl;
 using test::message_of;
 
 static_assert(env::Environment<env::CartPole>);
+static_assert(env::Environment<env::PositionOnlyCartPole>);
+static_assert(env::Environment<env::RepeatPrevious>);
 static_assert(env::Environment<env::Pendulum>);
 static_assert(env::Environment<env::MountainCar>);
 static_assert(env::Environment<env::MountainCarContinuous>);
@@ -66,7 +72,8 @@ TEST_CASE("bad actions and stepping an ended episode are refused and change noth
   const auto pendulum_before = pendulum.state();
   const float nan[] = {std::numeric_limits<float>::quiet_NaN()};
   const float pair[] = {0.1f, 0.2f};
-  CHECK(message_of<InvalidArgument>([&] { pendulum.step(std::span<const float>(nan)); }) == "Pendulum-v1::step: action is NaN");
+  CHECK(message_of<InvalidArgument>([&] { pendulum.step(std::span<const float>(nan)); }) ==
+        "Pendulum-v1::step: action is NaN");
   CHECK(message_of<InvalidArgument>([&] { pendulum.step(std::span<const float>(pair)); }) ==
         "Pendulum-v1::step: action has 2 values, expected 1");
   CHECK(pendulum.state() == pendulum_before);
@@ -252,4 +259,92 @@ TEST_CASE("task families refuse held-out sets that leave no room for training, a
   const env::Navigation2DTasks crowded({.held_out_count = 40, .exclusion_radius = 0.15});
   std::mt19937_64 rng(1);
   for (int i = 0; i < 200; ++i) CHECK_FALSE(crowded.is_held_out(crowded.sample(rng)));
+}
+
+TEST_CASE("Position-only CartPole: CartPole's x and theta, reward 1 / max steps, POPGym's limits and noise") {
+  CHECK(env::PositionOnlyCartPole::of(env::Difficulty::easy).max_episode_steps() == 200);
+  CHECK(env::PositionOnlyCartPole::of(env::Difficulty::medium).max_episode_steps() == 400);
+  CHECK(env::PositionOnlyCartPole::of(env::Difficulty::hard).max_episode_steps() == 600);
+  CHECK(env::PositionOnlyCartPole::noisy(env::Difficulty::hard).max_episode_steps() == 200);
+  CHECK(env::PositionOnlyCartPole::noisy(env::Difficulty::medium).noise_std() == 0.2);
+  std::mt19937_64 a(11), b(11);
+  env::CartPole full;
+  env::PositionOnlyCartPole partial = env::PositionOnlyCartPole::of(env::Difficulty::easy);
+  full.reset(a);
+  partial.reset(b);
+  std::array<float, 4> f{};
+  std::array<float, 2> p{};
+  double total = 0;
+  for (int t = 0; t < 30 && !partial.needs_reset(); ++t) {
+    full.observe(f);
+    partial.observe(p);
+    CHECK(p[0] == f[0]);
+    CHECK(p[1] == f[2]);
+    const int action = f[2] + f[3] > 0 ? 1 : 0;
+    full.step(action);
+    total += partial.step(action).reward;
+  }
+  CHECK(total == doctest::Approx(30.0 / 200));
+  // The time limit: a balanced pole truncates at 200 steps, a full episode scoring 1.
+  partial.set_state({0, 0, 0, 0}, 199);
+  const auto last = partial.step(1);
+  CHECK(last.truncated);
+  CHECK(last.reward == 1.0 / 200);
+  // Noise: observations = state + N(0, 0.3), clipped to the space.
+  auto noisy = env::PositionOnlyCartPole::noisy(env::Difficulty::hard);
+  std::mt19937_64 c(5);
+  noisy.reset(c);
+  double squares = 0;
+  int n = 0;
+  for (int t = 0; t < 100; ++t) {
+    noisy.set_state({0.1, 0, 0.01, 0}, 0);
+    noisy.step(t % 2);
+    noisy.observe(p);
+    squares += std::pow(p[0] - noisy.state()[0], 2) + std::pow(p[1] - noisy.state()[2], 2);
+    n += 2;
+    CHECK(std::abs(p[1]) <= static_cast<float>(env::CartPole::theta_threshold * 2));
+  }
+  CHECK(std::sqrt(squares / n) == doctest::Approx(0.3).epsilon(0.15));
+  CHECK_THROWS_AS(env::PositionOnlyCartPole(200, -1.0), InvalidArgument);
+}
+
+TEST_CASE(
+    "Repeat Previous: the suit seen k - 1 cards before the newest, +-1/(52 decks - k), episodes of 52 decks - 1") {
+  for (const auto d : {env::Difficulty::easy, env::Difficulty::medium, env::Difficulty::hard}) {
+    auto e = env::RepeatPrevious::of(d);
+    const int cards = 52 * e.decks();
+    CHECK(e.max_episode_steps() == cards - 1);
+    std::mt19937_64 rng(3);
+    e.reset(rng);
+    // Each suit 13 times per deck, dealt in a shuffled order.
+    for (int s = 0; s < 4; ++s) {
+      CHECK(std::count(e.state().suits.begin(), e.state().suits.end(), s) == 13 * e.decks());
+    }
+    // An oracle that remembers every observation scores 1, a contrarian -1; nothing before k cards.
+    for (const bool right : {true, false}) {
+      e.reset(rng);
+      std::vector<int> seen;
+      std::array<float, 4> o{};
+      double total = 0;
+      int steps = 0;
+      while (!e.needs_reset()) {
+        e.observe(o);
+        seen.push_back(static_cast<int>(std::max_element(o.begin(), o.end()) - o.begin()));
+        const int size = static_cast<int>(seen.size());
+        const int target = size >= e.k() ? seen[static_cast<std::size_t>(size - e.k())] : 0;
+        const auto r = e.step(right ? target : (target + 1) % 4);
+        if (size < e.k()) CHECK(r.reward == 0);
+        total += r.reward;
+        ++steps;
+        if (steps == cards - 1) CHECK(r.truncated);
+      }
+      CHECK(steps == cards - 1);
+      CHECK(total == doctest::Approx(right ? 1.0 : -1.0).epsilon(1e-12));
+    }
+  }
+  CHECK_THROWS_AS(env::RepeatPrevious(1, 52), InvalidArgument);
+  auto e = env::RepeatPrevious::of(env::Difficulty::easy);
+  std::mt19937_64 rng(1);
+  e.reset(rng);
+  CHECK_THROWS_AS(e.step(4), InvalidArgument);
 }

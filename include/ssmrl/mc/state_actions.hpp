@@ -73,7 +73,8 @@ public:
 
 private:
   static std::uint64_t mix(std::uint64_t seed, std::uint64_t id, long n) {
-    std::uint64_t z = seed ^ (0x9e3779b97f4a7c15ULL * (id + 1)) ^ (0xbf58476d1ce4e5b9ULL * static_cast<std::uint64_t>(n + 1));
+    std::uint64_t z =
+        seed ^ (0x9e3779b97f4a7c15ULL * (id + 1)) ^ (0xbf58476d1ce4e5b9ULL * static_cast<std::uint64_t>(n + 1));
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
     return z ^ (z >> 31);

@@ -1,0 +1,160 @@
+// Memory tasks defined as POPGym (Morad et al., ICLR 2023) defines them, for policies whose memory
+// matters: Position-only CartPole (velocities hidden) and its noisy variant, and Repeat Previous
+// (name the suit of the card seen k steps ago). Rewards are on POPGym's [-1, 1] episode scale.
+// The random draws are ours (std::mt19937_64 and std::shuffle), so episodes follow POPGym's rules
+// but not numpy's streams.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "ssmrl/env/cartpole.hpp"
+#include "ssmrl/env/environment.hpp"
+
+namespace ssmrl::env {
+
+//! POPGym's difficulty levels.
+enum class Difficulty { easy, medium, hard };
+
+//! CartPole-v1's dynamics observed as (x, theta) only; episodes of at most 200, 400 or 600 steps
+//! (easy, medium, hard), reward 1 / max steps per step, so a full episode scores 1. With
+//! `noise_std` > 0 (POPGym's noisy variant: 0.1, 0.2, 0.3), Gaussian noise is added to each
+//! observation and clipped to the observation space; POPGym's noisy levels all keep 200 steps.
+class PositionOnlyCartPole : public CartPole {
+public:
+  static constexpr std::size_t observation_size = 2;
+
+  static int steps_of(Difficulty d) { return d == Difficulty::easy ? 200 : d == Difficulty::medium ? 400 : 600; }
+
+  explicit PositionOnlyCartPole(int max_episode_steps = 200, double noise_std = 0.0)
+      : CartPole({}, max_episode_steps), noise_std_(noise_std) {
+    SSMRL_REQUIRE(noise_std >= 0 && std::isfinite(noise_std), "PositionOnlyCartPole: noise_std ", noise_std,
+                  " must be finite and not negative");
+  }
+  static PositionOnlyCartPole of(Difficulty d) { return PositionOnlyCartPole(steps_of(d)); }
+  //! POPGym's NoisyPositionOnlyCartPole levels: noise 0.1, 0.2, 0.3, all of 200 steps.
+  static PositionOnlyCartPole noisy(Difficulty d) {
+    return PositionOnlyCartPole(200, d == Difficulty::easy ? 0.1 : d == Difficulty::medium ? 0.2 : 0.3);
+  }
+
+  [[nodiscard]] std::string_view id() const {
+    return noise_std_ > 0 ? "popgym-NoisyPositionOnlyCartPole" : "popgym-PositionOnlyCartPole";
+  }
+  [[nodiscard]] Space observation_space() const {
+    const auto x = static_cast<float>(x_threshold * 2);
+    const auto t = static_cast<float>(theta_threshold * 2);
+    return Space::box({-x, -t}, {x, t});
+  }
+  [[nodiscard]] double noise_std() const noexcept { return noise_std_; }
+
+  template <class Rng>
+  void reset(Rng& rng) {
+    CartPole::reset(rng);
+    noise_rng_.seed(rng());
+    draw_noise();
+  }
+  StepResult step(std::span<const float> action) { return step(detail::discrete_action(id(), action, 2)); }
+  StepResult step(int action) {
+    auto r = CartPole::step(action);
+    r.reward = 1.0 / static_cast<double>(max_episode_steps());
+    draw_noise();
+    return r;
+  }
+  void observe(std::span<float> out) const {
+    const auto space = observation_space();
+    const std::array<double, 2> v{state_[0], state_[2]};
+    for (std::size_t i = 0; i < 2; ++i) {
+      out[i] = std::clamp(static_cast<float>(v[i]) + noise_[i], space.low[i], space.high[i]);
+    }
+  }
+
+private:
+  void draw_noise() {
+    if (noise_std_ == 0) return;
+    std::normal_distribution<double> normal(0.0, noise_std_);
+    for (auto& n : noise_) n = static_cast<float>(normal(noise_rng_));
+  }
+
+  double noise_std_ = 0;
+  std::mt19937_64 noise_rng_;
+  std::array<float, 2> noise_{};
+};
+
+template <>
+inline constexpr bool enable_environment<PositionOnlyCartPole> = true;
+
+//! The cards of a Repeat Previous episode: each card's suit (0 to 3) in dealing order, and how many
+//! have been dealt.
+struct CardsState {
+  std::vector<int> suits;
+  int dealt = 0;
+  bool operator==(const CardsState&) const = default;
+};
+
+//! POPGym's Repeat Previous: `decks` shuffled decks of 52 cards; reset deals one card, each step
+//! deals the next, and the observation is the suit of the card just dealt (one-hot, 4 values). The
+//! action names a suit; once k cards have been dealt, it earns +1/(52 decks - k) when it is the suit
+//! of the card dealt k - 1 cards before the newest (k = 1: the newest) and -1/(52 decks - k)
+//! otherwise, so a perfect episode scores 1. Episodes last 52 decks - 1 steps. Easy: 1 deck, k 4;
+//! medium: 2 decks, k 32; hard: 3 decks, k 64.
+class RepeatPrevious : public EpisodicState<CardsState> {
+public:
+  static constexpr std::size_t observation_size = 4;
+  static constexpr std::size_t action_size = 1;
+
+  explicit RepeatPrevious(int decks = 1, int k = 4) : EpisodicState(52 * decks - 1), decks_(decks), k_(k) {
+    SSMRL_REQUIRE(decks >= 1 && decks <= 100 && k >= 1 && k < 52 * decks, "RepeatPrevious: decks ", decks,
+                  " must be in [1, 100] and k ", k, " in [1, ", 52 * decks, ")");
+  }
+  static RepeatPrevious of(Difficulty d) {
+    return d == Difficulty::easy ? RepeatPrevious(1, 4) : d == Difficulty::medium ? RepeatPrevious(2, 32)
+                                                                                   : RepeatPrevious(3, 64);
+  }
+
+  [[nodiscard]] std::string_view id() const { return "popgym-RepeatPrevious"; }
+  [[nodiscard]] Space observation_space() const { return Space::box({0, 0, 0, 0}, {1, 1, 1, 1}); }
+  [[nodiscard]] Space action_space() const { return Space::discrete(4); }
+  [[nodiscard]] int decks() const noexcept { return decks_; }
+  [[nodiscard]] int k() const noexcept { return k_; }
+
+  template <class Rng>
+  void reset(Rng& rng) {
+    state_.suits.resize(static_cast<std::size_t>(52 * decks_));
+    for (std::size_t i = 0; i < state_.suits.size(); ++i) state_.suits[i] = static_cast<int>(i % 4);
+    std::shuffle(state_.suits.begin(), state_.suits.end(), rng);
+    state_.dealt = 1;
+    clock_.restart();
+  }
+  StepResult step(std::span<const float> action) { return step(detail::discrete_action(id(), action, 4)); }
+  StepResult step(int action) {
+    SSMRL_REQUIRE(action >= 0 && action < 4, "popgym-RepeatPrevious::step: action ", action, " is not a suit 0 to 3");
+    clock_.check_can_step(id());
+    SSMRL_REQUIRE(state_.dealt >= 1 && state_.dealt < static_cast<int>(state_.suits.size()),
+                  "popgym-RepeatPrevious::step: ", state_.dealt, " of ", state_.suits.size(), " cards dealt");
+    const double scale = 1.0 / static_cast<double>(52 * decks_ - k_);
+    double reward = 0;
+    if (state_.dealt >= k_)
+      reward = action == state_.suits[static_cast<std::size_t>(state_.dealt - k_)] ? scale : -scale;
+    ++state_.dealt;
+    return clock_.finish(reward, false);
+  }
+  void observe(std::span<float> out) const {
+    std::fill(out.begin(), out.begin() + 4, 0.0f);
+    if (state_.dealt >= 1) out[static_cast<std::size_t>(state_.suits[static_cast<std::size_t>(state_.dealt - 1)])] = 1;
+  }
+
+private:
+  int decks_ = 1;
+  int k_ = 4;
+};
+
+template <>
+inline constexpr bool enable_environment<RepeatPrevious> = true;
+
+}  // namespace ssmrl::env
