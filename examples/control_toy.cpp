@@ -19,6 +19,8 @@
 #include <string>
 #include <vector>
 
+#include "support/spread.hpp"
+
 using namespace ssmrl;
 using control::PbtToy;
 
@@ -117,17 +119,7 @@ std::pair<double, double> pbt(std::uint64_t seed, int members, int interval) {
   return {best, mean};
 }
 
-struct Spread {
-  double mean = 0;
-  double std = 0;
-};
-Spread spread(const std::vector<double>& v) {
-  Spread s;
-  for (const double x : v) s.mean += x / static_cast<double>(v.size());
-  for (const double x : v) s.std += (x - s.mean) * (x - s.mean) / static_cast<double>(v.size());
-  s.std = std::sqrt(s.std);
-  return s;
-}
+using examples::spread;
 
 void row(const std::string& arm, const std::vector<double>& v) {
   const auto s = spread(v);

@@ -11,33 +11,16 @@
 #include <string_view>
 #include <tuple>
 
+#include "support/noisy_sines.hpp"
+
 using namespace ssmrl;
 using Scalar = double;
 using Mat = ad::Matrix<Scalar>;
 
 namespace {
 
-struct Sequences {
-  Mat inputs;   // 1 x (T * batch): noisy sine, time-major blocks
-  Mat targets;  // 1 x (T * batch): the clean value one step ahead
-};
-
-// Sines with random frequency and phase; the model must infer both from the noisy history.
-Sequences make_sequences(ad::Index batch, ad::Index steps, double noise, std::mt19937_64& rng) {
-  std::uniform_real_distribution<double> frequency(0.1, 0.3);
-  std::uniform_real_distribution<double> phase(0.0, 2 * std::numbers::pi);
-  std::normal_distribution<double> jitter(0.0, noise);
-  Sequences s{Mat(1, batch * steps), Mat(1, batch * steps)};
-  for (ad::Index b = 0; b < batch; ++b) {
-    const double w = frequency(rng);
-    const double p = phase(rng);
-    for (ad::Index t = 0; t < steps; ++t) {
-      s.inputs(0, t * batch + b) = std::sin(w * double(t) + p) + jitter(rng);
-      s.targets(0, t * batch + b) = std::sin(w * double(t + 1) + p);
-    }
-  }
-  return s;
-}
+using examples::make_sequences;
+using examples::Sequences;
 
 ad::Var<Scalar> mse(const ad::Var<Scalar>& prediction, const ad::Var<Scalar>& target) {
   return ad::mean(ad::square(ad::sub(prediction, target)));

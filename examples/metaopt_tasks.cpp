@@ -27,6 +27,9 @@
 #include <tuple>
 #include <vector>
 
+#include "support/noisy_sines.hpp"
+#include "support/spread.hpp"
+
 using namespace ssmrl;
 using Mat = ad::Matrix<double>;
 using Clock = std::chrono::steady_clock;
@@ -44,25 +47,9 @@ double seconds_since(Clock::time_point t) { return std::chrono::duration<double>
 
 // ---- sequence regression ----
 
-struct Sequences {
-  Mat inputs;
-  Mat targets;
-};
-
-Sequences make_sequences(ad::Index batch, ad::Index steps, std::mt19937_64& rng) {
-  std::uniform_real_distribution<double> frequency(0.1, 0.3);
-  std::uniform_real_distribution<double> phase(0.0, 2 * std::numbers::pi);
-  std::normal_distribution<double> jitter(0.0, 0.1);
-  Sequences s{Mat(1, batch * steps), Mat(1, batch * steps)};
-  for (ad::Index b = 0; b < batch; ++b) {
-    const double w = frequency(rng);
-    const double p = phase(rng);
-    for (ad::Index t = 0; t < steps; ++t) {
-      s.inputs(0, t * batch + b) = std::sin(w * double(t) + p) + jitter(rng);
-      s.targets(0, t * batch + b) = std::sin(w * double(t + 1) + p);
-    }
-  }
-  return s;
+// Noisy sines, input noise 0.1.
+examples::Sequences make_sequences(ad::Index batch, ad::Index steps, std::mt19937_64& rng) {
+  return examples::make_sequences(batch, steps, 0.1, rng);
 }
 
 template <class T>
@@ -203,17 +190,7 @@ Run ppo(std::uint64_t seed, long updates, Meta* meta) {
 
 // ---- reporting ----
 
-struct Spread {
-  double mean = 0;
-  double std = 0;
-};
-Spread spread(const std::vector<double>& v) {
-  Spread s;
-  for (const double x : v) s.mean += x / static_cast<double>(v.size());
-  for (const double x : v) s.std += (x - s.mean) * (x - s.mean) / static_cast<double>(v.size());
-  s.std = std::sqrt(s.std);
-  return s;
-}
+using examples::spread;
 
 struct Arm {
   std::string name;
