@@ -17,3 +17,4 @@
 #include "ssmrl/optim/plateau.hpp"
 #include "ssmrl/control/pretraining.hpp"
 #include "ssmrl/meta/checkpoint.hpp"
+#include "ssmrl/mc.hpp"

@@ -87,3 +87,35 @@ TEST_CASE("acting allocates nothing after the first step") {
   CHECK(allocations == 0);
   CHECK(std::isfinite(total));
 }
+
+TEST_CASE("the MC policy's two-pass step allocates nothing after the first step") {
+  using Base = policy::RecurrentPolicy<nn::GruCell<double>, policy::CategoricalHead<double>, nn::NoNorm<double>,
+                                       policy::ValueHead<double>>;
+  using Focus = mc::ObservationFocus<double>;
+  using Registry = mc::McRegistry<mc::RecurrentStateActions<double>, Focus>;
+  mc::McPolicy<Base, mc::RecurrentStateActions<double>, Focus> agent(
+      Base(nn::GruCell<double>({.input = 9, .hidden = 8}), policy::CategoricalHead<double>(8, 2), nn::NoNorm<double>(),
+           policy::ValueHead<double>(8), 3),
+      Registry(mc::RecurrentStateActions<double>(), Focus({.tokens = 4, .token_size = 2, .short_keep = 1, .long_keep = 2})),
+      3);
+  auto params = agent.params();
+  params.mc_head.b.setConstant(1.0);  // every action likely: clear, both noises and both focuses run
+  agent.set_params(params);
+  agent.set_num_envs(4);
+  const ad::Matrix<double> obs = ad::Matrix<double>::Random(8, 4);
+  std::mt19937_64 rng(5);
+  (void)agent.act(obs, policy::ActMode::sample, rng);
+  const long before = allocation_count.load();
+  double total = 0;
+  double edited = 0;
+  for (int t = 1; t < 30; ++t) {
+    const auto step = agent.act(obs, policy::ActMode::sample, rng);
+    total += step.log_prob.sum() + step.mc_log_prob.sum();
+    edited += step.mc_effects.state_edited().sum() + step.mc_effects.tokens().sum();
+    agent.reset(t % 4);
+  }
+  const long allocations = allocation_count.load() - before;
+  CHECK(allocations == 0);
+  CHECK(edited > 0);
+  CHECK(std::isfinite(total));
+}

@@ -6,6 +6,11 @@
 #include <doctest/doctest.h>
 #include <ssmrl/mc/registry.hpp>
 #include <ssmrl/mc/state_actions.hpp>
+#include <ssmrl/mc.hpp>
+#include <ssmrl/env.hpp>
+#include <ssmrl/nn.hpp>
+#include <ssmrl/policy/recurrent_policy.hpp>
+#include <ssmrl/rl/trainer.hpp>
 
 #include <array>
 #include <cmath>
@@ -47,6 +52,7 @@ struct OwnNoop {
 };
 static_assert(mc::McComponent<Memory>);
 static_assert(mc::McComponent<mc::RecurrentStateActions<double>>);
+static_assert(mc::McComponent<mc::ObservationFocus<double>>);
 static_assert(!mc::McComponent<int>);
 
 }  // namespace
@@ -124,39 +130,210 @@ TEST_CASE("recurrent-state actions: clear and two noise levels on the chosen env
   ad::Matrix<double> state = ad::Matrix<double>::Constant(64, 4, 1.0);
   for (ad::Index j = 0; j < 4; ++j) state.col(j).array() += static_cast<double>(j);
   const ad::Matrix<double> before = state;
-  mc::McRegistry<mc::RecurrentStateActions<double>> registry(mc::RecurrentStateActions<double>(state, {.seed = 3}));
-  const std::vector<mc::EnvId> ids{0, 1, 2, 3};
+  mc::McRegistry<mc::RecurrentStateActions<double>> registry(mc::RecurrentStateActions<double>({.seed = 3}));
+  // Rows are environments 10..13: effects land in the environment's column, whatever the row.
+  const std::vector<mc::EnvId> ids{10, 11, 12, 13};
+  mc::McEffects<double> effects;
+  effects.resize(64, ids);
   // noop everywhere: bit-identical.
-  registry.apply(std::vector<int>{0, 0, 0, 0}, ids);
+  registry.apply(std::vector<int>{0, 0, 0, 0}, ids, effects);
+  effects.apply_to_state(state);
   CHECK(state == before);
-  // Environment 1 cleared, 2 noised low, 3 noised high, 0 untouched.
-  registry.apply(std::vector<int>{0, 1, 2, 3}, ids);
+  // Environment 11 cleared, 12 noised low, 13 noised high, 10 untouched.
+  registry.apply(std::vector<int>{0, 1, 2, 3}, ids, effects);
+  effects.apply_to_state(state);
   CHECK(state.col(0) == before.col(0));
   CHECK(state.col(1).isZero(0.0));
+  CHECK(effects.state_edited() == ad::Matrix<double>((ad::Matrix<double>(1, 4) << 0, 1, 1, 1).finished()));
   auto& actions = registry.component<0>();
-  REQUIRE(actions.drawn(2) != nullptr);
-  REQUIRE(actions.drawn(3) != nullptr);
-  CHECK(actions.drawn(0) == nullptr);
+  REQUIRE(actions.drawn(12) != nullptr);
+  REQUIRE(actions.drawn(13) != nullptr);
+  CHECK(actions.drawn(10) == nullptr);
   // Replaying the recorded noise gives the state bit for bit.
-  CHECK(state.col(2) == ad::Matrix<double>(before.col(2) + *actions.drawn(2)));
-  CHECK(state.col(3) == ad::Matrix<double>(before.col(3) + *actions.drawn(3)));
+  CHECK(state.col(2) == ad::Matrix<double>(before.col(2) + *actions.drawn(12)));
+  CHECK(state.col(3) == ad::Matrix<double>(before.col(3) + *actions.drawn(13)));
+  CHECK(effects.state_offset().col(3) == *actions.drawn(13));
   auto rms = [](const ad::Matrix<double>& m) { return std::sqrt(m.squaredNorm() / static_cast<double>(m.size())); };
-  CHECK(rms(*actions.drawn(2)) == doctest::Approx(0.1).epsilon(0.3));
-  CHECK(rms(*actions.drawn(3)) == doctest::Approx(0.5).epsilon(0.3));
-  CHECK(actions.draws(3) == 1);
+  CHECK(rms(*actions.drawn(12)) == doctest::Approx(0.1).epsilon(0.3));
+  CHECK(rms(*actions.drawn(13)) == doctest::Approx(0.5).epsilon(0.3));
+  CHECK(actions.draws(13) == 1);
   // The draws come from (seed, id, count): another registry with the same seed draws the same.
-  ad::Matrix<double> replay = before;
-  mc::McRegistry<mc::RecurrentStateActions<double>> twin(mc::RecurrentStateActions<double>(replay, {.seed = 3}));
-  twin.apply(std::vector<int>{0, 1, 2, 3}, ids);
-  CHECK(replay == state);
+  mc::McRegistry<mc::RecurrentStateActions<double>> twin(mc::RecurrentStateActions<double>({.seed = 3}));
+  mc::McEffects<double> twin_effects;
+  twin_effects.resize(64, ids);
+  twin.apply(std::vector<int>{0, 1, 2, 3}, ids, twin_effects);
+  CHECK(twin_effects.state_offset() == effects.state_offset());
   // Transient: the record is forgotten, the counts kept (the next draw is a new one).
   actions.clear_transient();
-  CHECK(actions.drawn(3) == nullptr);
-  registry.apply(std::vector<int>{0, 0, 0, 3}, ids);
-  CHECK(*actions.drawn(3) != *twin.component<0>().drawn(3));
-  // An id outside the state is refused before anything changes.
-  const ad::Matrix<double> now = state;
-  const std::vector<mc::EnvId> outside{2, 9};
-  CHECK_THROWS_AS(registry.apply(std::vector<int>{1, 1}, outside), InvalidArgument);
-  CHECK(state == now);
+  CHECK(actions.drawn(13) == nullptr);
+  effects.clear();
+  registry.apply(std::vector<int>{0, 0, 0, 3}, ids, effects);
+  CHECK(*actions.drawn(13) != *twin.component<0>().drawn(13));
+  // An id the effects do not hold is refused before anything changes.
+  const ad::Matrix<double> offsets = effects.state_offset();
+  const std::vector<mc::EnvId> outside{12, 9};
+  const auto refused =
+      test::message_of<InvalidArgument>([&] { registry.apply(std::vector<int>{1, 1}, outside, effects); });
+  CHECK(refused.find("environment id 9 is not among the 4 environments") != std::string::npos);
+  CHECK(effects.state_offset() == offsets);
+}
+
+namespace {
+
+using Gru = nn::GruCell<double>;
+using Lstm = nn::LstmCell<double>;
+using Ssm = nn::DiagSsmCell<double>;
+template <class Cell>
+using Base = policy::RecurrentPolicy<Cell, policy::CategoricalHead<double>, nn::NoNorm<double>, policy::ValueHead<double>>;
+using StateRegistry = mc::McRegistry<mc::RecurrentStateActions<double>>;
+
+template <class Cell>
+Cell make_cell(ad::Index input, ad::Index width) {
+  if constexpr (std::is_same_v<Cell, Ssm>) {
+    return Ssm(nn::DiagSsmConfig{.input = input, .state = width, .output = width});
+  } else {
+    return Cell(nn::RnnConfig{.input = input, .hidden = width});
+  }
+}
+template <class Cell>
+Base<Cell> make_base(ad::Index input, ad::Index width, std::uint64_t seed) {
+  return Base<Cell>(make_cell<Cell>(input, width), policy::CategoricalHead<double>(width, 2), nn::NoNorm<double>(),
+                    policy::ValueHead<double>(width), seed);
+}
+// An MC policy whose head prefers the non-noop actions, so that a rollout uses all of them.
+template <class Cell>
+mc::McPolicy<Base<Cell>, mc::RecurrentStateActions<double>> make_state_policy(ad::Index input, std::uint64_t seed) {
+  mc::McPolicy<Base<Cell>, mc::RecurrentStateActions<double>> p(
+      make_base<Cell>(input, 8, seed), StateRegistry(mc::RecurrentStateActions<double>({.seed = seed})), seed);
+  auto params = p.params();
+  params.mc_head.b << -1.0, 0.0, 0.0, 0.0;  // noop, clear_state, noise_low, noise_high
+  p.set_params(params);
+  return p;
+}
+
+// Rollout on Regime Switch, then training's evaluation of it: the same log-probabilities (main
+// and MC), values and final recurrent states to 1e-10, MC actions taken on many steps.
+template <class Cell>
+void check_replay() {
+  auto agent = make_state_policy<Cell>(2, 5);
+  env::EnvBatch<env::RegimeSwitch> batch(4, env::RegimeSwitch{}, 9);
+  std::mt19937_64 rng(3);
+  (void)rl::collect(agent, batch, 190, policy::ActMode::sample, rng);  // episodes end in the next rollout
+  const auto t = rl::collect(agent, batch, 30, policy::ActMode::sample, rng);
+  REQUIRE_FALSE(t.mc.empty());
+  CHECK((t.keep.array() == 0).count() == 4);  // every environment starts a new episode in it
+  const auto edited = (t.mc.state_edited.array() != 0).count();
+  CHECK(edited > 40);
+  CHECK((t.mc.state_keep.array() == 0).count() > 10);
+  ad::Tape<double> tape;
+  const auto vars = nn::on_tape(tape, agent.params());
+  ad::Var<double> final_state;
+  const auto e = agent.evaluate_mc(vars, tape.constant(t.observations), t.envs, t.sampled(),
+                                    {.initial_state = tape.constant(t.initial_state), .keep = t.keep.data(),
+                                     .final_state = &final_state},
+                                    t.mc);
+  CHECK((e.log_prob.value() - t.log_probs).cwiseAbs().maxCoeff() < 1e-10);
+  CHECK((e.mc_log_prob.value() - t.mc.log_probs).cwiseAbs().maxCoeff() < 1e-10);
+  CHECK((e.value.value() - t.values).cwiseAbs().maxCoeff() < 1e-10);
+  REQUIRE(final_state.valid());
+  CHECK((final_state.value() - agent.state()).cwiseAbs().maxCoeff() < 1e-10);
+  // rl::evaluate picks the replay for a trajectory with a record; the noop evaluation differs.
+  const auto picked = rl::evaluate(agent, tape, vars, t);
+  CHECK((picked.log_prob.value() - t.log_probs).cwiseAbs().maxCoeff() < 1e-10);
+  const auto noop = agent.evaluate(vars, tape.constant(t.observations), t.envs, t.sampled(),
+                                    {.initial_state = tape.constant(t.initial_state), .keep = t.keep.data()});
+  CHECK((noop.log_prob.value() - t.log_probs).cwiseAbs().maxCoeff() > 1e-6);
+  // Gradients reach the MC head through its own log-probabilities.
+  tape.backward(ad::sum(e.mc_log_prob));
+  CHECK(vars.mc_head.W.grad().cwiseAbs().maxCoeff() > 0);
+}
+
+}  // namespace
+
+TEST_CASE("two-pass step: noop changes nothing, bit for bit, and the state advances once per step") {
+  auto base = make_base<Gru>(2, 8, 4);
+  mc::McPolicy<Base<Gru>, mc::RecurrentStateActions<double>> agent(base, StateRegistry(mc::RecurrentStateActions<double>()), 4);
+  agent.registry().set_active({});  // only noop: the MC policy must act exactly as its base
+  base.set_num_envs(3);
+  agent.set_num_envs(3);
+  std::mt19937_64 rng_a(8);
+  std::mt19937_64 rng_b(8);
+  std::mt19937_64 data(2);
+  std::normal_distribution<double> normal;
+  for (int k = 0; k < 20; ++k) {
+    const ad::Matrix<double> obs = ad::Matrix<double>::NullaryExpr(2, 3, [&] { return normal(data); });
+    const auto a = base.act(obs, policy::ActMode::sample, rng_a);
+    const auto b = agent.act(obs, policy::ActMode::sample, rng_b);
+    CHECK(a.actions == b.actions);
+    CHECK(a.log_prob == b.log_prob);
+    CHECK(a.value == b.value);
+    CHECK(b.mc_choices.isZero(0));
+    CHECK(b.mc_log_prob.isZero(0));
+    CHECK(base.state() == agent.state());
+  }
+  // Every action active: the state after a step is the base's one step from the edited state.
+  agent.registry().set_active({"noise_high", "clear_state"});
+  auto params = agent.params();
+  params.mc_head.b << 0.0, 2.0, -40.0, 2.0;
+  agent.set_params(params);
+  int edited = 0;
+  for (int k = 0; k < 20; ++k) {
+    const ad::Matrix<double> obs = ad::Matrix<double>::NullaryExpr(2, 3, [&] { return normal(data); });
+    auto single = agent.base();
+    ad::Matrix<double> before = agent.state();
+    const auto b = agent.act(obs, policy::ActMode::sample, rng_b);
+    CHECK((b.mc_choices.array() != 2).all());  // noise_low is not in the active set
+    agent.effects().apply_to_state(before);
+    single.state() = before;
+    const auto a = single.act(obs, policy::ActMode::greedy, rng_a);
+    (void)a;
+    CHECK(single.state() == agent.state());
+    edited += static_cast<int>((agent.effects().state_edited().array() != 0).count());
+  }
+  CHECK(edited > 20);
+}
+
+TEST_CASE("training replays a rollout's MC actions: identical log-probabilities and states (GRU, LSTM, SSM)") {
+  SUBCASE("GRU") { check_replay<Gru>(); }
+  SUBCASE("LSTM") { check_replay<Lstm>(); }
+  SUBCASE("diagonal SSM, fused scan") { check_replay<Ssm>(); }
+}
+
+TEST_CASE("observation focus: older tokens zeroed and the visible share appended, replayed in training") {
+  using Focus = mc::ObservationFocus<double>;
+  using Registry = mc::McRegistry<mc::RecurrentStateActions<double>, Focus>;
+  constexpr auto n = static_cast<ad::Index>(env::RecentMajority::observation_size);
+  mc::McPolicy<Base<Gru>, mc::RecurrentStateActions<double>, Focus> agent(
+      make_base<Gru>(n + 1, 8, 2), Registry(mc::RecurrentStateActions<double>(), Focus({.tokens = 32, .token_size = 2})), 2);
+  agent.registry().set_active({"focus_long", "focus_short"});
+  auto params = agent.params();
+  params.mc_head.b << -1.0, -40.0, -40.0, -40.0, 0.0, 0.0;
+  agent.set_params(params);
+  CHECK(agent.observation_size() == n);
+  // The input a focus gives: 15 newest tokens of 32 kept, share 15/32 appended.
+  const Focus& focus = agent.registry().component<Focus>();
+  const ad::Matrix<double> obs = ad::Matrix<double>::Ones(n, 2);
+  ad::Matrix<double> input(n + 1, 2);
+  const std::array<double, 2> kept{15, 0};
+  focus.input_into(obs, kept.data(), input);
+  CHECK(input.col(0).head(34).isZero(0));
+  CHECK(input.col(0).segment(34, 30).isOnes(0));
+  CHECK(input(n, 0) == 15.0 / 32.0);
+  CHECK(input.col(1).isOnes(0));
+  // A rollout on Recent Majority replays in training, focus at the same steps.
+  env::EnvBatch<env::RecentMajority> batch(3, env::RecentMajority{}, 4);
+  std::mt19937_64 rng(6);
+  const auto t = rl::collect(agent, batch, 40, policy::ActMode::sample, rng);
+  CHECK((t.mc.tokens.array() == 15).count() > 10);
+  CHECK((t.mc.tokens.array() == 30).count() > 10);
+  CHECK(t.mc.state_edited.isZero(0));
+  ad::Tape<double> tape;
+  const auto vars = nn::on_tape(tape, agent.params());
+  const auto e = rl::evaluate(agent, tape, vars, t);
+  CHECK((e.log_prob.value() - t.log_probs).cwiseAbs().maxCoeff() < 1e-10);
+  CHECK((e.mc_log_prob.value() - t.mc.log_probs).cwiseAbs().maxCoeff() < 1e-10);
+  // A focus lasts one step: the next step with noop sees every token again.
+  agent.registry().set_active({});
+  (void)agent.act(batch.observations().cast<double>(), policy::ActMode::sample, rng);
+  CHECK(agent.effects().tokens().isZero(0));
 }

@@ -1,8 +1,10 @@
 // Memory tasks defined as POPGym (Morad et al., ICLR 2023) defines them, for policies whose memory
 // matters: Position-only CartPole (velocities hidden) and its noisy variant, and Repeat Previous
-// (name the suit of the card seen k steps ago). Rewards are on POPGym's [-1, 1] episode scale.
-// The random draws are ours (std::mt19937_64 and std::shuffle), so episodes follow POPGym's rules
-// but not numpy's streams.
+// (name the suit of the card seen k steps ago); and two of ours in the same manner, for the MC
+// actions: Recent Majority (token observations, where focusing on the newest tokens helps) and
+// Regime Switch (where clearing the memory at a signalled switch helps). Rewards are on POPGym's
+// [-1, 1] episode scale. The random draws are ours (std::mt19937_64 and std::shuffle), so episodes
+// follow POPGym's rules but not numpy's streams.
 #pragma once
 
 #include <algorithm>
@@ -156,5 +158,129 @@ private:
 
 template <>
 inline constexpr bool enable_environment<RepeatPrevious> = true;
+
+//! The stream of a Recent Majority episode: the last 32 symbols (oldest first) and its generator.
+struct TokenStreamState {
+  std::array<int, 32> window{};
+  std::mt19937_64 rng;
+  bool operator==(const TokenStreamState&) const = default;
+};
+
+//! Recent Majority (ours): each step a new symbol, 0 or 1 with equal chance, enters a window of the
+//! last 32; the observation is the window as 32 tokens of 2 features (one-hot), newest last. The
+//! action names the majority symbol of the newest 15 tokens; it earns +1/200 when right and -1/200
+//! when wrong, over episodes of 200 steps. The 17 older tokens are a distractor: the majority of
+//! the whole window often differs. Focusing on the newest 15 (the MC action focus_short) leaves
+//! exactly what decides the answer visible.
+class RecentMajority : public EpisodicState<TokenStreamState> {
+public:
+  static constexpr std::size_t tokens = 32;
+  static constexpr std::size_t token_size = 2;
+  static constexpr std::size_t recent = 15;
+  static constexpr std::size_t observation_size = tokens * token_size;
+  static constexpr std::size_t action_size = 1;
+
+  RecentMajority() : EpisodicState(200) {}
+  [[nodiscard]] std::string_view id() const { return "ssmrl-RecentMajority"; }
+  [[nodiscard]] Space observation_space() const {
+    return Space::box(std::vector<float>(observation_size, 0.0f), std::vector<float>(observation_size, 1.0f));
+  }
+  [[nodiscard]] Space action_space() const { return Space::discrete(2); }
+
+  template <class Rng>
+  void reset(Rng& rng) {
+    state_.rng.seed(rng());
+    for (auto& symbol : state_.window) symbol = draw();
+    clock_.restart();
+  }
+  //! The majority symbol of the newest 15 tokens: the right action now.
+  [[nodiscard]] int answer() const {
+    int ones = 0;
+    for (std::size_t i = tokens - recent; i < tokens; ++i) ones += state_.window[i];
+    return 2 * ones > static_cast<int>(recent) ? 1 : 0;
+  }
+  StepResult step(std::span<const float> action) { return step(detail::discrete_action(id(), action, 2)); }
+  StepResult step(int action) {
+    SSMRL_REQUIRE(action == 0 || action == 1, "ssmrl-RecentMajority::step: action ", action, " is not 0 or 1");
+    clock_.check_can_step(id());
+    const double reward = (action == answer() ? 1.0 : -1.0) / static_cast<double>(max_episode_steps());
+    std::rotate(state_.window.begin(), state_.window.begin() + 1, state_.window.end());
+    state_.window.back() = draw();
+    return clock_.finish(reward, false);
+  }
+  void observe(std::span<float> out) const {
+    for (std::size_t i = 0; i < tokens; ++i) {
+      out[i * token_size] = state_.window[i] == 0 ? 1.0f : 0.0f;
+      out[i * token_size + 1] = state_.window[i] == 1 ? 1.0f : 0.0f;
+    }
+  }
+
+private:
+  int draw() { return static_cast<int>(state_.rng() >> 63); }
+};
+
+template <>
+inline constexpr bool enable_environment<RecentMajority> = true;
+
+//! The hidden regime of a Regime Switch episode, whether it was just redrawn, and the generator.
+struct RegimeState {
+  int regime = 0;
+  bool switched = false;
+  float cue = 0;
+  std::mt19937_64 rng;
+  bool operator==(const RegimeState&) const = default;
+};
+
+//! Regime Switch (ours): a hidden regime, 0 or 1; each step the observation is a noisy cue of it
+//! (+-1 plus Gaussian noise of std 2) and a switch flag. With probability 0.05 per step the regime
+//! is redrawn (0 or 1 with equal chance, so it may stay) and the flag is 1 on the step that shows
+//! it. The action names the regime: +1/200 when right, -1/200 when wrong, over 200 steps. Evidence
+//! from before a switch says nothing about the regime after it, so a memory that accumulates cues
+//! is best cleared when the flag shows (the MC action clear_state).
+class RegimeSwitch : public EpisodicState<RegimeState> {
+public:
+  static constexpr std::size_t observation_size = 2;
+  static constexpr std::size_t action_size = 1;
+  static constexpr double switch_probability = 0.05;
+  static constexpr double cue_std = 2.0;
+
+  RegimeSwitch() : EpisodicState(200) {}
+  [[nodiscard]] std::string_view id() const { return "ssmrl-RegimeSwitch"; }
+  [[nodiscard]] Space observation_space() const { return Space::box({-1e9f, 0.0f}, {1e9f, 1.0f}); }
+  [[nodiscard]] Space action_space() const { return Space::discrete(2); }
+
+  template <class Rng>
+  void reset(Rng& rng) {
+    state_.rng.seed(rng());
+    state_.regime = static_cast<int>(state_.rng() >> 63);
+    state_.switched = true;
+    draw_cue();
+    clock_.restart();
+  }
+  StepResult step(std::span<const float> action) { return step(detail::discrete_action(id(), action, 2)); }
+  StepResult step(int action) {
+    SSMRL_REQUIRE(action == 0 || action == 1, "ssmrl-RegimeSwitch::step: action ", action, " is not 0 or 1");
+    clock_.check_can_step(id());
+    const double reward = (action == state_.regime ? 1.0 : -1.0) / static_cast<double>(max_episode_steps());
+    std::uniform_real_distribution<double> uniform(0.0, 1.0);
+    state_.switched = uniform(state_.rng) < switch_probability;
+    if (state_.switched) state_.regime = static_cast<int>(state_.rng() >> 63);
+    draw_cue();
+    return clock_.finish(reward, false);
+  }
+  void observe(std::span<float> out) const {
+    out[0] = state_.cue;
+    out[1] = state_.switched ? 1.0f : 0.0f;
+  }
+
+private:
+  void draw_cue() {
+    std::normal_distribution<double> normal(0.0, cue_std);
+    state_.cue = static_cast<float>((state_.regime == 1 ? 1.0 : -1.0) + normal(state_.rng));
+  }
+};
+
+template <>
+inline constexpr bool enable_environment<RegimeSwitch> = true;
 
 }  // namespace ssmrl::env

@@ -14,6 +14,7 @@
 #include <string>
 #include <string_view>
 #include <tuple>
+#include <type_traits>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -24,13 +25,13 @@ namespace ssmrl::mc {
 
 using EnvId = std::int64_t;
 
-//! A component of MC actions: `C::mc_actions` names its actions (an array of string_view) and
-//! `apply_mc(k, ids)` applies its k-th action to the environments `ids`.
+//! A component of MC actions: `C::mc_actions` names its actions (an array of string_view), and
+//! `apply_mc(k, ids, targets...)` applies its k-th action to the environments `ids`, writing into
+//! the targets McRegistry::apply() was given (McPolicy gives its McEffects).
 template <class C>
-concept McComponent = requires(C c, std::size_t k, std::span<const EnvId> ids) {
+concept McComponent = requires(std::size_t k) {
   { C::mc_actions.size() } -> std::convertible_to<std::size_t>;
   { std::string_view(C::mc_actions[0]) };
-  c.apply_mc(k, ids);
 };
 
 //! One action of the registry: its name, the component that handles it and its index there.
@@ -99,6 +100,12 @@ public:
     SSMRL_REQUIRE(i < active_.size(), "mc::McRegistry::active: index ", i, " of an active set of ", active_.size());
     return all_[active_[i]];
   }
+  //! The position in actions() of the i-th action of the active set.
+  [[nodiscard]] std::size_t active_position(std::size_t i) const {
+    SSMRL_REQUIRE(i < active_.size(), "mc::McRegistry::active_position: index ", i, " of an active set of ",
+                  active_.size());
+    return active_[i];
+  }
   [[nodiscard]] std::vector<std::string> active_names() const {
     std::vector<std::string> out;
     for (const auto k : active_) out.push_back(all_[k].name);
@@ -107,9 +114,10 @@ public:
 
   //! Applies choice[r] (an index in the active set) to environment env_ids[r], for every row r:
   //! each component's handler is called once per chosen action with the ids that chose it, in the
-  //! order of the rows. Checked whole before any handler runs. No allocation once the id lists have
-  //! grown to the batch's size.
-  void apply(std::span<const int> choices, std::span<const EnvId> env_ids) {
+  //! order of the rows, and the targets. Checked whole before any handler runs. No allocation once
+  //! the id lists have grown to the batch's size.
+  template <class... Targets>
+  void apply(std::span<const int> choices, std::span<const EnvId> env_ids, Targets&... targets) {
     SSMRL_REQUIRE(choices.size() == env_ids.size(), "mc::McRegistry::apply: ", choices.size(), " choices for ",
                   env_ids.size(), " environment ids");
     for (std::size_t r = 0; r < choices.size(); ++r) {
@@ -121,8 +129,16 @@ public:
       pending_[active_[static_cast<std::size_t>(choices[r])]].push_back(env_ids[r]);
     }
     for (std::size_t k = 1; k < all_.size(); ++k) {
-      if (!pending_[k].empty()) dispatch(all_[k], pending_[k], std::index_sequence_for<Components...>{});
+      if (!pending_[k].empty()) dispatch(all_[k], pending_[k], std::index_sequence_for<Components...>{}, targets...);
     }
+  }
+
+  //! Makes room for the environments `ids`, in the registry and in each component that has
+  //! `prepare_mc(ids, targets...)`, so that apply() allocates nothing for them afterwards.
+  template <class... Targets>
+  void prepare(std::span<const EnvId> ids, Targets&... targets) {
+    for (auto& list : pending_) list.reserve(ids.size());
+    prepare_each(std::index_sequence_for<Components...>{}, ids, targets...);
   }
 
   template <std::size_t I>
@@ -133,6 +149,13 @@ public:
   [[nodiscard]] C& component() noexcept {
     return std::get<C>(components_);
   }
+  template <class C>
+  [[nodiscard]] const C& component() const noexcept {
+    return std::get<C>(components_);
+  }
+  //! Whether the component C is in the list.
+  template <class C>
+  static constexpr bool has_component = (std::is_same_v<C, Components> || ...);
 
 private:
   template <std::size_t... I>
@@ -149,9 +172,18 @@ private:
       all_.push_back({name, I, k, false});
     }
   }
-  template <std::size_t... I>
-  void dispatch(const McAction& a, const std::vector<EnvId>& ids, std::index_sequence<I...>) {
-    ((a.component == I ? std::get<I>(components_).apply_mc(a.local, std::span<const EnvId>(ids)) : void()), ...);
+  template <std::size_t... I, class... Targets>
+  void prepare_each(std::index_sequence<I...>, std::span<const EnvId> ids, Targets&... targets) {
+    (prepare_one(std::get<I>(components_), ids, targets...), ...);
+  }
+  template <class C, class... Targets>
+  static void prepare_one(C& c, std::span<const EnvId> ids, Targets&... targets) {
+    if constexpr (requires { c.prepare_mc(ids, targets...); }) c.prepare_mc(ids, targets...);
+  }
+  template <std::size_t... I, class... Targets>
+  void dispatch(const McAction& a, const std::vector<EnvId>& ids, std::index_sequence<I...>, Targets&... targets) {
+    ((a.component == I ? std::get<I>(components_).apply_mc(a.local, std::span<const EnvId>(ids), targets...) : void()),
+     ...);
   }
 
   std::tuple<Components...> components_;

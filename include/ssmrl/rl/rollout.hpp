@@ -5,6 +5,7 @@
 #include <random>
 
 #include "ssmrl/env/env_batch.hpp"
+#include "ssmrl/mc/effects.hpp"
 #include "ssmrl/policy/concepts.hpp"
 
 namespace ssmrl::rl {
@@ -27,6 +28,7 @@ struct TrajectoryBatch {
   ad::Matrix<Scalar> last_values;    //!< 1 x N: values of the observations after the last step
   ad::Matrix<Scalar> keep;           //!< 1 x (T * N): 0 where a new episode starts (for SequenceOptions::keep)
   ad::Matrix<Scalar> initial_state;  //!< state x N: the policy's recurrent state before the first step
+  mc::McRecord<Scalar> mc;           //!< what an MC policy chose and did at each step; empty otherwise
   std::vector<double> finished_returns;  //!< returns of the episodes that ended during the rollout
   std::vector<long> finished_lengths;    //!< their lengths in steps, in the same order
 
@@ -53,6 +55,26 @@ TrajectoryBatch<Scalar> sized_trajectory_batch(ad::Index observation_size, ad::I
   t.bootstrap.setZero(1, cols);
   t.keep.setOnes(1, cols);
   return t;
+}
+
+//! Copies an MC policy's step k (choices, log-probabilities, effects) into the record.
+template <class Scalar, class Step>
+void record_mc(mc::McRecord<Scalar>& r, const Step& step, ad::Index k, ad::Index n, ad::Index steps) {
+  const auto& e = step.mc_effects;
+  if (k == 0) {
+    r.choices.resize(1, n * steps);
+    r.log_probs.resize(1, n * steps);
+    r.state_keep.resize(1, n * steps);
+    r.state_offset.resize(e.state_size(), n * steps);
+    r.state_edited.resize(1, n * steps);
+    r.tokens.resize(1, n * steps);
+  }
+  r.choices.middleCols(k * n, n) = step.mc_choices;
+  r.log_probs.middleCols(k * n, n) = step.mc_log_prob;
+  r.state_keep.middleCols(k * n, n) = e.state_keep();
+  r.state_offset.middleCols(k * n, n) = e.state_offset();
+  r.state_edited.middleCols(k * n, n) = e.state_edited();
+  r.tokens.middleCols(k * n, n) = e.tokens();
 }
 
 //! Runs `policy` (whose state continues from earlier calls) for `steps` steps of `batch`.
@@ -86,6 +108,7 @@ TrajectoryBatch<typename PolicyT::scalar_type> collect(PolicyT& policy, env::Env
       }
     }
     t.log_probs.middleCols(k * n, n) = step.log_prob;
+    if constexpr (requires { step.mc_effects; }) record_mc(t.mc, step, k, n, steps);
     if constexpr (with_values) t.values.middleCols(k * n, n) = step.value;
     env_actions = step.actions.template cast<float>();
     batch.step(env_actions);
@@ -119,12 +142,16 @@ TrajectoryBatch<typename PolicyT::scalar_type> collect(PolicyT& policy, env::Env
 }
 
 //! The policy's evaluation of `t` with the parameters `vars` on `tape`: every column, from the
-//! recurrent state the rollout started in, with the episode starts of the rollout.
+//! recurrent state the rollout started in, with the episode starts of the rollout; for an MC policy
+//! with the rollout's MC record, the same MC choices and effects at the same steps.
 template <policy::TrainablePolicy PolicyT, class Scalar>
-auto evaluate(const PolicyT& policy, ad::Tape<Scalar>& tape,
-                                      const typename PolicyT::VarParams& vars, const TrajectoryBatch<Scalar>& t) {
-  return policy.evaluate(vars, tape.constant(t.observations), t.envs, t.sampled(),
-                         {.initial_state = tape.constant(t.initial_state), .keep = t.keep.data()});
+auto evaluate(const PolicyT& policy, ad::Tape<Scalar>& tape, const typename PolicyT::VarParams& vars,
+              const TrajectoryBatch<Scalar>& t) {
+  const nn::SequenceOptions<Scalar> options{.initial_state = tape.constant(t.initial_state), .keep = t.keep.data()};
+  if constexpr (requires { policy.evaluate_mc(vars, tape.constant(t.observations), t.envs, t.sampled(), options, t.mc); }) {
+    if (!t.mc.empty()) return policy.evaluate_mc(vars, tape.constant(t.observations), t.envs, t.sampled(), options, t.mc);
+  }
+  return policy.evaluate(vars, tape.constant(t.observations), t.envs, t.sampled(), options);
 }
 
 //! Per environment, the return of its first episode in the rollout (cut at the rollout's end when

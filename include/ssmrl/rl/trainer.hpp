@@ -51,6 +51,8 @@ struct TrainerOptions {
   double clip = 0.2;          //!< PPO
   double value_coef = 0.5;    //!< A2C and PPO
   double entropy_coef = 0.0;  //!< A2C and PPO
+  double mc_pg_coef = 1.0;    //!< MC policies: weight of the MC head's clipped surrogate
+  double mc_entropy_coef = 0.01;  //!< MC policies: weight of the MC head's entropy bonus
   long total_updates = 0;     //!< when positive, the learning rate decays linearly to 0 over them
   std::uint64_t seed = 1;
 };
@@ -72,6 +74,10 @@ struct UpdateStats {
   double explained_variance = not_measured;  //!< of the value head's predictions of the returns
   double lr = 0;                      //!< the learning rate in effect
   double seconds = 0;                 //!< wall-clock time of the update
+  double mc_entropy = not_measured;   //!< MC policies: mean entropy of the MC head over the rollout
+  //! MC policies: the share of the rollout's steps that chose each of the registry's actions
+  //! (in McRegistry::actions() order, noop first).
+  std::vector<double> mc_action_share;
 
   //! The named values a controller reads (control::Telemetry), in a fixed order.
   [[nodiscard]] control::Telemetry telemetry() const {
@@ -122,6 +128,12 @@ TrajectoryBatch<Scalar> select_envs(const TrajectoryBatch<Scalar>& t, const std:
   out.values = pick(t.values);
   out.bootstrap = pick(t.bootstrap);
   out.keep = pick(t.keep);
+  out.mc.choices = pick(t.mc.choices);
+  out.mc.log_probs = pick(t.mc.log_probs);
+  out.mc.state_keep = pick(t.mc.state_keep);
+  out.mc.state_offset = pick(t.mc.state_offset);
+  out.mc.state_edited = pick(t.mc.state_edited);
+  out.mc.tokens = pick(t.mc.tokens);
   out.initial_state.resize(t.initial_state.rows(), out.envs);
   if (t.last_values.size() != 0) out.last_values.resize(1, out.envs);
   for (ad::Index j = 0; j < out.envs; ++j) {
@@ -136,6 +148,8 @@ template <policy::TrainablePolicy PolicyT, env::Environment Env>
 class Trainer {
 public:
   using Scalar = typename PolicyT::scalar_type;
+  //! Whether the policy has an MC head (mc::McPolicy), trained beside it with PPO.
+  static constexpr bool has_mc_head = requires { typename PolicyT::registry_type; };
 
   Trainer(PolicyT policy, TrainerOptions options, Env prototype = Env{})
       : policy_(std::move(policy)),
@@ -156,6 +170,10 @@ public:
                   " must be positive and minibatches ", options.minibatches, " within [1, envs]");
     SSMRL_REQUIRE(options.algorithm == Algorithm::reinforce || PolicyT::has_value_head, "rl::Trainer: ",
                   algorithm_name(options.algorithm), " needs a policy with a value head");
+    SSMRL_REQUIRE(!has_mc_head || options.algorithm == Algorithm::ppo, "rl::Trainer: a policy with an MC head trains ",
+                  "with ppo, not ", algorithm_name(options.algorithm));
+    SSMRL_REQUIRE(options.mc_pg_coef >= 0 && options.mc_entropy_coef >= 0, "rl::Trainer: mc_pg_coef ",
+                  options.mc_pg_coef, " and mc_entropy_coef ", options.mc_entropy_coef, " must not be negative");
     policy_.set_num_envs(options.envs);
     policy_.reset_all();
   }
@@ -186,6 +204,14 @@ public:
       auto clip = control::real_knob("clip", o.clip, 0.01, 0.9, false, "PPO's clip range of the probability ratio");
       clip.step = 0.02;
       k.push_back(clip);
+    }
+    if (ppo && has_mc_head) {
+      k.push_back(control::real_knob("mc_pg_coef", o.mc_pg_coef, 0.0, 10.0, false,
+                                     "weight of the MC head's clipped surrogate"));
+      auto mc_entropy =
+          control::real_knob("mc_entropy_coef", o.mc_entropy_coef, 0.0, 0.1, false, "weight of the MC head's entropy");
+      mc_entropy.step = 0.002;
+      k.push_back(mc_entropy);
     }
     k.push_back(control::real_knob("max_grad_norm", o.max_grad_norm, 1e-3, 100.0, true,
                                    "gradient clipping: the largest joint norm"));
@@ -310,6 +336,14 @@ public:
       stats.entropy = measures_.entropy / measures_.steps;
     }
     if (measures_.clip_columns > 0) stats.clip_fraction = measures_.clipped / measures_.clip_columns;
+    if constexpr (has_mc_head) {
+      if (measures_.steps > 0) stats.mc_entropy = measures_.mc_entropy / measures_.steps;
+      stats.mc_action_share.assign(policy_.registry().actions().size(), 0.0);
+      for (ad::Index c = 0; c < t.mc.choices.cols(); ++c) {
+        stats.mc_action_share[static_cast<std::size_t>(t.mc.choices(0, c))] += 1.0;
+      }
+      for (auto& s : stats.mc_action_share) s /= static_cast<double>(std::max<ad::Index>(t.mc.choices.cols(), 1));
+    }
     stats.kl = update_kl(t);
     if constexpr (PolicyT::has_value_head) stats.explained_variance = explained_variance(t);
     stats.lr = lr;
@@ -419,8 +453,16 @@ private:
             measures_.clipped += static_cast<double>(((ratio - 1.0).abs() > options_.clip).count());
             measures_.clip_columns += static_cast<double>(ratio.size());
             const auto value_loss = ad::mean(ad::square(ad::sub(e.value, tape_.constant(returns))));
-            return ad::sub(ad::add(policy_loss, value_loss * static_cast<Scalar>(options_.value_coef)),
-                           ad::mean(e.entropy) * static_cast<Scalar>(options_.entropy_coef));
+            auto total = ad::sub(ad::add(policy_loss, value_loss * static_cast<Scalar>(options_.value_coef)),
+                                 ad::mean(e.entropy) * static_cast<Scalar>(options_.entropy_coef));
+            if constexpr (has_mc_head) {
+              const auto mc_loss = ppo_clip_loss(e.mc_log_prob, tape_.constant(part.mc.log_probs),
+                                                 tape_.constant(advantages), options_.clip);
+              measures_.mc_entropy += static_cast<double>(e.mc_entropy.value().template cast<double>().mean());
+              total = ad::sub(ad::add(total, mc_loss * static_cast<Scalar>(options_.mc_pg_coef)),
+                              ad::mean(e.mc_entropy) * static_cast<Scalar>(options_.mc_entropy_coef));
+            }
+            return total;
           });
         }
       }
@@ -438,6 +480,8 @@ private:
     else if (name == "entropy_coef") options_.entropy_coef = real();
     else if (name == "value_coef") options_.value_coef = real();
     else if (name == "clip") options_.clip = real();
+    else if (name == "mc_pg_coef") options_.mc_pg_coef = real();
+    else if (name == "mc_entropy_coef") options_.mc_entropy_coef = real();
     else if (name == "max_grad_norm") options_.max_grad_norm = real();
     else if (name == "gamma") options_.gamma = real();
     else if (name == "gae_lambda") options_.gae_lambda = real();
@@ -452,6 +496,8 @@ private:
     if (name == "entropy_coef") return options_.entropy_coef;
     if (name == "value_coef") return options_.value_coef;
     if (name == "clip") return options_.clip;
+    if (name == "mc_pg_coef") return options_.mc_pg_coef;
+    if (name == "mc_entropy_coef") return options_.mc_entropy_coef;
     if (name == "max_grad_norm") return options_.max_grad_norm;
     if (name == "gamma") return options_.gamma;
     if (name == "gae_lambda") return options_.gae_lambda;
@@ -467,6 +513,7 @@ private:
     double steps = 0;
     double clipped = 0;
     double clip_columns = 0;
+    double mc_entropy = 0;
   };
 
   PolicyT policy_;

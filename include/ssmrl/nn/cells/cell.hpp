@@ -23,6 +23,9 @@ struct SequenceOptions {
   //! 1 x (T * batch) or null: keep[t * batch + b] = 0 resets sample b's state before step t (an
   //! episode that ended at t - 1), 1 keeps it.
   const Scalar* keep = nullptr;
+  //! Where not null, receives the state after the last step (state_size x batch): a caller that
+  //! walks a sequence step by step (the MC policy's replay) continues from it.
+  ad::Var<Scalar>* final_state = nullptr;
 };
 
 //! Opt-in: a type is a Cell only when it says so, as well as having the members.

@@ -107,6 +107,7 @@ public:
       h = ad::add(ad::matmul(p.A, detail::kept_state(h, options.keep, t, batch)), ad::slice_cols(driven, t * batch, batch));
       states.set(t, h);
     }
+    if (options.final_state != nullptr) *options.final_state = h;
     const auto hidden = ad::concat_cols(states.span(steps));
     auto pre = ad::add(ad::matmul(p.C, hidden), ad::matmul(p.D, inputs));
     if (config_.readout_bias) pre = ad::add(pre, p.c);

@@ -148,6 +148,7 @@ public:
       }
       hidden = ad::concat_cols(states.span(steps));
     }
+    if (options.final_state != nullptr) *options.final_state = ad::slice_cols(hidden, (steps - 1) * batch, batch);
     auto pre = ad::add(ad::matmul(p.C, hidden), ad::matmul(p.D, inputs));
     if (config_.readout_bias) pre = ad::add(pre, p.c);
     return activate(pre, config_.activation);

@@ -137,6 +137,7 @@ public:
       h = ad::add(n, ad::mul(z, ad::sub(h, n)));
       outputs.set(t, h);
     }
+    if (options.final_state != nullptr) *options.final_state = h;
     return ad::concat_cols(outputs.span(steps));
   }
 };
@@ -208,6 +209,7 @@ public:
       h = ad::mul(o, ad::tanh(c));
       outputs.set(t, h);
     }
+    if (options.final_state != nullptr) *options.final_state = ad::concat_rows({h, c});
     return ad::concat_cols(outputs.span(steps));
   }
 };

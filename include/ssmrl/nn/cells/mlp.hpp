@@ -89,6 +89,7 @@ public:
     detail::check_sequence("MlpCell", inputs, config_.input, batch, options, 0);
     ad::Var<Scalar> x = inputs;
     for (const auto& layer : p.layers) x = activate(linear(layer, x), config_.activation);
+    if (options.final_state != nullptr) *options.final_state = inputs.tape().constant(0, batch, Scalar(0));
     return x;
   }
 

@@ -116,6 +116,7 @@ public:
                   ad::slice_cols(driven, t * batch, batch));
       states.set(t, h);
     }
+    if (options.final_state != nullptr) *options.final_state = h;
     const auto hidden = ad::concat_cols(states.span(steps));
     return ad::add(mlp(p.C, hidden, Activation::relu), linear(p.D, inputs));
   }
