@@ -1,4 +1,5 @@
-// Meta-cognitive actions: the McAction registry, its components and the two-pass MC policy.
+// Meta-cognitive actions: the McAction registry, its components and the two-pass MC policy (their
+// checkpoint description, which needs the I/O, is <ssmrl/mc/checkpoint.hpp>, in <ssmrl/ssmrl.hpp>).
 #pragma once
 
 #include "ssmrl/mc/effects.hpp"

@@ -18,3 +18,4 @@
 #include "ssmrl/control/pretraining.hpp"
 #include "ssmrl/meta/checkpoint.hpp"
 #include "ssmrl/mc.hpp"
+#include "ssmrl/mc/checkpoint.hpp"

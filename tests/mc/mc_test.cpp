@@ -7,6 +7,7 @@
 #include <ssmrl/mc/registry.hpp>
 #include <ssmrl/mc/state_actions.hpp>
 #include <ssmrl/mc.hpp>
+#include <ssmrl/mc/checkpoint.hpp>
 #include <ssmrl/env.hpp>
 #include <ssmrl/nn.hpp>
 #include <ssmrl/policy/recurrent_policy.hpp>
@@ -336,4 +337,126 @@ TEST_CASE("observation focus: older tokens zeroed and the visible share appended
   agent.registry().set_active({});
   (void)agent.act(batch.observations().cast<double>(), policy::ActMode::sample, rng);
   CHECK(agent.effects().tokens().isZero(0));
+}
+
+TEST_CASE("PPO trains the MC head by its own coefficients; its actions are knobs; checkpoints hold parameters only") {
+  using Agent = decltype(make_state_policy<Gru>(2, 1));
+  using Trainer = rl::Trainer<Agent, env::RegimeSwitch>;
+  const rl::TrainerOptions options{.envs = 4, .steps = 32, .lr = 1e-3, .epochs = 2, .minibatches = 2, .seed = 3};
+  const auto schema = Trainer::knob_schema(options);
+  for (const std::string name : {"mc_pg_coef", "mc_entropy_coef", "mc_clear_state", "mc_noise_low", "mc_noise_high"})
+    REQUIRE(schema.find(name).has_value());
+  CHECK(std::get<bool>(schema[*schema.find("mc_noise_low")].default_value));
+  CHECK_FALSE(schema.find("mc_noop").has_value());  // noop is always in the active set
+  CHECK(ssmrl::test::message_of<InvalidArgument>([] {
+          Trainer(make_state_policy<Gru>(2, 1), {.algorithm = rl::Algorithm::a2c});
+        }).find("MC head trains with ppo") != std::string::npos);
+
+  Trainer trainer(make_state_policy<Gru>(2, 1), options);
+  const auto head_before = trainer.policy().params().mc_head.W;
+  auto s = trainer.update();
+  REQUIRE(s.mc_action_share.size() == 4);
+  double total = 0;
+  for (const double share : s.mc_action_share) {
+    CHECK(share > 0);
+    total += share;
+  }
+  CHECK(total == doctest::Approx(1.0));
+  CHECK(std::isfinite(s.mc_entropy));
+  CHECK(s.mc_entropy > 0.5);
+  CHECK((trainer.policy().params().mc_head.W - head_before).cwiseAbs().maxCoeff() > 0);
+
+  // Knobs off: those actions leave the active set and are never chosen; the knob reads back.
+  const auto names = trainer.knob_schema();
+  auto values = trainer.knob_values();
+  values[*names.find("mc_noise_low")] = false;
+  values[*names.find("mc_noise_high")] = false;
+  trainer.set_knob_values(values);
+  CHECK(trainer.policy().registry().active_names() == std::vector<std::string>{"noop", "clear_state"});
+  CHECK_FALSE(std::get<bool>(trainer.knob_values()[*names.find("mc_noise_low")]));
+  CHECK(std::get<bool>(trainer.knob_values()[*names.find("mc_clear_state")]));
+  s = trainer.update();
+  CHECK(s.mc_action_share[2] == 0.0);
+  CHECK(s.mc_action_share[3] == 0.0);
+  CHECK(s.mc_action_share[1] > 0.0);
+  // A value outside the knob's type is refused and the active set stays.
+  auto wrong = trainer.knob_values();
+  wrong[*names.find("mc_clear_state")] = 1.5;
+  CHECK(ssmrl::test::message_of<InvalidArgument>([&] { trainer.set_knob_values(wrong); }).find("mc_clear_state") !=
+        std::string::npos);
+  CHECK(trainer.policy().registry().active_names() == std::vector<std::string>{"noop", "clear_state"});
+  // Every action off: noop only, chosen with probability 1.
+  values[*names.find("mc_clear_state")] = false;
+  trainer.set_knob_values(values);
+  s = trainer.update();
+  CHECK(s.mc_action_share[0] == 1.0);
+  CHECK(s.mc_entropy == doctest::Approx(0.0).epsilon(1e-12));
+
+  // With both MC coefficients 0 the MC head gets no gradient and stays put; the policy learns.
+  auto frozen_options = options;
+  frozen_options.mc_pg_coef = 0;
+  frozen_options.mc_entropy_coef = 0;
+  Trainer frozen(make_state_policy<Gru>(2, 1), frozen_options);
+  const auto start = frozen.policy().params();
+  (void)frozen.update();
+  CHECK(frozen.policy().params().mc_head.W == start.mc_head.W);
+  CHECK(frozen.policy().params().mc_head.b == start.mc_head.b);
+  CHECK((frozen.policy().params().policy.head.W - start.policy.head.W).cwiseAbs().maxCoeff() > 0);
+
+  // A checkpoint holds the parameters, named policy.* and mc_head.*, and nothing of the transient
+  // MC state: a step with noise on every environment leaves it byte for byte the same.
+  Agent agent = trainer.policy();
+  agent.registry().set_active({"noise_high"});
+  auto p = agent.params();
+  p.mc_head.b << 0.0, 0.0, 0.0, 40.0;
+  // clear_state over noop on about half the features (a fixed direction through them).
+  p.mc_head.W.row(1) = p.mc_head.W.row(0) + ad::Matrix<double>::NullaryExpr(1, p.mc_head.W.cols(), [] {
+                         static int i = 0;
+                         return (i++ % 2 == 0) ? 5.0 : -5.0;
+                       });
+  agent.set_params(p);
+  const auto file = io::checkpoint_file(agent);
+  std::size_t count = 0;
+  nn::for_each_parameter(agent.params(), [&](std::string_view, const auto&) { ++count; });
+  CHECK(file.tensors.size() == count);
+  for (const auto& t : file.tensors) CHECK((t.name.rfind("policy.", 0) == 0 || t.name.rfind("mc_head.", 0) == 0));
+  agent.set_num_envs(3);
+  std::mt19937_64 rng(4);
+  const ad::Matrix<double> obs = ad::Matrix<double>::Constant(2, 3, 0.5);
+  (void)agent.act(obs, policy::ActMode::sample, rng);
+  REQUIRE((agent.effects().state_edited().array() != 0).count() > 0);
+  const auto after = io::checkpoint_file(agent);
+  REQUIRE(after.tensors.size() == file.tensors.size());
+  for (std::size_t i = 0; i < file.tensors.size(); ++i) CHECK(after.tensors[i].bytes == file.tensors[i].bytes);
+  CHECK(after.metadata.at("model") == file.metadata.at("model"));
+
+  // Loaded into a policy of another seed, it acts as the original (greedy, and the clear, which
+  // draws nothing: the noise generator is transient too).
+  Agent loaded = make_state_policy<Gru>(2, 99);
+  io::load_checkpoint(file, "memory", loaded);
+  Agent original = agent;
+  original.registry().set_active({"clear_state"});
+  loaded.registry().set_active({"clear_state"});
+  original.set_num_envs(3);
+  loaded.set_num_envs(3);
+  std::mt19937_64 data(6);
+  std::normal_distribution<double> normal;
+  int cleared = 0;
+  for (int k = 0; k < 10; ++k) {
+    const ad::Matrix<double> o = ad::Matrix<double>::NullaryExpr(2, 3, [&] { return normal(data); });
+    const auto a = original.act(o, policy::ActMode::greedy, rng);
+    const auto b = loaded.act(o, policy::ActMode::greedy, rng);
+    CHECK(a.actions == b.actions);
+    CHECK(a.mc_choices == b.mc_choices);
+    CHECK(original.state() == loaded.state());
+    cleared += static_cast<int>((a.mc_choices.array() == 1).count());
+  }
+  CHECK(cleared > 0);
+  // A checkpoint of a policy whose components differ is refused, and nothing is applied.
+  using Other = mc::McPolicy<Base<Gru>, mc::RecurrentStateActions<double>>;
+  Other other(make_base<Gru>(2, 8, 1), StateRegistry(mc::RecurrentStateActions<double>({.low_std = 0.2})), 1);
+  const auto kept = other.params().mc_head.W;
+  CHECK(ssmrl::test::message_of<InvalidArgument>([&] { io::load_checkpoint(file, "memory", other); })
+            .find("different model") != std::string::npos);
+  CHECK(other.params().mc_head.W == kept);
 }

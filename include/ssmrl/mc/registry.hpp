@@ -61,6 +61,13 @@ public:
     set_active(every);
   }
 
+  //! The components' actions in declaration order (noop, the registry's own, not among them),
+  //! known from the types alone: what a configuration may name before a registry exists.
+  [[nodiscard]] static std::vector<std::string> declared_actions() {
+    std::vector<std::string> out;
+    (out.insert(out.end(), Components::mc_actions.begin(), Components::mc_actions.end()), ...);
+    return out;
+  }
   //! Every declared action, noop first, then each component's in declaration order.
   [[nodiscard]] const std::vector<McAction>& actions() const noexcept { return all_; }
   [[nodiscard]] std::optional<std::size_t> find(std::string_view name) const {

@@ -212,6 +212,12 @@ public:
           control::real_knob("mc_entropy_coef", o.mc_entropy_coef, 0.0, 0.1, false, "weight of the MC head's entropy");
       mc_entropy.step = 0.002;
       k.push_back(mc_entropy);
+      if constexpr (has_mc_head) {
+        for (const auto& a : PolicyT::registry_type::declared_actions()) {
+          k.push_back(control::boolean_knob(mc_knob_prefix + a, true,
+                                            "whether the MC head may choose " + a + " (false: it is never chosen)"));
+        }
+      }
     }
     k.push_back(control::real_knob("max_grad_norm", o.max_grad_norm, 1e-3, 100.0, true,
                                    "gradient clipping: the largest joint norm"));
@@ -242,6 +248,15 @@ public:
     const auto schema = knob_schema();
     schema.check_values(values, "rl::Trainer::set_knob_values");
     for (std::size_t i = 0; i < values.size(); ++i) set_knob(schema[i].name, values[i]);
+    if constexpr (has_mc_head) {
+      // The MC action knobs give the active set, in declaration order (noop is always in it).
+      std::vector<std::string> active;
+      for (std::size_t i = 0; i < values.size(); ++i) {
+        if (is_mc_action_knob(schema[i].name) && std::get<bool>(values[i]))
+          active.push_back(schema[i].name.substr(mc_knob_prefix.size()));
+      }
+      policy_.registry().set_active(active);
+    }
     hold_lr_ = hold_lr;
   }
   //! Whether the learning rate is used as set, without the schedule's decay.
@@ -489,7 +504,18 @@ private:
     else if (name == "minibatches") options_.minibatches = whole();
     else if (name == "steps") options_.steps = whole();
   }
+  //! The MC action knobs: mc_ and an action's name.
+  static inline const std::string mc_knob_prefix = "mc_";
+  [[nodiscard]] static bool is_mc_action_knob(const std::string& name) {
+    return has_mc_head && name.starts_with(mc_knob_prefix) && name != "mc_pg_coef" && name != "mc_entropy_coef";
+  }
   [[nodiscard]] control::KnobValue knob_value(const std::string& name) const {
+    if constexpr (has_mc_head) {
+      if (is_mc_action_knob(name)) {
+        const auto active = policy_.registry().active_names();
+        return std::find(active.begin(), active.end(), name.substr(mc_knob_prefix.size())) != active.end();
+      }
+    }
     if (name == "lr") return options_.lr;
     if (name == "weight_decay") return options_.weight_decay;
     if (name == "lr_decay") return decay_;
