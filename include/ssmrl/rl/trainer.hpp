@@ -506,8 +506,8 @@ private:
   }
   //! The MC action knobs: mc_ and an action's name.
   static inline const std::string mc_knob_prefix = "mc_";
-  [[nodiscard]] static bool is_mc_action_knob(const std::string& name) {
-    return has_mc_head && name.starts_with(mc_knob_prefix) && name != "mc_pg_coef" && name != "mc_entropy_coef";
+  [[nodiscard]] bool is_mc_action_knob(const std::string& name) const {
+    return name.starts_with(mc_knob_prefix) && policy_.registry().find(name.substr(mc_knob_prefix.size())).has_value();
   }
   [[nodiscard]] control::KnobValue knob_value(const std::string& name) const {
     if constexpr (has_mc_head) {
