@@ -33,8 +33,10 @@ expect 0 "^mc_clear_state +bool +\{false, true\} +true " "$ssmrl" configs --knob
 expect 0 "^not solved after 2 updates" "$ssmrl" train --config regime-switch-mc --outer-steps 2 \
   --set mc_noise_high=false --ckpt-dir mc --quiet
 expect 0 "updates 2 to at most 3" "$ssmrl" train --config regime-switch-mc --outer-steps 3 --ckpt-dir mc --resume --quiet
-grep -q '"mc_noise_high":false' <(strings mc/latest.safetensors) || fail "the MC action knob is not in the checkpoint"
+col=$(head -1 mc/train.csv | tr ',' '\n' | grep -n '^knob.mc_noise_high$' | cut -d: -f1)
+[ -n "$col" ] && [ "$(tail -1 mc/train.csv | cut -d, -f"$col")" = 0 ] || fail "the resumed run lost mc_noise_high=false"
 expect 0 "\"config\":\"regime-switch-mc\"" "$ssmrl" eval --checkpoint mc/latest.safetensors --episodes 2 --json
+expect 0 "^entropy " "$ssmrl" adapt --checkpoint mc/latest.safetensors --strategy entropy --episodes 2 --adapt-steps 1
 
 # eval and adapt: a table, and one JSON object with the same figures.
 expect 0 "^after 2 steps" "$ssmrl" adapt --checkpoint straight/latest.safetensors --episodes 2 --adapt-steps 2
