@@ -59,7 +59,21 @@ using PendulumGaussian = policy::GaussianHead<float, policy::GaussianStd::state_
 using PendulumActorCritic =
     policy::RecurrentPolicy<nn::MlpCell<float>, PendulumGaussian, nn::LayerNorm<float>, policy::ValueHead<float>>;
 
+// Memory tasks with MC actions: a GRU actor-critic whose MC head may clear or perturb its state
+// (Regime Switch) or, besides, focus on the newest tokens (Recent Majority). The same configuration
+// runs with MC actions off (--set mc_<action>=false for each: noop alone, the same compute).
+using MemoryGru = policy::RecurrentPolicy<nn::GruCell<float>, policy::CategoricalHead<float>, nn::NoNorm<float>,
+                                          policy::ValueHead<float>>;
+using StateMcPolicy = mc::McPolicy<MemoryGru, mc::RecurrentStateActions<float>>;
+
 namespace configs {
+
+inline StateMcPolicy regime_switch_mc(std::uint64_t seed) {
+  MemoryGru base(nn::GruCell<float>({.input = 2, .hidden = 64}), policy::CategoricalHead<float>(64, 2), {},
+                 policy::ValueHead<float>(64), seed);
+  return {std::move(base),
+          mc::McRegistry<mc::RecurrentStateActions<float>>(mc::RecurrentStateActions<float>({.seed = seed})), seed};
+}
 
 inline CartPoleMlpPolicy cartpole_mlp(std::uint64_t seed) {
   return {nn::MlpCell<float>({.input = 4, .hidden = {64, 64}}), policy::CategoricalHead<float>(64, 2), {}, {}, seed};
@@ -159,6 +173,14 @@ bool visit_config(const std::string& name, F&& f) {
         {.algorithm = rl::Algorithm::ppo, .envs = 16, .steps = 200, .gamma = 0.9, .gae_lambda = 0.95, .lr = 1e-3,
          .max_grad_norm = 0.5, .epochs = 10, .minibatches = 8, .value_coef = 0.02},
         500, -250.0, policy::ActMode::greedy, env::Pendulum({.m = 2.0}), "pendulum twice as heavy"});
+  } else if (name == "regime-switch-mc") {
+    f(PlainConfig<StateMcPolicy, env::RegimeSwitch>{
+        name, "Regime Switch, GRU actor-critic (64) with MC actions clear_state, noise_low, noise_high, PPO "
+              "(16 envs x 200 steps, 4 epochs of 4 minibatches)",
+        configs::regime_switch_mc,
+        {.algorithm = rl::Algorithm::ppo, .envs = 16, .steps = 200, .gamma = 0.99, .gae_lambda = 0.95, .lr = 1e-3,
+         .max_grad_norm = 0.5, .epochs = 4, .minibatches = 4, .value_coef = 0.5},
+        300, 1.0, policy::ActMode::greedy, env::RegimeSwitch{}, "the same task (it has no dynamics to shift)"});
   } else {
     return false;
   }
@@ -167,7 +189,7 @@ bool visit_config(const std::string& name, F&& f) {
 
 inline std::vector<std::string> config_names() {
   return {"navigation2d", "navigation2d-adam", "navigation2d-metasgd", "navigation2d-ssm", "navigation2d-pretrained", "cartpole-varied",
-          "cartpole-reinforce", "cartpole-a2c", "cartpole-ppo", "pendulum-ppo"};
+          "cartpole-reinforce", "cartpole-a2c", "cartpole-ppo", "pendulum-ppo", "regime-switch-mc"};
 }
 
 inline std::string known_configs() {

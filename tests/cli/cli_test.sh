@@ -27,6 +27,17 @@ diff <(cut -d, -f1-5 straight/train.csv) <(cut -d, -f1-5 resumed/train.csv) > /d
 for f in step_0 step_3 best latest; do [ -f "straight/$f.safetensors" ] || fail "no $f checkpoint"; done
 grep -q "<polyline" straight/train.svg || fail "the plot has no curve"
 
+# A configuration with MC actions: its action knobs, a short run with one of them off, eval and
+# a checkpoint that the resumed run continues.
+expect 0 "^mc_clear_state +bool +\{false, true\} +true " "$ssmrl" configs --knobs regime-switch-mc
+expect 0 "^not solved after 2 updates" "$ssmrl" train --config regime-switch-mc --outer-steps 2 \
+  --set mc_noise_high=false --ckpt-dir mc --quiet
+expect 0 "updates 2 to at most 3" "$ssmrl" train --config regime-switch-mc --outer-steps 3 --ckpt-dir mc --resume --quiet
+col=$(head -1 mc/train.csv | tr ',' '\n' | grep -n '^knob.mc_noise_high$' | cut -d: -f1)
+[ -n "$col" ] && [ "$(tail -1 mc/train.csv | cut -d, -f"$col")" = 0 ] || fail "the resumed run lost mc_noise_high=false"
+expect 0 "\"config\":\"regime-switch-mc\"" "$ssmrl" eval --checkpoint mc/latest.safetensors --episodes 2 --json
+expect 0 "^entropy " "$ssmrl" adapt --checkpoint mc/latest.safetensors --strategy entropy --episodes 2 --adapt-steps 1
+
 # eval and adapt: a table, and one JSON object with the same figures.
 expect 0 "^after 2 steps" "$ssmrl" adapt --checkpoint straight/latest.safetensors --episodes 2 --adapt-steps 2
 expect 0 '^\{"checkpoint":.*"returns":\[\{"adaptation_steps":0,"mean_return":' \
