@@ -68,6 +68,8 @@ int run_adapt(const EvalOptions& options);
 int run_configs();
 //! The knobs of configuration `name` as `ssmrl train` runs it; sets `meta`. Throws for unknown names.
 control::KnobSchema config_knob_schema(const std::string& name, bool& meta);
+//! The columns of a configuration's train.csv before its knobs'.
+std::vector<std::string> config_columns(const std::string& name);
 //! `ssmrl configs --knobs NAME`: the knobs of a configuration, with types, bounds and defaults.
 int run_config_knobs(const std::string& name);
 

@@ -4,6 +4,7 @@
 
 #include "commands.hpp"
 #include "configs.hpp"
+#include "log_columns.hpp"
 
 namespace ssmrl::cli {
 
@@ -35,6 +36,20 @@ control::KnobSchema config_knob_schema(const std::string& name, bool& meta) {
   });
   SSMRL_REQUIRE(found, "ssmrl: unknown config '", name, "'; known: ", known_configs());
   return schema;
+}
+
+std::vector<std::string> config_columns(const std::string& name) {
+  std::vector<std::string> columns;
+  const bool found = visit_config(name, [&](const auto& c) {
+    using C = std::decay_t<decltype(c)>;
+    if constexpr (requires { typename C::Tasks; }) {
+      columns = training_columns();
+    } else {
+      columns = plain_columns_of<typename C::Policy>();
+    }
+  });
+  SSMRL_REQUIRE(found, "ssmrl: unknown config '", name, "'; known: ", known_configs());
+  return columns;
 }
 
 int run_config_knobs(const std::string& name) {

@@ -72,7 +72,8 @@ inline StateMcPolicy regime_switch_mc(std::uint64_t seed) {
   MemoryGru base(nn::GruCell<float>({.input = 2, .hidden = 64}), policy::CategoricalHead<float>(64, 2), {},
                  policy::ValueHead<float>(64), seed);
   return {std::move(base),
-          mc::McRegistry<mc::RecurrentStateActions<float>>(mc::RecurrentStateActions<float>({.seed = seed})), seed};
+          mc::McRegistry<mc::RecurrentStateActions<float>>(mc::RecurrentStateActions<float>({.seed = seed})), seed,
+          {.noop_probability = 0.9}};
 }
 
 inline CartPoleMlpPolicy cartpole_mlp(std::uint64_t seed) {

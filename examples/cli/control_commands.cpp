@@ -88,7 +88,7 @@ int run_controller_init(const ControllerInitOptions& o) {
   SSMRL_REQUIRE(steered.size() > 0, "ssmrl controller init --knobs: no knobs named; the knobs are ",
                 schema.names_text());
   const auto telemetry = o.telemetry.empty() ? default_controller_telemetry(meta) : split(o.telemetry, ',');
-  const auto& columns = meta ? training_columns() : plain_columns();
+  const auto columns = config_columns(o.config);
   for (const auto& n : telemetry) {
     SSMRL_REQUIRE(std::find(columns.begin(), columns.end(), n) != columns.end(), "ssmrl controller init --telemetry: '",
                   n, "' is not a telemetry column of ", o.config, "'s train.csv; they are ", [&] {
@@ -275,7 +275,7 @@ int run_pretrain(const PretrainOptions& o) {
     SSMRL_REQUIRE(run_config == config, "ssmrl pretrain: '", d.string(), "' is a run of ", run_config, ", not ", config);
     seeds.insert(metadata_integer<std::uint64_t>(metadata, "ssmrl.seed", d / "latest.safetensors"));
     tables.push_back(io::CsvTable::read(d / "train.csv",
-                                        with_knob_columns(meta ? training_columns() : plain_columns(), schema),
+                                        with_knob_columns(config_columns(config), schema),
                                         knob_text_columns(schema)));
   }
   const auto objective = o.objective.empty() ? default_objective(meta) : o.objective;

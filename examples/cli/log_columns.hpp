@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "ssmrl/mc/registry.hpp"
+
 namespace ssmrl::cli {
 
 inline const std::vector<std::string>& training_columns() {
@@ -18,6 +20,19 @@ inline const std::vector<std::string>& plain_columns() {
   static const std::vector<std::string> columns{"update", "env_steps", "mean_return_last_100", "loss", "grad_norm",
                                                 "seconds", "return_std", "episode_length", "entropy", "kl",
                                                 "clip_fraction", "explained_variance", "lr"};
+  return columns;
+}
+
+//! The plain columns of a policy's train.csv: with an MC head, its entropy and each action's share of
+//! the rollout's MC choices follow ("mc_share.noop" first, then the declared actions in order).
+template <class Policy>
+std::vector<std::string> plain_columns_of() {
+  auto columns = plain_columns();
+  if constexpr (requires { typename Policy::registry_type; }) {
+    columns.emplace_back("mc_entropy");
+    columns.push_back("mc_share." + std::string(mc::noop_action));
+    for (const auto& a : Policy::registry_type::declared_actions()) columns.push_back("mc_share." + a);
+  }
   return columns;
 }
 

@@ -80,7 +80,7 @@ int train(const PlainConfig<Policy, Env>& config, const TrainOptions& args) {
                         {"ssmrl.schedule", "schedule", true},
                         {"ssmrl.optimizer", "optimizer", true},
                         {"ssmrl.meta_optimizer", "meta-optimizer", true}},
-                       with_knob_columns(plain_columns(), schema), knob_text_columns(schema));
+                       with_knob_columns(plain_columns_of<Policy>(), schema), knob_text_columns(schema));
   const fs::path dir = run_dir.path();
   const fs::path latest = dir / "latest.safetensors";
   const fs::path csv = dir / "train.csv";
@@ -95,7 +95,7 @@ int train(const PlainConfig<Policy, Env>& config, const TrainOptions& args) {
                   metadata.at("ssmrl.controller_learn") == "true", "mean_return_last_100",
                   metadata.count("ssmrl.meta_optimizer") ? metadata.at("ssmrl.meta_optimizer") : "none",
                   metadata_integer<std::uint64_t>(metadata, "ssmrl.seed", latest)},
-                 metadata.at("ssmrl.schedule"), with_knob_columns(plain_columns(), schema));
+                 metadata.at("ssmrl.schedule"), with_knob_columns(plain_columns_of<Policy>(), schema));
   if (args.resume) {
     if (metadata_value(run.saved, "ssmrl.solved", latest) == "true") {
       std::printf("the run in %s was solved after %ld updates (evaluation %s, independent evaluation %s): nothing to do\n",
@@ -183,10 +183,14 @@ int train(const PlainConfig<Policy, Env>& config, const TrainOptions& args) {
     const double before = progress.elapsed();
     knobs.before_iteration(it, trainer, log);
     const auto s = trainer.update();
-    log.add_cells(row_with_knobs({static_cast<double>(it + 1), static_cast<double>(s.env_steps), s.mean_return, s.loss,
+    std::vector<double> numbers{static_cast<double>(it + 1), static_cast<double>(s.env_steps), s.mean_return, s.loss,
                                 s.grad_norm, progress.elapsed() - before, s.return_std, s.episode_length, s.entropy,
-                                s.kl, s.clip_fraction, s.explained_variance, s.lr},
-                               knobs));
+                                s.kl, s.clip_fraction, s.explained_variance, s.lr};
+    if constexpr (requires { typename Policy::registry_type; }) {
+      numbers.push_back(s.mc_entropy);
+      numbers.insert(numbers.end(), s.mc_action_share.begin(), s.mc_action_share.end());
+    }
+    log.add_cells(row_with_knobs(numbers, knobs));
     if ((it + 1) % 25 == 0) {  // the log first: a resume may find extra rows, never missing ones
       log.write(csv);
       save(latest, it + 1);

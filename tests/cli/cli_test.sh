@@ -35,6 +35,14 @@ expect 0 "^not solved after 2 updates" "$ssmrl" train --config regime-switch-mc 
 expect 0 "updates 2 to at most 3" "$ssmrl" train --config regime-switch-mc --outer-steps 3 --ckpt-dir mc --resume --quiet
 col=$(head -1 mc/train.csv | tr ',' '\n' | grep -n '^knob.mc_noise_high$' | cut -d: -f1)
 [ -n "$col" ] && [ "$(tail -1 mc/train.csv | cut -d, -f"$col")" = 0 ] || fail "the resumed run lost mc_noise_high=false"
+# The MC head's telemetry: its entropy and each action's share; an action turned off has share 0.
+share=$(head -1 mc/train.csv | tr ',' '\n' | grep -n '^mc_share.noise_high$' | cut -d: -f1)
+noop=$(head -1 mc/train.csv | tr ',' '\n' | grep -n '^mc_share.noop$' | cut -d: -f1)
+head -1 mc/train.csv | grep -q ',mc_entropy,mc_share.noop,mc_share.clear_state,mc_share.noise_low,mc_share.noise_high,' ||
+  fail "train.csv of regime-switch-mc lacks the MC columns"
+[ -n "$share" ] && [ "$(tail -1 mc/train.csv | cut -d, -f"$share")" = 0 ] || fail "an MC action turned off was chosen"
+awk -F, -v c="$noop" 'NR > 1 && !($c > 0.5 && $c < 1) { bad = 1 } END { exit bad }' mc/train.csv ||
+  fail "the MC head did not start with noop near its initial probability 0.9"
 expect 0 "\"config\":\"regime-switch-mc\"" "$ssmrl" eval --checkpoint mc/latest.safetensors --episodes 2 --json
 expect 0 "^entropy " "$ssmrl" adapt --checkpoint mc/latest.safetensors --strategy entropy --episodes 2 --adapt-steps 1
 

@@ -294,6 +294,35 @@ TEST_CASE("two-pass step: noop changes nothing, bit for bit, and the state advan
   CHECK(edited > 20);
 }
 
+TEST_CASE("the MC head starts uniform, or with noop at a chosen probability; other probabilities refused") {
+  using Agent = mc::McPolicy<Base<Gru>, mc::RecurrentStateActions<double>>;
+  const Agent uniform(make_base<Gru>(2, 8, 4), StateRegistry(mc::RecurrentStateActions<double>()), 4);
+  CHECK(uniform.params().mc_head.b.isZero(0));
+  Agent agent(make_base<Gru>(2, 8, 4), StateRegistry(mc::RecurrentStateActions<double>()), 4, {.noop_probability = 0.9});
+  const ad::Matrix<double> b = agent.params().mc_head.b;
+  const double total = b.array().exp().sum();
+  CHECK(std::exp(b(0, 0)) / total == doctest::Approx(0.9).epsilon(1e-12));
+  CHECK(b.bottomRows(3).isZero(0));
+  CHECK(agent.params().mc_head.W == uniform.params().mc_head.W);
+  agent.set_num_envs(50);
+  std::mt19937_64 rng(1);
+  std::mt19937_64 data(2);
+  std::normal_distribution<double> normal;
+  long noops = 0;
+  for (int k = 0; k < 40; ++k) {
+    const ad::Matrix<double> obs = ad::Matrix<double>::NullaryExpr(2, 50, [&] { return normal(data); });
+    noops += (agent.act(obs, policy::ActMode::sample, rng).mc_choices.array() == 0).count();
+  }
+  CHECK(static_cast<double>(noops) / 2000.0 == doctest::Approx(0.9).epsilon(0.03));
+  for (const double p : {0.0, 1.0, -0.5, std::nan("")}) {
+    const auto message = ssmrl::test::message_of<InvalidArgument>([&] {
+      Agent refused(make_base<Gru>(2, 8, 4), StateRegistry(mc::RecurrentStateActions<double>()), 4,
+                    {.noop_probability = p});
+    });
+    CHECK(message.find("mc::McPolicy: head.noop_probability") != std::string::npos);
+  }
+}
+
 TEST_CASE("training replays a rollout's MC actions: identical log-probabilities and states (GRU, LSTM, SSM)") {
   SUBCASE("GRU") { check_replay<Gru>(); }
   SUBCASE("LSTM") { check_replay<Lstm>(); }

@@ -6,7 +6,9 @@
 #pragma once
 
 #include <array>
+#include <cmath>
 #include <cstdint>
+#include <optional>
 #include <random>
 #include <span>
 #include <string_view>
@@ -37,6 +39,14 @@ struct McPolicyParams {
 //! the others (their probability is exactly 0 and they get no gradient).
 template <class Scalar>
 inline constexpr Scalar inactive_logit = Scalar(-1e30);
+
+//! How the MC head starts. Its weights are orthogonal with gain 0.01, so its first choices follow its
+//! bias: by default every action is equally likely; with `noop_probability` set, noop's bias is
+//! raised so that it has that probability while every action is active (the others share the rest
+//! equally), and the policy starts out close to its base, disturbing its memory rarely.
+struct McHeadOptions {
+  std::optional<double> noop_probability;
+};
 
 template <class Base, McComponent... Components>
 class McPolicy {
@@ -74,8 +84,12 @@ public:
 
   //! `base` acts on the observations (with one more feature, the share of tokens visible, where the
   //! registry focuses); the MC head is a linear map of the base's features to every action's logit.
-  McPolicy(Base base, registry_type registry, std::uint64_t seed)
+  McPolicy(Base base, registry_type registry, std::uint64_t seed, McHeadOptions head = {})
       : base_(std::move(base)), registry_(std::move(registry)), rng_(seed ^ 0x6d635f68656164ULL) {
+    if (head.noop_probability) {
+      const double p = *head.noop_probability;
+      SSMRL_REQUIRE(p > 0 && p < 1, "mc::McPolicy: head.noop_probability ", p, " must be in (0, 1)");
+    }
     if constexpr (focuses) {
       const auto& focus = registry_.template component<ObservationFocus<Scalar>>();
       SSMRL_REQUIRE(base_.observation_size() == focus.input_size(), "mc::McPolicy: the policy takes ",
@@ -85,6 +99,12 @@ public:
     nn::init::Rng rng(seed);
     params_ = Params{base_.params(), nn::init_linear<Scalar>(base_.cell().output_size(), mc_actions(), rng,
                                                              nn::LinearInit::orthogonal, 0.01)};
+    const auto others = static_cast<double>(mc_actions() - 1);
+    if (head.noop_probability && others > 0) {
+      // softmax gives noop e^b / (e^b + others): b = log(p * others / (1 - p)).
+      const double p = *head.noop_probability;
+      params_.mc_head.b(0, 0) = static_cast<Scalar>(std::log(p * others / (1 - p)));
+    }
     set_num_envs(1);
   }
 
