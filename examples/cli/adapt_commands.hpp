@@ -116,8 +116,13 @@ int adapt_strategies(const Config& c, const fs::path& path, const std::map<std::
     }
     return o;
   };
-  std::vector<std::string> strategies{"none", "entropy", "policy_gradient", "hybrid"};
+  // The replay buffer keeps no MC record, so policies with an MC head have no hybrid strategy.
+  constexpr bool mc_head = requires { typename Policy::registry_type; };
+  std::vector<std::string> strategies{"none", "entropy", "policy_gradient"};
+  if (!mc_head) strategies.emplace_back("hybrid");
   if constexpr (requires { c.options.inner_lr; }) strategies.push_back("maml_step");
+  SSMRL_REQUIRE(!(mc_head && args.strategy == "hybrid"), "ssmrl adapt --strategy: hybrid replays buffered segments, "
+                "which keep no MC actions; '", c.name, "' has an MC head (use entropy or policy_gradient)");
   if (args.strategy != "all") strategies = {args.strategy};
   std::vector<StrategyResult> results;
   for (const auto& s : strategies) results.push_back(deploy(config, trained, s, runs, episodes, options_of(s), 2024));

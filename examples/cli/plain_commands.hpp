@@ -162,6 +162,13 @@ int train(const PlainConfig<Policy, Env>& config, const TrainOptions& args) {
     io::LinePlot p{config.name, "environment steps", "mean return of the last 100 episodes", {{"training", x, y}}};
     mark_best(p, x, y, "update");
     io::write_svg(svg, p);
+    if constexpr (requires { typename Policy::registry_type; }) {  // how often the MC head chose each action
+      io::LinePlot shares{config.name, "environment steps", "share of the rollout's MC choices", {}};
+      for (const auto& c : plain_columns_of<Policy>()) {
+        if (c.starts_with("mc_share.")) shares.series.push_back({c.substr(9), x, log.column(c)});
+      }
+      io::write_svg(dir / "mc_actions.svg", shares);
+    }
   };
   if (!args.resume) {
     save(dir / "step_0.safetensors", 0);
@@ -240,6 +247,8 @@ int train(const PlainConfig<Policy, Env>& config, const TrainOptions& args) {
               config.eval_episodes, mode, independent);
   if (knobs.has_controller()) std::printf("controller: %ld REINFORCE steps\n", knobs.controller_updates());
   std::printf("log %s\nplot %s\n", csv.string().c_str(), svg.string().c_str());
+  if constexpr (requires { typename Policy::registry_type; })
+    std::printf("MC actions plot %s\n", (dir / "mc_actions.svg").string().c_str());
   return 0;
 }
 

@@ -43,8 +43,11 @@ head -1 mc/train.csv | grep -q ',mc_entropy,mc_share.noop,mc_share.clear_state,m
 [ -n "$share" ] && [ "$(tail -1 mc/train.csv | cut -d, -f"$share")" = 0 ] || fail "an MC action turned off was chosen"
 awk -F, -v c="$noop" 'NR > 1 && !($c > 0.5 && $c < 1) { bad = 1 } END { exit bad }' mc/train.csv ||
   fail "the MC head did not start with noop near its initial probability 0.9"
+grep -q "<svg" mc/mc_actions.svg && grep -q "clear_state" mc/mc_actions.svg || fail "no plot of the MC actions' shares"
 expect 0 "\"config\":\"regime-switch-mc\"" "$ssmrl" eval --checkpoint mc/latest.safetensors --episodes 2 --json
 expect 0 "^entropy " "$ssmrl" adapt --checkpoint mc/latest.safetensors --strategy entropy --episodes 2 --adapt-steps 1
+expect 1 "hybrid replays buffered segments, which keep no MC actions" "$ssmrl" adapt \
+  --checkpoint mc/latest.safetensors --strategy hybrid --episodes 2 --adapt-steps 1
 
 # eval and adapt: a table, and one JSON object with the same figures.
 expect 0 "^after 2 steps" "$ssmrl" adapt --checkpoint straight/latest.safetensors --episodes 2 --adapt-steps 2

@@ -7,6 +7,7 @@
 #include <ssmrl/mc/registry.hpp>
 #include <ssmrl/mc/state_actions.hpp>
 #include <ssmrl/mc.hpp>
+#include <ssmrl/adapt/experience_buffer.hpp>
 #include <ssmrl/mc/checkpoint.hpp>
 #include <ssmrl/env.hpp>
 #include <ssmrl/nn.hpp>
@@ -321,6 +322,23 @@ TEST_CASE("the MC head starts uniform, or with noop at a chosen probability; oth
     });
     CHECK(message.find("mc::McPolicy: head.noop_probability") != std::string::npos);
   }
+}
+
+TEST_CASE("replay buffers refuse trajectories with MC actions, whose segments would replay as noop") {
+  auto agent = make_state_policy<Gru>(2, 5);
+  env::EnvBatch<env::RegimeSwitch> batch(2, env::RegimeSwitch{}, 9);
+  std::mt19937_64 rng(3);
+  const auto t = rl::collect(agent, batch, 50, policy::ActMode::sample, rng);
+  REQUIRE_FALSE(t.mc.empty());
+  adapt::ExperienceBuffer<double> buffer(2, 1, agent.state().rows(), {.capacity = 8, .segment_length = 25});
+  const auto message = test::message_of<InvalidArgument>([&] { buffer.add(t); });
+  CHECK(message.find("adapt::ExperienceBuffer::add: the trajectories record MC actions (100 MC choices)") !=
+        std::string::npos);
+  CHECK(buffer.size() == 0);
+  auto plain = t;
+  plain.mc = {};
+  buffer.add(plain);
+  CHECK(buffer.size() == 4);
 }
 
 TEST_CASE("training replays a rollout's MC actions: identical log-probabilities and states (GRU, LSTM, SSM)") {

@@ -69,6 +69,9 @@ public:
     SSMRL_REQUIRE(t.observations.rows() == obs_size_ && t.actions.rows() == act_size_, "adapt::ExperienceBuffer::add: ",
                   "trajectories of ", t.observations.rows(), " observations and ", t.actions.rows(),
                   " actions, the buffer holds ", obs_size_, " and ", act_size_);
+    // Segments keep no McRecord: replayed, they would be evaluated as noop, not as the steps taken.
+    SSMRL_REQUIRE(t.mc.empty(), "adapt::ExperienceBuffer::add: the trajectories record MC actions (",
+                  t.mc.choices.cols(), " MC choices), which the buffer's segments cannot keep");
     const bool with_samples = t.samples.size() > 0;
     SSMRL_REQUIRE(size_ == 0 || with_samples == holds_samples(), "adapt::ExperienceBuffer::add: the trajectories ",
                   with_samples ? "record" : "do not record", " samples apart from their actions and the buffer's ",
