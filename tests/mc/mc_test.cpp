@@ -224,6 +224,13 @@ void check_replay() {
   const auto t = rl::collect(agent, batch, 30, policy::ActMode::sample, rng);
   REQUIRE_FALSE(t.mc.empty());
   CHECK((t.keep.array() == 0).count() == 4);  // every environment starts a new episode in it
+  // The MC head's baseline, the value before its action, differs from the value after it where the
+  // action edited the state.
+  REQUIRE(t.mc.values.cols() == t.values.cols());
+  for (ad::Index c = 0; c < t.values.cols(); ++c) {
+    if (t.mc.state_edited(0, c) == 0) CHECK(t.mc.values(0, c) == t.values(0, c));
+  }
+  CHECK((t.mc.values - t.values).cwiseAbs().maxCoeff() > 1e-6);
   const auto edited = (t.mc.state_edited.array() != 0).count();
   CHECK(edited > 40);
   CHECK((t.mc.state_keep.array() == 0).count() > 10);
@@ -271,6 +278,7 @@ TEST_CASE("two-pass step: noop changes nothing, bit for bit, and the state advan
     CHECK(a.value == b.value);
     CHECK(b.mc_choices.isZero(0));
     CHECK(b.mc_log_prob.isZero(0));
+    CHECK(b.mc_value == b.value);  // the value before the MC action: noop leaves it as it is
     CHECK(base.state() == agent.state());
   }
   // Every action active: the state after a step is the base's one step from the edited state.

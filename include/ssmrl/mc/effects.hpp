@@ -99,6 +99,9 @@ struct McRecord {
   ad::Matrix<Scalar> state_offset;  //!< state x (T N)
   ad::Matrix<Scalar> state_edited;  //!< 1 x (T N)
   ad::Matrix<Scalar> tokens;        //!< 1 x (T N), 0: every token visible
+  //! 1 x (T N): the value before the MC action (the value head on pass 1's features, as though noop),
+  //! the baseline of the MC head's advantage; empty for a policy without a value head
+  ad::Matrix<Scalar> values;
   [[nodiscard]] bool empty() const noexcept { return choices.size() == 0; }
 };
 

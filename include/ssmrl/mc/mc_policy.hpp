@@ -70,6 +70,7 @@ public:
     const ad::Matrix<Scalar>& samples;
     const ad::Matrix<Scalar>& mc_choices;   //!< 1 x N: index among all the registry's actions
     const ad::Matrix<Scalar>& mc_log_prob;  //!< 1 x N
+    const ad::Matrix<Scalar>& mc_value;     //!< 1 x N: the value before the MC action (empty without a value head)
     const McEffects<Scalar>& mc_effects;
   };
 
@@ -148,6 +149,7 @@ public:
     mask_.resize(mc_actions(), 1);
     mc_choices_.resize(1, count);
     mc_log_prob_.resize(1, count);
+    mc_value_.resize(1, has_value_head ? count : 0);
     active_choices_.assign(ids.size(), 0);
     workspace_ = base_.cell().make_workspace(count);
   }
@@ -172,6 +174,7 @@ public:
     base_.cell().step(base_.params().cell, peek_, input_, first_features_, workspace_);
     base_.norm().apply(base_.params().norm, first_features_);
     nn::linear_into(params_.mc_head, first_features_, logits_);
+    if constexpr (has_value_head) base_.value_head().value_into(base_.params().value, first_features_, mc_value_);
     active_mask(mask_);
     logits_.colwise() += mask_.col(0);
     std::uniform_real_distribution<double> uniform(0.0, 1.0);
@@ -204,7 +207,7 @@ public:
     effects_.apply_to_state(base_.state());
     if constexpr (focuses) input_of(observations, effects_.tokens().data(), input_);
     const auto step = base_.act(input_, mode, rng);
-    return {step.actions, step.log_prob, step.value, step.samples, mc_choices_, mc_log_prob_, effects_};
+    return {step.actions, step.log_prob, step.value, step.samples, mc_choices_, mc_log_prob_, mc_value_, effects_};
   }
 
   //! Values after one more step with `observations`, state unchanged and no MC action (bootstrap).
@@ -323,6 +326,7 @@ private:
   ad::Matrix<Scalar> mask_;
   ad::Matrix<Scalar> mc_choices_;
   ad::Matrix<Scalar> mc_log_prob_;
+  ad::Matrix<Scalar> mc_value_;
   typename Base::cell_type::workspace_type workspace_;
 };
 

@@ -68,6 +68,7 @@ void record_mc(mc::McRecord<Scalar>& r, const Step& step, ad::Index k, ad::Index
     r.state_offset.resize(e.state_size(), n * steps);
     r.state_edited.resize(1, n * steps);
     r.tokens.resize(1, n * steps);
+    r.values.resize(1, step.mc_value.size() > 0 ? n * steps : 0);
   }
   r.choices.middleCols(k * n, n) = step.mc_choices;
   r.log_probs.middleCols(k * n, n) = step.mc_log_prob;
@@ -75,6 +76,7 @@ void record_mc(mc::McRecord<Scalar>& r, const Step& step, ad::Index k, ad::Index
   r.state_offset.middleCols(k * n, n) = e.state_offset();
   r.state_edited.middleCols(k * n, n) = e.state_edited();
   r.tokens.middleCols(k * n, n) = e.tokens();
+  if (step.mc_value.size() > 0) r.values.middleCols(k * n, n) = step.mc_value;
 }
 
 //! Runs `policy` (whose state continues from earlier calls) for `steps` steps of `batch`.

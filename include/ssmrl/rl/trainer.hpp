@@ -134,6 +134,7 @@ TrajectoryBatch<Scalar> select_envs(const TrajectoryBatch<Scalar>& t, const std:
   out.mc.state_offset = pick(t.mc.state_offset);
   out.mc.state_edited = pick(t.mc.state_edited);
   out.mc.tokens = pick(t.mc.tokens);
+  if (t.mc.values.size() > 0) out.mc.values = pick(t.mc.values);
   out.initial_state.resize(t.initial_state.rows(), out.envs);
   if (t.last_values.size() != 0) out.last_values.resize(1, out.envs);
   for (ad::Index j = 0; j < out.envs; ++j) {
@@ -471,8 +472,12 @@ private:
             auto total = ad::sub(ad::add(policy_loss, value_loss * static_cast<Scalar>(options_.value_coef)),
                                  ad::mean(e.entropy) * static_cast<Scalar>(options_.entropy_coef));
             if constexpr (has_mc_head) {
+              // The main advantage is measured from the value after the MC action (pass 2); the MC
+              // action's own is measured from the value before it: A + V(after) - V(before).
+              const auto mc_advantages = normalized(
+                  (select_env_columns(estimate.advantages, t.envs, envs) + part.values - part.mc.values).eval());
               const auto mc_loss = ppo_clip_loss(e.mc_log_prob, tape_.constant(part.mc.log_probs),
-                                                 tape_.constant(advantages), options_.clip);
+                                                 tape_.constant(mc_advantages), options_.clip);
               measures_.mc_entropy += static_cast<double>(e.mc_entropy.value().template cast<double>().mean());
               total = ad::sub(ad::add(total, mc_loss * static_cast<Scalar>(options_.mc_pg_coef)),
                               ad::mean(e.mc_entropy) * static_cast<Scalar>(options_.mc_entropy_coef));
