@@ -47,6 +47,7 @@ struct PlainConfig {
   EnvT shifted;                   //!< held-out dynamics for `ssmrl adapt`
   std::string shift;              //!< what differs in them
   int eval_episodes = 100;
+  EnvT env{};                     //!< the environment trained and evaluated on
 };
 
 using CartPoleMlpPolicy = policy::RecurrentPolicy<nn::MlpCell<float>, policy::CategoricalHead<float>>;
@@ -65,11 +66,24 @@ using PendulumActorCritic =
 using MemoryGru = policy::RecurrentPolicy<nn::GruCell<float>, policy::CategoricalHead<float>, nn::NoNorm<float>,
                                           policy::ValueHead<float>>;
 using StateMcPolicy = mc::McPolicy<MemoryGru, mc::RecurrentStateActions<float>>;
+// POPGym's memory tasks as one environment type, so that each is a configuration of one compiled
+// trainer; observations are 4 values (Position-only CartPole's 2 are followed by zeros).
+using PopgymTask = env::OneOf<env::PositionOnlyCartPole, env::RepeatPrevious>;
 
 namespace configs {
 
 inline StateMcPolicy regime_switch_mc(std::uint64_t seed) {
   MemoryGru base(nn::GruCell<float>({.input = 2, .hidden = 64}), policy::CategoricalHead<float>(64, 2), {},
+                 policy::ValueHead<float>(64), seed);
+  return {std::move(base),
+          mc::McRegistry<mc::RecurrentStateActions<float>>(mc::RecurrentStateActions<float>({.seed = seed})), seed,
+          {.noop_probability = 0.9}};
+}
+
+//! The Regime Switch policy's design on a POPGym task of `actions` actions (4 observations).
+template <int actions>
+StateMcPolicy popgym_mc(std::uint64_t seed) {
+  MemoryGru base(nn::GruCell<float>({.input = 4, .hidden = 64}), policy::CategoricalHead<float>(64, actions), {},
                  policy::ValueHead<float>(64), seed);
   return {std::move(base),
           mc::McRegistry<mc::RecurrentStateActions<float>>(mc::RecurrentStateActions<float>({.seed = seed})), seed,
@@ -182,6 +196,27 @@ bool visit_config(const std::string& name, F&& f) {
         {.algorithm = rl::Algorithm::ppo, .envs = 16, .steps = 200, .gamma = 0.99, .gae_lambda = 0.95, .lr = 1e-3,
          .max_grad_norm = 0.5, .epochs = 4, .minibatches = 4, .value_coef = 0.5},
         300, 1.0, policy::ActMode::greedy, env::RegimeSwitch{}, "the same task (it has no dynamics to shift)"});
+  } else if (name.starts_with("popgym-") && name.ends_with("-mc")) {
+    const bool cards = name.starts_with("popgym-repeat-previous");
+    const bool medium = name == "popgym-repeat-previous-medium-mc";
+    const bool noisy = name == "popgym-noisy-cartpole-mc";
+    if (!cards && !noisy && name != "popgym-cartpole-mc") return false;
+    if (cards && !medium && name != "popgym-repeat-previous-mc") return false;
+    const PopgymTask task =
+        cards   ? PopgymTask(env::RepeatPrevious::of(medium ? env::Difficulty::medium : env::Difficulty::easy))
+        : noisy ? PopgymTask(env::PositionOnlyCartPole::noisy(env::Difficulty::easy))
+                : PopgymTask(env::PositionOnlyCartPole::of(env::Difficulty::easy));
+    const std::string what = medium  ? "POPGym's Repeat Previous Medium (2 decks, the suit 32 cards back)"
+                             : cards ? "POPGym's Repeat Previous Easy (1 deck, the suit 4 cards back)"
+                             : noisy ? "POPGym's Noisy Position-only CartPole Easy (noise std 0.1, 200 steps)"
+                                     : "POPGym's Position-only CartPole Easy (200 steps)";
+    f(PlainConfig<StateMcPolicy, PopgymTask>{
+        name, what + ", GRU actor-critic (64) with MC actions clear_state, noise_low, noise_high, PPO "
+                     "(16 envs x 200 steps, 4 epochs of 4 minibatches); solved at a mean return of 0.99 of the full 1",
+        cards ? configs::popgym_mc<4> : configs::popgym_mc<2>,
+        {.algorithm = rl::Algorithm::ppo, .envs = 16, .steps = 200, .gamma = 0.99, .gae_lambda = 0.95, .lr = 1e-3,
+         .max_grad_norm = 0.5, .epochs = 4, .minibatches = 4, .value_coef = 0.5},
+        600, 0.99, policy::ActMode::greedy, task, "the same task (it has no dynamics to shift)", 100, task});
   } else {
     return false;
   }
@@ -190,7 +225,9 @@ bool visit_config(const std::string& name, F&& f) {
 
 inline std::vector<std::string> config_names() {
   return {"navigation2d", "navigation2d-adam", "navigation2d-metasgd", "navigation2d-ssm", "navigation2d-pretrained", "cartpole-varied",
-          "cartpole-reinforce", "cartpole-a2c", "cartpole-ppo", "pendulum-ppo", "regime-switch-mc"};
+          "cartpole-reinforce", "cartpole-a2c", "cartpole-ppo", "pendulum-ppo", "regime-switch-mc",
+          "popgym-cartpole-mc", "popgym-noisy-cartpole-mc", "popgym-repeat-previous-mc",
+          "popgym-repeat-previous-medium-mc"};
 }
 
 inline std::string known_configs() {

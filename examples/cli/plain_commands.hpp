@@ -130,7 +130,7 @@ int train(const PlainConfig<Policy, Env>& config, const TrainOptions& args) {
   if (metadata.count("ssmrl.optimizer")) {
     options.optimizer = optim::parse_optimizer_kind(metadata.at("ssmrl.optimizer"), "ssmrl train");
   }
-  rl::Trainer<Policy, Env> trainer(std::move(policy), options);
+  rl::Trainer<Policy, Env> trainer(std::move(policy), options, config.env);
   trainer.restore_progress(counts);
   if (resumed) {
     restore_optimizer_state(*resumed, latest.string(), trainer.optimizer(),
@@ -261,7 +261,7 @@ Evaluation evaluate(const PlainConfig<Policy, Env>& config, const fs::path& path
                 "' trains on one environment; `adapt` needs a meta-trained checkpoint");
   auto policy = config.make_policy(0);
   io::load_checkpoint(path, policy, {.other_prefixes = {optimizer_prefix}});
-  rl::Trainer<Policy, Env> trainer(std::move(policy), config.options);
+  rl::Trainer<Policy, Env> trainer(std::move(policy), config.options, config.env);
   if (episodes <= 0) episodes = config.eval_episodes;
   Evaluation e{path.string(), config.name, metadata_integer(metadata, "ssmrl.iteration", path), 0, episodes,
                false, {}};

@@ -5,5 +5,6 @@
 #include "ssmrl/env/env_batch.hpp"
 #include "ssmrl/env/memory.hpp"
 #include "ssmrl/env/navigation.hpp"
+#include "ssmrl/env/one_of.hpp"
 #include "ssmrl/env/registry.hpp"
 #include "ssmrl/env/tasks.hpp"

@@ -48,6 +48,14 @@ expect 0 "\"config\":\"regime-switch-mc\"" "$ssmrl" eval --checkpoint mc/latest.
 expect 0 "^entropy " "$ssmrl" adapt --checkpoint mc/latest.safetensors --strategy entropy --episodes 2 --adapt-steps 1
 expect 1 "hybrid replays buffered segments, which keep no MC actions" "$ssmrl" adapt \
   --checkpoint mc/latest.safetensors --strategy hybrid --episodes 2 --adapt-steps 1
+# A POPGym task through env::OneOf: trained, and evaluated on the task its checkpoint names.
+expect 0 "^not solved after 2 updates" "$ssmrl" train --config popgym-repeat-previous-medium-mc --outer-steps 2 \
+  --ckpt-dir popgym --quiet
+expect 0 "\"config\":\"popgym-repeat-previous-medium-mc\"" "$ssmrl" eval --checkpoint popgym/latest.safetensors \
+  --episodes 2 --json
+expect 0 "^popgym-noisy-cartpole-mc +POPGym's Noisy Position-only CartPole Easy" "$ssmrl" configs
+expect 1 "unknown config 'popgym-cartpole'" "$ssmrl" configs --knobs popgym-cartpole
+expect 1 "unknown config 'popgym-repeat-previous-hard-mc'" "$ssmrl" configs --knobs popgym-repeat-previous-hard-mc
 
 # eval and adapt: a table, and one JSON object with the same figures.
 expect 0 "^after 2 steps" "$ssmrl" adapt --checkpoint straight/latest.safetensors --episodes 2 --adapt-steps 2

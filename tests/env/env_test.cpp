@@ -25,6 +25,8 @@ static_assert(env::Environment<env::MountainCar>);
 static_assert(env::Environment<env::MountainCarContinuous>);
 static_assert(env::Environment<env::Acrobot>);
 static_assert(env::Environment<env::Navigation2D>);
+static_assert(env::Environment<env::OneOf<env::PositionOnlyCartPole, env::RepeatPrevious>>);
+static_assert(env::Environment<env::OneOf<env::CartPole, env::PositionOnlyCartPole>>);  // one state type twice
 static_assert(!env::Environment<int>);
 static_assert(env::TaskDistribution<env::Navigation2DTasks>);
 static_assert(env::TaskDistribution<env::CartPoleTasks>);
@@ -347,4 +349,79 @@ TEST_CASE(
   std::mt19937_64 rng(1);
   e.reset(rng);
   CHECK_THROWS_AS(e.step(4), InvalidArgument);
+}
+
+TEST_CASE("OneOf: the chosen task, step for step, its observation followed by zeros; states only of that task") {
+  using Task = env::OneOf<env::PositionOnlyCartPole, env::RepeatPrevious>;
+  static_assert(Task::observation_size == 4 && Task::action_size == 1);
+  const auto noisy = env::PositionOnlyCartPole::noisy(env::Difficulty::easy);
+  const auto cards = env::RepeatPrevious::of(env::Difficulty::medium);
+  Task a(noisy);
+  Task b(cards);
+  CHECK(a.index() == 0);
+  CHECK(b.index() == 1);
+  CHECK(a.id() == noisy.id());
+  CHECK(b.id() == cards.id());
+  CHECK(b.max_episode_steps() == 103);
+  CHECK(a.action_space().n == 2);
+  CHECK(b.action_space().n == 4);
+  const auto space = a.observation_space();
+  REQUIRE(space.low.size() == 4);
+  CHECK(space.low[2] == 0.0f);
+  CHECK(space.high[3] == 0.0f);
+  CHECK(space.high[0] == noisy.observation_space().high[0]);
+
+  // The same draws as the task alone, every step, through an automatic end of episode.
+  auto plain_a = noisy;
+  auto plain_b = cards;
+  std::mt19937_64 r1(7);
+  std::mt19937_64 r2(7);
+  a.reset(r1);
+  plain_a.reset(r2);
+  b.reset(r1);
+  plain_b.reset(r2);
+  std::array<float, 4> wide{};
+  std::array<float, 4> own{};
+  for (int t = 0; t < 300; ++t) {
+    if (a.needs_reset()) {
+      a.reset(r1);
+      plain_a.reset(r2);
+    }
+    if (b.needs_reset()) {
+      b.reset(r1);
+      plain_b.reset(r2);
+    }
+    const std::array<float, 1> act{static_cast<float>(t % 2)};
+    const auto ra = a.step(act);
+    const auto pa = plain_a.step(act);
+    CHECK(ra.reward == pa.reward);
+    CHECK(ra.done() == pa.done());
+    CHECK(a.elapsed_steps() == plain_a.elapsed_steps());
+    wide.fill(9.0f);
+    a.observe(wide);
+    plain_a.observe(std::span<float>(own).first(2));
+    CHECK(wide[0] == own[0]);
+    CHECK(wide[1] == own[1]);
+    CHECK(wide[2] == 0.0f);
+    CHECK(wide[3] == 0.0f);
+    const std::array<float, 1> suit{static_cast<float>(t % 4)};
+    CHECK(b.step(suit).reward == plain_b.step(suit).reward);
+    b.observe(wide);
+    plain_b.observe(own);
+    CHECK(wide == own);
+  }
+
+  // A state round-trips; a state of the other task is refused and changes nothing.
+  const auto saved = b.state();
+  const int elapsed = b.elapsed_steps();
+  b.set_state(saved, elapsed);
+  CHECK(std::get<1>(b.state()) == plain_b.state());
+  const auto before = std::get<0>(a.state());
+  const auto message = message_of<InvalidArgument>([&] { a.set_state(saved, 0); });
+  CHECK(message.find("env::OneOf::set_state") != std::string::npos);
+  CHECK(message.find("alternative 1") != std::string::npos);
+  CHECK(std::get<0>(a.state()) == before);
+  CHECK_THROWS_AS(a.step(std::array<float, 1>{3.0f}), InvalidArgument);
+  std::array<float, 3> narrow{};
+  CHECK_THROWS_AS(a.observe(narrow), InvalidArgument);
 }
