@@ -13,7 +13,7 @@ int run_configs() {
     visit_config(n, [](const auto& c) {
       using C = std::decay_t<decltype(c)>;
       constexpr bool meta = requires { typename C::Tasks; };
-      std::printf("%-26s %s (%ld %s)\n", c.name.c_str(), c.summary.c_str(), c.outer_steps,
+      std::printf("%-32s %s (%ld %s)\n", c.name.c_str(), c.summary.c_str(), c.outer_steps,
                   meta ? "meta-iterations" : "updates at most");
     });
   }

@@ -60,7 +60,7 @@ using PendulumGaussian = policy::GaussianHead<float, policy::GaussianStd::state_
 using PendulumActorCritic =
     policy::RecurrentPolicy<nn::MlpCell<float>, PendulumGaussian, nn::LayerNorm<float>, policy::ValueHead<float>>;
 
-// A memory task with MC actions: a GRU actor-critic on Regime Switch whose MC head may clear or
+// Memory tasks with MC actions: a GRU actor-critic on Regime Switch or a POPGym task whose MC head may clear or
 // perturb its state. The same configuration runs with MC actions off (--set mc_<action>=false for
 // each: noop alone, the same compute).
 using MemoryGru = policy::RecurrentPolicy<nn::GruCell<float>, policy::CategoricalHead<float>, nn::NoNorm<float>,

@@ -241,7 +241,7 @@ int train(const PlainConfig<Policy, Env>& config, const TrainOptions& args) {
   const char* mode = config.eval_mode == policy::ActMode::sample ? "sampled" : "mean";
   std::printf("%s after %ld updates, %.0f environment steps, %.1f s of training\n", solved ? "solved" : "not solved", it,
               log.rows().empty() ? 0.0 : log.rows().back()[1], progress.elapsed());
-  std::printf("evaluation that %s (%d episodes, %s actions): mean return %.2f, threshold %.0f\n",
+  std::printf("evaluation that %s (%d episodes, %s actions): mean return %.2f, threshold %g\n",
               solved ? "stopped training" : "came last", config.eval_episodes, mode, evaluated, config.solved);
   std::printf("independent evaluation (%d episodes on other seeds, %s actions): mean return %.2f\n",
               config.eval_episodes, mode, independent);
