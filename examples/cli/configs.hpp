@@ -72,22 +72,22 @@ using PopgymTask = env::OneOf<env::PositionOnlyCartPole, env::RepeatPrevious>;
 
 namespace configs {
 
-inline StateMcPolicy regime_switch_mc(std::uint64_t seed) {
-  MemoryGru base(nn::GruCell<float>({.input = 2, .hidden = 64}), policy::CategoricalHead<float>(64, 2), {},
+//! A GRU actor-critic of 64 on `inputs` observations and `actions` actions, with an MC head over the
+//! recurrent-state actions (noop at first with probability 0.9).
+inline StateMcPolicy memory_gru_mc(std::uint64_t seed, ad::Index inputs, ad::Index actions) {
+  MemoryGru base(nn::GruCell<float>({.input = inputs, .hidden = 64}), policy::CategoricalHead<float>(64, actions), {},
                  policy::ValueHead<float>(64), seed);
   return {std::move(base),
           mc::McRegistry<mc::RecurrentStateActions<float>>(mc::RecurrentStateActions<float>({.seed = seed})), seed,
           {.noop_probability = 0.9}};
 }
 
-//! The Regime Switch policy's design on a POPGym task of `actions` actions (4 observations).
+inline StateMcPolicy regime_switch_mc(std::uint64_t seed) { return memory_gru_mc(seed, 2, 2); }
+
+//! The same design on a POPGym task of `actions` actions (4 observations, see PopgymTask).
 template <int actions>
 StateMcPolicy popgym_mc(std::uint64_t seed) {
-  MemoryGru base(nn::GruCell<float>({.input = 4, .hidden = 64}), policy::CategoricalHead<float>(64, actions), {},
-                 policy::ValueHead<float>(64), seed);
-  return {std::move(base),
-          mc::McRegistry<mc::RecurrentStateActions<float>>(mc::RecurrentStateActions<float>({.seed = seed})), seed,
-          {.noop_probability = 0.9}};
+  return memory_gru_mc(seed, 4, actions);
 }
 
 inline CartPoleMlpPolicy cartpole_mlp(std::uint64_t seed) {
