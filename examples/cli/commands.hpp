@@ -53,6 +53,8 @@ struct EvalOptions {
   std::uint64_t eval_seed = 12345;  //!< the evaluation's own seed (not the training seed)
   bool online = false;
   bool json = false;
+  std::string mc_when;      //!< `eval --mc-when`: the timing plot of the MC choices (and its .csv beside)
+  long mc_when_since = -1;  //!< `eval --mc-when-since`: the observation feature whose events restart the clock
   std::string strategy;     //!< `adapt`: empty, or a test-time adaptation strategy, or "all"
   double lr = 0.001;
   int steps_per_call = 1;

@@ -69,6 +69,9 @@ using StateMcPolicy = mc::McPolicy<MemoryGru, mc::RecurrentStateActions<float>>;
 // POPGym's memory tasks as one environment type, so that each is a configuration of one compiled
 // trainer; observations are 4 values (Position-only CartPole's 2 are followed by zeros).
 using PopgymTask = env::OneOf<env::PositionOnlyCartPole, env::RepeatPrevious>;
+// Recent Majority's token observations with MC focus: the same GRU, whose input gains the share of
+// tokens visible.
+using FocusMcPolicy = mc::McPolicy<MemoryGru, mc::ObservationFocus<float>>;
 
 namespace configs {
 
@@ -88,6 +91,18 @@ inline StateMcPolicy regime_switch_mc(std::uint64_t seed) { return memory_gru_mc
 template <int actions>
 StateMcPolicy popgym_mc(std::uint64_t seed) {
   return memory_gru_mc(seed, 4, actions);
+}
+
+//! The GRU actor-critic of 64 on Recent Majority's 32 tokens of 3 features (and the share visible),
+//! with an MC head over focus_short (the newest 15 tokens) and focus_long (30); noop at first with
+//! probability 0.9.
+inline FocusMcPolicy recent_majority_mc(std::uint64_t seed) {
+  constexpr auto tokens = static_cast<ad::Index>(env::RecentMajority::tokens);
+  constexpr auto token_size = static_cast<ad::Index>(env::RecentMajority::token_size);
+  const mc::ObservationFocus<float> focus({.tokens = tokens, .token_size = token_size});
+  MemoryGru base(nn::GruCell<float>({.input = focus.input_size(), .hidden = 64}), policy::CategoricalHead<float>(64, 2),
+                 {}, policy::ValueHead<float>(64), seed);
+  return {std::move(base), mc::McRegistry<mc::ObservationFocus<float>>(focus), seed, {.noop_probability = 0.9}};
 }
 
 inline CartPoleMlpPolicy cartpole_mlp(std::uint64_t seed) {
@@ -196,6 +211,18 @@ bool visit_config(const std::string& name, F&& f) {
         {.algorithm = rl::Algorithm::ppo, .envs = 16, .steps = 200, .gamma = 0.99, .gae_lambda = 0.95, .lr = 1e-3,
          .max_grad_norm = 0.5, .epochs = 4, .minibatches = 4, .value_coef = 0.5},
         300, 1.0, policy::ActMode::greedy, env::RegimeSwitch{}, "the same task (it has no dynamics to shift)"});
+  } else if (name == "recent-majority-mc" || name == "cued-majority-mc") {
+    const bool cued = name == "cued-majority-mc";
+    const std::string task = cued ? "Cued Majority (32 tokens, the majority of the newest 15 or 30, as the episode's cue says)"
+                                  : "Recent Majority (32 tokens, the majority of the newest 15)";
+    f(PlainConfig<FocusMcPolicy, env::RecentMajority>{
+        name, task + ", GRU actor-critic (64) with MC actions focus_short (15 tokens), focus_long (30), PPO (16 envs "
+                     "x 200 steps, 4 epochs of 4 minibatches); solved at a mean return of 0.99 of the full 1",
+        configs::recent_majority_mc,
+        {.algorithm = rl::Algorithm::ppo, .envs = 16, .steps = 200, .gamma = 0.99, .gae_lambda = 0.95, .lr = 1e-3,
+         .max_grad_norm = 0.5, .epochs = 4, .minibatches = 4, .value_coef = 0.5},
+        300, 0.99, policy::ActMode::greedy, env::RecentMajority(cued), "the same task (it has no dynamics to shift)", 100,
+        env::RecentMajority(cued)});
   } else if (name.starts_with("popgym-") && name.ends_with("-mc")) {
     const bool cards = name.starts_with("popgym-repeat-previous");
     const bool medium = name == "popgym-repeat-previous-medium-mc";
@@ -225,8 +252,8 @@ bool visit_config(const std::string& name, F&& f) {
 
 inline std::vector<std::string> config_names() {
   return {"navigation2d", "navigation2d-adam", "navigation2d-metasgd", "navigation2d-ssm", "navigation2d-pretrained", "cartpole-varied",
-          "cartpole-reinforce", "cartpole-a2c", "cartpole-ppo", "pendulum-ppo", "regime-switch-mc",
-          "popgym-cartpole-mc", "popgym-noisy-cartpole-mc", "popgym-repeat-previous-mc",
+          "cartpole-reinforce", "cartpole-a2c", "cartpole-ppo", "pendulum-ppo", "regime-switch-mc", "recent-majority-mc",
+          "cued-majority-mc", "popgym-cartpole-mc", "popgym-noisy-cartpole-mc", "popgym-repeat-previous-mc",
           "popgym-repeat-previous-medium-mc"};
 }
 

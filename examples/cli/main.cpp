@@ -135,6 +135,14 @@ int main(int argc, char** argv) {
       "whole episodes (plain configs)",
       eval, "Episodes per task (meta configs) or in all (plain configs); default: the configuration's");
   flag(eval_app, "--json", eval.json, "One JSON object instead of a table");
+  eval_app->add_option("--mc-when", eval.mc_when,
+                       "Also write when the MC head chose each action in these episodes: a plot (FILE, .svg) and "
+                       "its table (FILE with .csv); plain configs with MC actions");
+  whole_number(eval_app->add_option("--mc-when-since", eval.mc_when_since,
+                                    "With --mc-when: count the steps since observation feature K last exceeded 0.5 "
+                                    "(an event the environment shows), not the steps of the episode"),
+               0L, 1000000L)
+      ->needs("--mc-when");
 
   EvalOptions adapt;
   auto* adapt_app = checkpoint_command(

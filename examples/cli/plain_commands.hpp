@@ -3,6 +3,7 @@
 #pragma once
 
 #include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <limits>
@@ -241,8 +242,12 @@ int train(const PlainConfig<Policy, Env>& config, const TrainOptions& args) {
   const char* mode = config.eval_mode == policy::ActMode::sample ? "sampled" : "mean";
   std::printf("%s after %ld updates, %.0f environment steps, %.1f s of training\n", solved ? "solved" : "not solved", it,
               log.rows().empty() ? 0.0 : log.rows().back()[1], progress.elapsed());
-  std::printf("evaluation that %s (%d episodes, %s actions): mean return %.2f, threshold %g\n",
-              solved ? "stopped training" : "came last", config.eval_episodes, mode, evaluated, config.solved);
+  if (std::isnan(evaluated)) {
+    std::printf("no evaluation came (one every 25 updates), threshold %g\n", config.solved);
+  } else {
+    std::printf("evaluation that %s (%d episodes, %s actions): mean return %.2f, threshold %g\n",
+                solved ? "stopped training" : "came last", config.eval_episodes, mode, evaluated, config.solved);
+  }
   std::printf("independent evaluation (%d episodes on other seeds, %s actions): mean return %.2f\n",
               config.eval_episodes, mode, independent);
   if (knobs.has_controller()) std::printf("controller: %ld REINFORCE steps\n", knobs.controller_updates());
@@ -267,6 +272,51 @@ Evaluation evaluate(const PlainConfig<Policy, Env>& config, const fs::path& path
                false, {}};
   for (const double r : trainer.evaluate(static_cast<int>(episodes), config.eval_mode, eval_seed)) e.returns.push_back({r});
   return e;
+}
+
+//! `ssmrl eval --mc-when`: when the MC head of the checkpoint's policy chose each action, over the
+//! episodes of the evaluation (the same seed, so the same episodes): the share of each action at each
+//! value of the clock, plotted (`options.mc_when`) and tabled (the same name with .csv).
+template <class Policy, class Env>
+  requires requires { typename Policy::registry_type; }
+void write_mc_when(const PlainConfig<Policy, Env>& config, const fs::path& path, const EvalOptions& options) {
+  const fs::path svg = options.mc_when;
+  auto policy = config.make_policy(0);
+  io::load_checkpoint(path, policy, {.other_prefixes = {optimizer_prefix}});
+  std::vector<std::string> names;
+  for (const auto& a : policy.registry().actions()) names.push_back(a.name);
+  rl::Trainer<Policy, Env> trainer(std::move(policy), config.options, config.env);
+  const long episodes = options.episodes > 0 ? options.episodes : config.eval_episodes;
+  const auto t = trainer.evaluation_trajectories(static_cast<int>(episodes), config.eval_mode, options.eval_seed);
+  std::optional<ad::Index> since;
+  if (options.mc_when_since >= 0) since = static_cast<ad::Index>(options.mc_when_since);
+  const auto timing = mc::choice_timing(t, names, since);
+  const std::string clock =
+      since ? "steps since observation feature " + std::to_string(*since) + " exceeded 0.5" : "step of the episode";
+  std::vector<std::string> columns{since ? "steps_since" : "step", "steps"};
+  for (const auto& n : names) columns.push_back("share." + n);
+  io::CsvTable table(columns);
+  io::LinePlot plot{config.name + ": MC choices over " + std::to_string(episodes) + " evaluation episodes", clock,
+                    "share of the MC choices", {}};
+  for (const auto& n : names) plot.series.push_back({n, {}, {}});
+  for (std::size_t k = 0; k < timing.counts.size(); ++k) {
+    std::vector<double> row{static_cast<double>(k), static_cast<double>(timing.steps_at(k))};
+    for (std::size_t a = 0; a < names.size(); ++a) {
+      const double share = timing.share(k, a);
+      row.push_back(share);
+      if (std::isfinite(share)) {
+        plot.series[a].x.push_back(static_cast<double>(k));
+        plot.series[a].y.push_back(share);
+      }
+    }
+    table.add_row(row);
+  }
+  fs::path csv = svg;
+  csv.replace_extension(".csv");
+  table.write(csv);
+  io::write_svg(svg, plot);
+  std::fprintf(options.json ? stderr : stdout, "MC choices by %s: plot %s, table %s\n", clock.c_str(),
+               svg.string().c_str(), csv.string().c_str());
 }
 
 }  // namespace ssmrl::cli

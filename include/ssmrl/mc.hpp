@@ -7,3 +7,4 @@
 #include "ssmrl/mc/mc_policy.hpp"
 #include "ssmrl/mc/registry.hpp"
 #include "ssmrl/mc/state_actions.hpp"
+#include "ssmrl/mc/timing.hpp"

@@ -53,6 +53,29 @@ expect 0 "^not solved after 2 updates" "$ssmrl" train --config popgym-repeat-pre
   --ckpt-dir popgym --quiet
 expect 0 "\"config\":\"popgym-repeat-previous-medium-mc\"" "$ssmrl" eval --checkpoint popgym/latest.safetensors \
   --episodes 2 --json
+# Token observations with MC focus: a short run (no evaluation comes before update 25), and when
+# its MC head chose each action, by the step of the episode and by the steps since the cue.
+expect 0 "^no evaluation came \(one every 25 updates\), threshold 0.99" "$ssmrl" train --config cued-majority-mc \
+  --outer-steps 2 --ckpt-dir cued --quiet
+expect 0 "^MC choices by step of the episode: plot cued/when.svg, table cued/when.csv" "$ssmrl" eval \
+  --checkpoint cued/latest.safetensors --episodes 3 --mc-when cued/when.svg
+[ "$(head -1 cued/when.csv)" = "step,steps,share.noop,share.focus_short,share.focus_long" ] ||
+  fail "when.csv has the header '$(head -1 cued/when.csv)'"
+# 200 steps, each with the first episode of all 3 environments, the shares summing to 1.
+awk -F, 'NR > 1 { rows++; if ($1 != NR - 2 || $2 != 3 || ($3 + $4 + $5 - 1)^2 > 1e-12) bad = 1 }
+  END { exit bad || rows != 200 }' cued/when.csv || fail "when.csv is not 200 steps of 3 episodes' shares"
+grep -q "<polyline" cued/when.svg && grep -q "focus_short" cued/when.svg || fail "when.svg has no curves"
+expect 0 "^MC choices by steps since observation feature 95 exceeded 0.5" "$ssmrl" eval --json \
+  --checkpoint cued/latest.safetensors --episodes 3 --mc-when since.svg --mc-when-since 95
+head -1 since.csv | grep -q "^steps_since,steps,share.noop," || fail "since.csv lacks the steps_since column"
+expect 1 "ssmrl eval --mc-when: 'when.png' does not end in .svg" "$ssmrl" eval --checkpoint cued/latest.safetensors \
+  --mc-when when.png
+expect 1 "since_feature 96 is not a feature of observations of 96" "$ssmrl" eval \
+  --checkpoint cued/latest.safetensors --episodes 3 --mc-when far.svg --mc-when-since 96
+expect 1 "ssmrl eval --mc-when: config 'navigation2d' has no MC actions" "$ssmrl" eval \
+  --checkpoint straight/latest.safetensors --mc-when nav.svg
+expect 2 "requires --mc-when" "$ssmrl" eval --checkpoint cued/latest.safetensors --mc-when-since 1
+for f in when.png when.csv far.svg far.csv nav.svg nav.csv; do [ ! -e "$f" ] || fail "a refused eval wrote $f"; done
 expect 0 "^popgym-noisy-cartpole-mc +POPGym's Noisy Position-only CartPole Easy" "$ssmrl" configs
 expect 1 "unknown config 'popgym-cartpole'" "$ssmrl" configs --knobs popgym-cartpole
 expect 1 "unknown config 'popgym-repeat-previous-hard-mc'" "$ssmrl" configs --knobs popgym-repeat-previous-hard-mc

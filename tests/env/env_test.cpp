@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <numeric>
 #include <random>
 #include <span>
 #include <stdexcept>
@@ -20,6 +21,7 @@ using test::message_of;
 static_assert(env::Environment<env::CartPole>);
 static_assert(env::Environment<env::PositionOnlyCartPole>);
 static_assert(env::Environment<env::RepeatPrevious>);
+static_assert(env::Environment<env::RecentMajority>);
 static_assert(env::Environment<env::Pendulum>);
 static_assert(env::Environment<env::MountainCar>);
 static_assert(env::Environment<env::MountainCarContinuous>);
@@ -349,6 +351,79 @@ TEST_CASE(
   std::mt19937_64 rng(1);
   e.reset(rng);
   CHECK_THROWS_AS(e.step(4), InvalidArgument);
+}
+
+TEST_CASE("Recent Majority: the majority of the newest 15 tokens (plain) or of 15 or 30 as the cue says (cued)") {
+  using env::RecentMajority;
+  constexpr auto size = RecentMajority::observation_size;
+  // The majority an oracle reads from the observation alone: the symbols are one-hot, the cue is
+  // the newest token's third feature.
+  const auto oracle = [](const std::array<float, size>& o) {
+    const std::size_t horizon = o[size - 1] == 1.0f ? 30 : 15;
+    int ones = 0;
+    for (std::size_t i = RecentMajority::tokens - horizon; i < RecentMajority::tokens; ++i) {
+      CHECK(o[i * 3] + o[i * 3 + 1] == 1.0f);
+      ones += o[i * 3 + 1] == 1.0f ? 1 : 0;
+    }
+    return 2 * ones > static_cast<int>(horizon) ? 1 : 0;
+  };
+  for (const bool cued : {false, true}) {
+    RecentMajority e(cued);
+    CHECK(e.id() == (cued ? "ssmrl-CuedMajority" : "ssmrl-RecentMajority"));
+    std::mt19937_64 rng(5);
+    std::array<int, 2> horizons{};  // episodes of 15 and of 30
+    int differs_from_window = 0;    // steps whose answer is not the majority of all 32 tokens
+    for (int episode = 0; episode < 40; ++episode) {
+      e.reset(rng);
+      ++horizons[e.state().horizon == 30 ? 1 : 0];
+      std::array<float, size> o{};
+      double total = 0;
+      int steps = 0;
+      const bool right = episode % 2 == 0;
+      while (!e.needs_reset()) {
+        e.observe(o);
+        const int answer = oracle(o);
+        CHECK(answer == e.answer());
+        const int all = std::accumulate(e.state().window.begin(), e.state().window.end(), 0);
+        if ((2 * all > 32 ? 1 : 0) != answer) ++differs_from_window;
+        const int last = e.state().window.back();
+        const auto r = e.step(right ? answer : 1 - answer);
+        // The window moves by one: what was newest is now second newest.
+        CHECK(e.state().window[30] == last);
+        total += r.reward;
+        ++steps;
+      }
+      CHECK(steps == 200);
+      CHECK(total == doctest::Approx(right ? 1.0 : -1.0).epsilon(1e-12));
+    }
+    CHECK(horizons[1] == (cued ? doctest::Approx(20).epsilon(0.5) : doctest::Approx(0)));
+    CHECK(differs_from_window > 400);
+  }
+  // A tie in a horizon of 30 counts as 0; states the task cannot be in are refused and change nothing.
+  RecentMajority e(true);
+  std::mt19937_64 rng(2);
+  e.reset(rng);
+  auto s = e.state();
+  for (std::size_t i = 0; i < 32; ++i) s.window[i] = static_cast<int>(i % 2);
+  s.horizon = 30;
+  e.set_state(s);
+  CHECK(e.answer() == 0);
+  s.window[2] = 1;
+  e.set_state(s);
+  CHECK(e.answer() == 1);
+  for (const int horizon : {0, 16, 31, 40}) {
+    auto bad = s;
+    bad.horizon = horizon;
+    CHECK(ssmrl::test::message_of<InvalidArgument>([&] { e.set_state(bad); }).find("horizon") != std::string::npos);
+  }
+  auto bad = s;
+  bad.window[4] = 2;
+  CHECK_THROWS_AS(e.set_state(bad), InvalidArgument);
+  CHECK(e.state() == s);
+  RecentMajority plain;
+  plain.reset(rng);
+  CHECK_THROWS_AS(plain.set_state(s), InvalidArgument);  // 30 is not a horizon of the plain task
+  CHECK_THROWS_AS(e.step(2), InvalidArgument);
 }
 
 TEST_CASE("OneOf: the chosen task, step for step, its observation followed by zeros; states only of that task") {

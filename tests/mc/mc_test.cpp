@@ -360,7 +360,7 @@ TEST_CASE("observation focus: older tokens zeroed and the visible share appended
   using Registry = mc::McRegistry<mc::RecurrentStateActions<double>, Focus>;
   constexpr auto n = static_cast<ad::Index>(env::RecentMajority::observation_size);
   mc::McPolicy<Base<Gru>, mc::RecurrentStateActions<double>, Focus> agent(
-      make_base<Gru>(n + 1, 8, 2), Registry(mc::RecurrentStateActions<double>(), Focus({.tokens = 32, .token_size = 2})), 2);
+      make_base<Gru>(n + 1, 8, 2), Registry(mc::RecurrentStateActions<double>(), Focus({.tokens = 32, .token_size = 3})), 2);
   agent.registry().set_active({"focus_long", "focus_short"});
   auto params = agent.params();
   params.mc_head.b << -1.0, -40.0, -40.0, -40.0, 0.0, 0.0;
@@ -372,8 +372,8 @@ TEST_CASE("observation focus: older tokens zeroed and the visible share appended
   ad::Matrix<double> input(n + 1, 2);
   const std::array<double, 2> kept{15, 0};
   focus.input_into(obs, kept.data(), input);
-  CHECK(input.col(0).head(34).isZero(0));
-  CHECK(input.col(0).segment(34, 30).isOnes(0));
+  CHECK(input.col(0).head(17 * 3).isZero(0));
+  CHECK(input.col(0).segment(17 * 3, 15 * 3).isOnes(0));
   CHECK(input(n, 0) == 15.0 / 32.0);
   CHECK(input.col(1).isOnes(0));
   // A rollout on Recent Majority replays in training, focus at the same steps.
@@ -392,6 +392,58 @@ TEST_CASE("observation focus: older tokens zeroed and the visible share appended
   agent.registry().set_active({});
   (void)agent.act(batch.observations().cast<double>(), policy::ActMode::sample, rng);
   CHECK(agent.effects().tokens().isZero(0));
+}
+
+TEST_CASE("choice timing: counts by the step of each first episode, or by the steps since a flag") {
+  // Two environments over 6 steps (column k * 2 + i); environment 1's episode ends at step 2.
+  struct Rollout {
+    ad::Index envs = 2, steps = 6;
+    ad::Matrix<double> observations = ad::Matrix<double>::Zero(2, 12);
+    ad::Matrix<double> terminated = ad::Matrix<double>::Zero(1, 12);
+    ad::Matrix<double> truncated = ad::Matrix<double>::Zero(1, 12);
+    mc::McRecord<double> mc;
+  } t;
+  t.mc.choices.resize(1, 12);
+  const std::array<int, 6> env0{0, 1, 1, 0, 2, 0};
+  const std::array<int, 6> env1{1, 1, 0, 2, 2, 2};
+  for (ad::Index k = 0; k < 6; ++k) {
+    t.mc.choices(0, k * 2) = env0[static_cast<std::size_t>(k)];
+    t.mc.choices(0, k * 2 + 1) = env1[static_cast<std::size_t>(k)];
+  }
+  t.terminated(0, 2 * 2 + 1) = 1;
+  t.observations(1, 2 * 2) = 1;  // environment 0's flag at step 2
+  const std::vector<std::string> names{"noop", "a", "b"};
+
+  const auto by_step = mc::choice_timing(t, names);
+  REQUIRE(by_step.counts.size() == 6);
+  CHECK(by_step.actions == names);
+  CHECK(by_step.steps_at(0) == 2);
+  CHECK(by_step.steps_at(2) == 2);
+  CHECK(by_step.steps_at(3) == 1);  // environment 1 stopped at its episode's end
+  CHECK(by_step.counts[1] == std::vector<long>{0, 2, 0});
+  CHECK(by_step.counts[2] == std::vector<long>{1, 1, 0});
+  CHECK(by_step.share(4, 2) == 1.0);
+  CHECK_THROWS((void)by_step.share(6, 0));
+
+  // Since the flag: environment 0's clocks are 0 1 0 1 2 3, environment 1's 0 1 2 (no flag).
+  const auto since = mc::choice_timing(t, names, 1);
+  REQUIRE(since.counts.size() == 4);
+  CHECK(since.counts[0] == std::vector<long>{1, 2, 0});
+  CHECK(since.counts[1] == std::vector<long>{1, 2, 0});
+  CHECK(since.counts[2] == std::vector<long>{1, 0, 1});
+  CHECK(since.counts[3] == std::vector<long>{1, 0, 0});
+  CHECK(since.share(0, 1) == doctest::Approx(2.0 / 3.0));
+
+  // Refusals name the argument.
+  CHECK(test::message_of<InvalidArgument>([&] { (void)mc::choice_timing(t, names, 2); }).find("since_feature 2") !=
+        std::string::npos);
+  CHECK(test::message_of<InvalidArgument>([&] { (void)mc::choice_timing(t, {"noop", "a"}); }).find("choice 2") !=
+        std::string::npos);
+  CHECK_THROWS_AS((void)mc::choice_timing(t, {}), InvalidArgument);
+  auto plain = t;
+  plain.mc = {};
+  CHECK(test::message_of<InvalidArgument>([&] { (void)mc::choice_timing(plain, names); }).find("MC policy") !=
+        std::string::npos);
 }
 
 TEST_CASE("PPO trains the MC head by its own coefficients; its actions are knobs; checkpoints hold parameters only") {

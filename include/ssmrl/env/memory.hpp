@@ -159,49 +159,65 @@ private:
 template <>
 inline constexpr bool enable_environment<RepeatPrevious> = true;
 
-//! The stream of a Recent Majority episode: the last 32 symbols (oldest first) and its generator.
+//! The stream of a Recent Majority episode: the last 32 symbols (oldest first), the horizon of the
+//! episode (the newest tokens that decide the answer) and the generator.
 struct TokenStreamState {
   std::array<int, 32> window{};
+  int horizon = 15;
   std::mt19937_64 rng;
   bool operator==(const TokenStreamState&) const = default;
 };
 
 //! Recent Majority (ours): each step a new symbol, 0 or 1 with equal chance, enters a window of the
-//! last 32; the observation is the window as 32 tokens of 2 features (one-hot), newest last. The
-//! action names the majority symbol of the newest 15 tokens; it earns +1/200 when right and -1/200
-//! when wrong, over episodes of 200 steps. The 17 older tokens are a distractor: the majority of
-//! the whole window often differs. Focusing on the newest 15 (the MC action focus_short) leaves
-//! exactly what decides the answer visible.
+//! last 32; the observation is the window as 32 tokens of 3 features (the symbol one-hot, then the
+//! cue), newest last. The action names the majority symbol of the newest `horizon` tokens (a tie
+//! counts as 0); it earns +1/200 when right and -1/200 when wrong, over episodes of 200 steps.
+//! Plain, the horizon is always 15; cued, each episode draws 15 or 30 with equal chance and shows it
+//! as the newest token's cue feature (1 for 30). The older tokens are a distractor: the majority of
+//! the whole window often differs. Focusing on the horizon's tokens (the MC actions focus_short and
+//! focus_long keep 15 and 30) leaves exactly what decides the answer visible, and makes the answer
+//! the same function of what is visible in both kinds of episode.
 class RecentMajority : public EpisodicState<TokenStreamState> {
 public:
   static constexpr std::size_t tokens = 32;
-  static constexpr std::size_t token_size = 2;
-  static constexpr std::size_t recent = 15;
+  static constexpr std::size_t token_size = 3;
+  static constexpr int short_horizon = 15;
+  static constexpr int long_horizon = 30;
   static constexpr std::size_t observation_size = tokens * token_size;
   static constexpr std::size_t action_size = 1;
 
-  RecentMajority() : EpisodicState(200) {}
-  [[nodiscard]] std::string_view id() const { return "ssmrl-RecentMajority"; }
+  explicit RecentMajority(bool cued = false) : EpisodicState(200), cued_(cued) {}
+  [[nodiscard]] std::string_view id() const { return cued_ ? "ssmrl-CuedMajority" : "ssmrl-RecentMajority"; }
+  [[nodiscard]] bool cued() const noexcept { return cued_; }
   [[nodiscard]] Space observation_space() const {
     return Space::box(std::vector<float>(observation_size, 0.0f), std::vector<float>(observation_size, 1.0f));
   }
   [[nodiscard]] Space action_space() const { return Space::discrete(2); }
+  //! EpisodicState::set_state, refusing a state this task cannot be in.
+  void set_state(const State& s, int elapsed_steps = 0) {
+    const bool symbols = std::all_of(s.window.begin(), s.window.end(), [](int v) { return v == 0 || v == 1; });
+    SSMRL_REQUIRE(symbols && (s.horizon == short_horizon || (cued_ && s.horizon == long_horizon)), id(),
+                  "::set_state: horizon ", s.horizon, " or a symbol other than 0 or 1 in the window is not a state of ",
+                  cued_ ? "the cued task (horizon 15 or 30)" : "the plain task (horizon 15)");
+    EpisodicState::set_state(s, elapsed_steps);
+  }
 
   template <class Rng>
   void reset(Rng& rng) {
     state_.rng.seed(rng());
     for (auto& symbol : state_.window) symbol = draw();
+    state_.horizon = cued_ && draw() == 1 ? long_horizon : short_horizon;
     clock_.restart();
   }
-  //! The majority symbol of the newest 15 tokens: the right action now.
+  //! The majority symbol of the newest `horizon` tokens (0 on a tie): the right action now.
   [[nodiscard]] int answer() const {
     int ones = 0;
-    for (std::size_t i = tokens - recent; i < tokens; ++i) ones += state_.window[i];
-    return 2 * ones > static_cast<int>(recent) ? 1 : 0;
+    for (std::size_t i = tokens - static_cast<std::size_t>(state_.horizon); i < tokens; ++i) ones += state_.window[i];
+    return 2 * ones > state_.horizon ? 1 : 0;
   }
   StepResult step(std::span<const float> action) { return step(detail::discrete_action(id(), action, 2)); }
   StepResult step(int action) {
-    SSMRL_REQUIRE(action == 0 || action == 1, "ssmrl-RecentMajority::step: action ", action, " is not 0 or 1");
+    SSMRL_REQUIRE(action == 0 || action == 1, id(), "::step: action ", action, " is not 0 or 1");
     clock_.check_can_step(id());
     const double reward = (action == answer() ? 1.0 : -1.0) / static_cast<double>(max_episode_steps());
     std::rotate(state_.window.begin(), state_.window.begin() + 1, state_.window.end());
@@ -212,11 +228,14 @@ public:
     for (std::size_t i = 0; i < tokens; ++i) {
       out[i * token_size] = state_.window[i] == 0 ? 1.0f : 0.0f;
       out[i * token_size + 1] = state_.window[i] == 1 ? 1.0f : 0.0f;
+      out[i * token_size + 2] = 0.0f;
     }
+    if (state_.horizon == long_horizon) out[observation_size - 1] = 1.0f;
   }
 
 private:
   int draw() { return static_cast<int>(state_.rng() >> 63); }
+  bool cued_ = false;
 };
 
 template <>

@@ -370,12 +370,18 @@ public:
   //! Returns of `episodes` whole episodes of a copy of the policy, in new environments seeded with `seed`.
   std::vector<double> evaluate(int episodes, policy::ActMode mode, std::uint64_t seed) const {
     SSMRL_REQUIRE(episodes > 0, "rl::Trainer::evaluate: episodes ", episodes, " must be positive");
+    return first_episode_returns(evaluation_trajectories(episodes, mode, seed));
+  }
+  //! The rollout evaluate() takes its returns from: one environment per episode, each for the time
+  //! limit (its first episode is the one that counts; see first_episode_returns).
+  TrajectoryBatch<Scalar> evaluation_trajectories(int episodes, policy::ActMode mode, std::uint64_t seed) const {
+    SSMRL_REQUIRE(episodes > 0, "rl::Trainer::evaluation_trajectories: episodes ", episodes, " must be positive");
     PolicyT acting = policy_;
     acting.set_num_envs(episodes);
     acting.reset_all();
     env::EnvBatch<Env> batch(static_cast<std::size_t>(episodes), prototype_, seed);
     std::mt19937_64 rng(seed);
-    return first_episode_returns(collect(acting, batch, prototype_.max_episode_steps(), mode, rng));
+    return collect(acting, batch, prototype_.max_episode_steps(), mode, rng);
   }
 
 private:
