@@ -19,3 +19,4 @@
 #include "ssmrl/meta/checkpoint.hpp"
 #include "ssmrl/mc.hpp"
 #include "ssmrl/mc/checkpoint.hpp"
+#include "ssmrl/rsi.hpp"

@@ -1,0 +1,221 @@
+// Self-improvement's foundations: the interquartile mean and stratified bootstrap as rliable
+// computes them, the paired sign-flip test's exact p-values, and Net2Net growth that leaves a
+// cell's outputs (and a head reading them) equal to the original's to 1e-6 in float32.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+#include <ssmrl/nn.hpp>
+#include <ssmrl/rsi.hpp>
+
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "support/errors.hpp"
+
+using namespace ssmrl;
+using test::message_of;
+
+TEST_CASE("interquartile mean: scipy's trim_mean(x, 0.25), floor(n / 4) cut from each end") {
+  CHECK(rsi::interquartile_mean(std::vector<double>{4, 1, 3, 2}) == 2.5);           // cut 1: {2, 3}
+  CHECK(rsi::interquartile_mean(std::vector<double>{5, 1, 100, 2, 3}) == 10.0 / 3);  // cut 1: {2, 3, 5}
+  CHECK(rsi::interquartile_mean(std::vector<double>{7, 1, 2}) == 10.0 / 3);         // cut 0
+  // 8 values: cut 2, the mean of the middle 4.
+  CHECK(rsi::interquartile_mean(std::vector<double>{-50, 8, 1, 2, 3, 4, 5, 90}) == 3.5);
+  CHECK_THROWS_AS((void)rsi::interquartile_mean(std::vector<double>{}), InvalidArgument);
+}
+
+TEST_CASE("stratified bootstrap: resamples runs within each task; percentile interval; refusals") {
+  // Task 0 has runs 0 and 1, task 1 runs 10 and 30: the mean of a resample is (a + b) / 4 + (c + d) / 4
+  // with a, b drawn from task 0 and c, d from task 1, so it lies in [5, 15.5]; without strata a
+  // resample could draw four runs of task 1 (mean 30) or of task 0 (mean 0).
+  ad::Matrix<double> scores(2, 2);
+  scores << 0, 10, 1, 30;
+  const auto mean_of = [](std::span<const double> v) { return rsi::mean(v); };
+  const auto ci = rsi::stratified_bootstrap(scores, mean_of, {.confidence = 0.95, .resamples = 4000, .seed = 3});
+  CHECK(ci.estimate == 10.25);
+  CHECK(ci.low >= 5.0);
+  CHECK(ci.high <= 15.5);
+  CHECK(ci.low < ci.estimate);
+  CHECK(ci.high > ci.estimate);
+  // The same seed gives the same interval; a wider confidence a wider one.
+  const auto again = rsi::stratified_bootstrap(scores, mean_of, {.confidence = 0.95, .resamples = 4000, .seed = 3});
+  CHECK(again.low == ci.low);
+  CHECK(again.high == ci.high);
+  const auto narrow = rsi::stratified_bootstrap(scores, mean_of, {.confidence = 0.5, .resamples = 4000, .seed = 3});
+  CHECK(narrow.low >= ci.low);
+  CHECK(narrow.high <= ci.high);
+  // Constant runs: the interval is the point.
+  const ad::Matrix<double> flat = ad::Matrix<double>::Constant(5, 3, 0.25);
+  const auto point = rsi::stratified_bootstrap(flat, [](std::span<const double> v) {
+    return rsi::interquartile_mean(v);
+  });
+  CHECK(point.low == 0.25);
+  CHECK(point.high == 0.25);
+  ad::Matrix<double> bad = scores;
+  bad(1, 1) = std::nan("");
+  CHECK(message_of<InvalidArgument>([&] { (void)rsi::stratified_bootstrap(bad, mean_of); }).find("scores[3]") !=
+        std::string::npos);
+  CHECK_THROWS_AS((void)rsi::stratified_bootstrap(scores, mean_of, {.confidence = 1.0}), InvalidArgument);
+  CHECK_THROWS_AS((void)rsi::stratified_bootstrap(ad::Matrix<double>(0, 2), mean_of), InvalidArgument);
+}
+
+TEST_CASE("paired sign-flip test: exact p-values by enumeration, non-inferiority by a shift, Monte Carlo") {
+  // Every difference positive: only the observed pattern is as large, p = 2^-n.
+  const std::vector<double> base{1, 2, 3, 4, 5};
+  const std::vector<double> better{1.5, 2.1, 3.7, 4.2, 5.3};
+  const auto t = rsi::paired_sign_flip_test(better, base);
+  CHECK(t.exact);
+  CHECK(t.pairs == 5);
+  CHECK(t.p_value == 1.0 / 32);
+  CHECK(t.significant());
+  CHECK(t.mean_difference == doctest::Approx(0.36));
+  // Four pairs can never reach 5%: the smallest p is 1/16.
+  CHECK(rsi::paired_sign_flip_test(std::span(better).first(4), std::span(base).first(4)).p_value == 1.0 / 16);
+  // Differences 3, -1, 2 (sum 4): of the eight sign patterns only (3, -1, 2) and (3, 1, 2) sum to at
+  // least 4 (the others: 2, 0, 0, -2, -4, -6).
+  const std::vector<double> zeros{0, 0, 0};
+  const std::vector<double> mixed{3, -1, 2};
+  CHECK(rsi::paired_sign_flip_test(mixed, zeros).p_value == 2.0 / 8);
+  // A worse candidate: p near 1; equal ones: every pattern ties, p = 1.
+  CHECK(rsi::paired_sign_flip_test(base, better).p_value == 1.0);
+  CHECK(rsi::paired_sign_flip_test(base, base).p_value == 1.0);
+  // Non-inferiority within a margin: the candidate 0.1 worse on every pair is not inferior by more
+  // than 0.2 (shift -0.2: differences +0.1 each), but is by more than 0.05.
+  std::vector<double> slightly_worse = base;
+  for (auto& v : slightly_worse) v -= 0.1;
+  CHECK(rsi::paired_sign_flip_test(slightly_worse, base, -0.2).p_value == 1.0 / 32);
+  CHECK(rsi::paired_sign_flip_test(slightly_worse, base, -0.05).p_value == 1.0);
+  // Beyond 20 pairs, Monte Carlo: 30 positive differences give p = 1 / (resamples + 1).
+  std::vector<double> a(30), b(30, 0.0);
+  for (std::size_t i = 0; i < a.size(); ++i) a[i] = 0.1 + 0.01 * static_cast<double>(i);
+  const auto mc = rsi::paired_sign_flip_test(a, b, 0, {.resamples = 2000, .seed = 1});
+  CHECK_FALSE(mc.exact);
+  CHECK(mc.p_value == 1.0 / 2001);
+  // Under the null (symmetric differences) p-values of the Monte Carlo and exact paths agree.
+  std::mt19937_64 rng(4);
+  std::normal_distribution<double> noise(0.0, 1.0);
+  std::vector<double> n20(20), n22(22), z20(20, 0.0), z22(22, 0.0);
+  for (auto& v : n20) v = noise(rng);
+  for (std::size_t i = 0; i < 22; ++i) n22[i] = i < 20 ? n20[i] : 0.0;  // two zero differences change nothing
+  const double exact = rsi::paired_sign_flip_test(n20, z20).p_value;
+  const double sampled = rsi::paired_sign_flip_test(n22, z22, 0, {.resamples = 200000, .seed = 2}).p_value;
+  CHECK(std::abs(sampled - exact) < 0.005);  // 4.5 standard errors of 200,000 draws at worst
+  CHECK(message_of<InvalidArgument>([&] { (void)rsi::paired_sign_flip_test(base, mixed); }).find("candidate has 5") !=
+        std::string::npos);
+  std::vector<double> with_nan = base;
+  with_nan[2] = std::nan("");
+  CHECK(message_of<InvalidArgument>([&] { (void)rsi::paired_sign_flip_test(with_nan, base); })
+            .find("candidate[2] is nan") != std::string::npos);
+}
+
+namespace {
+
+// Outputs of `cell` over `steps` steps of `inputs` (input x steps*batch) from a zero state, each
+// step's output read by `head` if given.
+template <class Cell>
+ad::Matrix<float> run(const Cell& cell, const typename Cell::Params& p, const ad::Matrix<float>& inputs,
+                      ad::Index batch, const nn::LinearParams<ad::Matrix<float>>* head = nullptr) {
+  auto ws = cell.make_workspace(batch);
+  ad::Matrix<float> state = ad::Matrix<float>::Zero(cell.state_size(), batch);
+  ad::Matrix<float> out(cell.output_size(), batch);
+  const ad::Index steps = inputs.cols() / batch;
+  ad::Matrix<float> all(head ? head->W.rows() : cell.output_size(), inputs.cols());
+  for (ad::Index t = 0; t < steps; ++t) {
+    cell.step(p, state, inputs.middleCols(t * batch, batch), out, ws);
+    if (head) {
+      all.middleCols(t * batch, batch) = head->W * out;
+      all.middleCols(t * batch, batch).colwise() += head->b.col(0);
+    } else {
+      all.middleCols(t * batch, batch) = out;
+    }
+  }
+  return all;
+}
+
+constexpr float tolerance = 1e-6f;
+
+}  // namespace
+
+TEST_CASE("Net2Net growth preserves the function in float32 to 1e-6: GRU, LSTM, diagonal SSM, MLP, and heads") {
+  nn::init::Rng rng(7);
+  std::mt19937_64 map_rng(11);
+  const ad::Index batch = 3;
+  const ad::Index steps = 20;
+  ad::Matrix<float> inputs = nn::init::normal<float>(4, steps * batch, 1.0, rng);
+
+  SUBCASE("the map: old units first, copies counted; bad maps refused") {
+    const auto w = rsi::Widening::draw(5, 9, map_rng);
+    CHECK(w.to() == 9);
+    int total = 0;
+    for (ad::Index i = 0; i < 5; ++i) {
+      CHECK(w.source(i) == i);
+      total += w.copies(i);
+    }
+    CHECK(total == 9);
+    CHECK(message_of<InvalidArgument>([] { rsi::Widening(3, {0, 2, 1}); }).find("new unit 1 copies 2") !=
+          std::string::npos);
+    CHECK_THROWS_AS(rsi::Widening(3, {0, 1, 2, 3}), InvalidArgument);
+    CHECK_THROWS_AS((void)rsi::Widening::draw(5, 4, map_rng), InvalidArgument);  // shrinking is not growth
+  }
+  SUBCASE("GRU hidden 8 -> 10 and LSTM 6 -> 8, with a head on h") {
+    const nn::GruCell<float> gru({.input = 4, .hidden = 8});
+    const auto p = gru.init_params(rng);
+    const auto head = nn::init_linear<float>(8, 2, rng, nn::LinearInit::xavier);
+    const auto w = rsi::Widening(8, {0, 1, 2, 3, 4, 5, 6, 7, 3, 3});  // unit 3 three times
+    const auto grown = rsi::widen_hidden(gru, p, w);
+    const auto grown_head = rsi::widen_input(head, w);
+    CHECK(grown.cell.config().hidden == 10);
+    grown.cell.check_shapes(grown.params);
+    const auto before = run(gru, p, inputs, batch, &head);
+    const auto after = run(grown.cell, grown.params, inputs, batch, &grown_head);
+    CHECK((before - after).cwiseAbs().maxCoeff() <= tolerance);
+    // The copies of a unit hold its value at every step (to rounding: the split recurrent columns
+    // sum in another order).
+    const auto h = run(grown.cell, grown.params, inputs, batch);
+    CHECK((h.row(8) - h.row(3)).cwiseAbs().maxCoeff() <= tolerance);
+    CHECK((h.row(9) - h.row(3)).cwiseAbs().maxCoeff() <= tolerance);
+
+    const nn::LstmCell<float> lstm({.input = 4, .hidden = 6});
+    const auto q = lstm.init_params(rng);
+    const auto lhead = nn::init_linear<float>(6, 3, rng, nn::LinearInit::xavier);
+    const auto lw = rsi::Widening::draw(6, 8, map_rng);
+    const auto lgrown = rsi::widen_hidden(lstm, q, lw);
+    const auto lgrown_head = rsi::widen_input(lhead, lw);
+    CHECK((run(lstm, q, inputs, batch, &lhead) - run(lgrown.cell, lgrown.params, inputs, batch, &lgrown_head))
+              .cwiseAbs()
+              .maxCoeff() <= tolerance);
+    CHECK(message_of<InvalidArgument>([&] { (void)rsi::widen_hidden(lstm, q, w); }).find("from 8 units") !=
+          std::string::npos);
+  }
+  SUBCASE("diagonal SSM: state 8 -> 10 (same output), output 5 -> 6 (a head reads it)") {
+    const nn::DiagSsmCell<float> ssm({.input = 4, .state = 8, .output = 5});
+    const auto p = ssm.init_params(rng);
+    const auto by_state = rsi::widen_state(ssm, p, rsi::Widening::draw(8, 10, map_rng));
+    CHECK(by_state.cell.config().state == 10);
+    CHECK((run(ssm, p, inputs, batch) - run(by_state.cell, by_state.params, inputs, batch)).cwiseAbs().maxCoeff() <=
+          tolerance);
+    const auto head = nn::init_linear<float>(5, 2, rng, nn::LinearInit::xavier);
+    const auto w = rsi::Widening::draw(5, 6, map_rng);
+    const auto by_output = rsi::widen_output(ssm, p, w);
+    const auto grown_head = rsi::widen_input(head, w);
+    CHECK((run(ssm, p, inputs, batch, &head) - run(by_output.cell, by_output.params, inputs, batch, &grown_head))
+              .cwiseAbs()
+              .maxCoeff() <= tolerance);
+  }
+  SUBCASE("MLP: the first of two hidden layers 16 -> 19, then the last 12 -> 14 with a head") {
+    const nn::MlpCell<float> mlp({.input = 4, .hidden = {16, 12}});
+    const auto p = mlp.init_params(rng);
+    const auto head = nn::init_linear<float>(12, 2, rng, nn::LinearInit::xavier);
+    const auto first = rsi::widen_layer(mlp, p, 0, rsi::Widening::draw(16, 19, map_rng));
+    CHECK(first.cell.config().hidden == std::vector<ad::Index>{19, 12});
+    const auto w = rsi::Widening::draw(12, 14, map_rng);
+    const auto both = rsi::widen_layer(first.cell, first.params, 1, w);
+    const auto grown_head = rsi::widen_input(head, w);
+    CHECK((run(mlp, p, inputs, batch, &head) - run(both.cell, both.params, inputs, batch, &grown_head))
+              .cwiseAbs()
+              .maxCoeff() <= tolerance);
+    CHECK(message_of<InvalidArgument>([&] { (void)rsi::widen_layer(mlp, p, 2, w); }).find("layer 2 of 2 layers does not exist") !=
+          std::string::npos);
+  }
+}
