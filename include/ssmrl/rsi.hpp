@@ -1,5 +1,7 @@
-// Self-improvement: the statistics its decisions rest on and function-preserving growth of cells.
+// Self-improvement: the statistics its decisions rest on and function-preserving growth of cells and
+// policies.
 #pragma once
 
 #include "ssmrl/rsi/net2net.hpp"
+#include "ssmrl/rsi/policy_growth.hpp"
 #include "ssmrl/rsi/statistics.hpp"

@@ -4,6 +4,7 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 #include <ssmrl/nn.hpp>
+#include <ssmrl/policy/recurrent_policy.hpp>
 #include <ssmrl/rsi.hpp>
 
 #include <cmath>
@@ -218,4 +219,76 @@ TEST_CASE("Net2Net growth preserves the function in float32 to 1e-6: GRU, LSTM, 
     CHECK(message_of<InvalidArgument>([&] { (void)rsi::widen_layer(mlp, p, 2, w); }).find("layer 2 of 2 layers does not exist") !=
           std::string::npos);
   }
+}
+
+namespace {
+
+// Greedy actions, log-probabilities and values of `policy` over `steps` steps of `inputs`.
+template <class Policy>
+std::vector<ad::Matrix<float>> act_over(Policy policy, const ad::Matrix<float>& inputs, ad::Index batch) {
+  policy.set_num_envs(batch);
+  std::mt19937_64 rng(1);
+  std::vector<ad::Matrix<float>> out;
+  for (ad::Index t = 0; t < inputs.cols() / batch; ++t) {
+    const auto s = policy.act(inputs.middleCols(t * batch, batch), policy::ActMode::greedy, rng);
+    out.push_back(s.actions);
+    out.push_back(s.log_prob);
+    if constexpr (Policy::has_value_head) out.push_back(s.value);
+  }
+  return out;
+}
+
+float max_difference(const std::vector<ad::Matrix<float>>& a, const std::vector<ad::Matrix<float>>& b) {
+  REQUIRE(a.size() == b.size());
+  float worst = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) worst = std::max(worst, (a[i] - b[i]).cwiseAbs().maxCoeff());
+  return worst;
+}
+
+}  // namespace
+
+TEST_CASE("a grown policy acts as the original: GRU actor-critic, SSM and MLP Gaussian policies; LayerNorm does not") {
+  nn::init::Rng rng(3);
+  std::mt19937_64 map_rng(5);
+  const ad::Index batch = 4;
+  const ad::Matrix<float> inputs = nn::init::normal<float>(3, 20 * batch, 1.0, rng);
+  using GruActorCritic = policy::RecurrentPolicy<nn::GruCell<float>, policy::CategoricalHead<float>, nn::NoNorm<float>,
+                                                 policy::ValueHead<float>>;
+  const GruActorCritic gru(nn::GruCell<float>({.input = 3, .hidden = 10}), policy::CategoricalHead<float>(10, 3), {},
+                           policy::ValueHead<float>(10), 2);
+  const auto grown = rsi::widen_hidden(gru, rsi::Widening::draw(10, 12, map_rng));
+  CHECK(grown.cell().config().hidden == 12);
+  CHECK(grown.head().input_size() == 12);
+  CHECK(max_difference(act_over(gru, inputs, batch), act_over(grown, inputs, batch)) <= 1e-6f);
+
+  using SsmGaussian = policy::RecurrentPolicy<nn::DiagSsmCell<float>, policy::GaussianHead<float>>;
+  const SsmGaussian ssm(nn::DiagSsmCell<float>({.input = 3, .state = 8, .output = 6}),
+                        policy::GaussianHead<float>({.input = 6, .actions = 2}), {}, {}, 4);
+  const auto wider_state = rsi::widen_state(ssm, rsi::Widening::draw(8, 9, map_rng));
+  CHECK(wider_state.cell().config().state == 9);
+  CHECK(max_difference(act_over(ssm, inputs, batch), act_over(wider_state, inputs, batch)) <= 1e-6f);
+
+  using MlpGaussian = policy::RecurrentPolicy<nn::MlpCell<float>,
+                                              policy::GaussianHead<float, policy::GaussianStd::state_dependent>>;
+  const MlpGaussian mlp(nn::MlpCell<float>({.input = 3, .hidden = {8, 8}}),
+                        policy::GaussianHead<float, policy::GaussianStd::state_dependent>({.input = 8, .actions = 2}),
+                        {}, {}, 6);
+  const auto inner = rsi::widen_layer(mlp, 0, rsi::Widening::draw(8, 9, map_rng));
+  const auto outer = rsi::widen_layer(inner, 1, rsi::Widening::draw(8, 10, map_rng));
+  CHECK(outer.head().input_size() == 10);
+  CHECK(max_difference(act_over(mlp, inputs, batch), act_over(outer, inputs, batch)) <= 1e-6f);
+
+  // Under a LayerNorm the copies change the mean and variance: the grown policy only starts near.
+  using NormedGru = policy::RecurrentPolicy<nn::GruCell<float>, policy::CategoricalHead<float>, nn::LayerNorm<float>>;
+  const NormedGru normed(nn::GruCell<float>({.input = 3, .hidden = 10}), policy::CategoricalHead<float>(10, 3),
+                         nn::LayerNorm<float>(10), {}, 8);
+  const auto normed_grown = rsi::widen_hidden(normed, rsi::Widening::draw(10, 12, map_rng));
+  CHECK(normed_grown.params().norm.scale.rows() == 12);
+  CHECK(max_difference(act_over(normed, inputs, batch), act_over(normed_grown, inputs, batch)) > 1e-6f);
+
+  // A cell grown apart from its policy must say how the features widened.
+  CHECK(message_of<InvalidArgument>([&] {
+          (void)rsi::with_grown_cell(gru, rsi::widen_hidden(gru.cell(), gru.params().cell,
+                                                            rsi::Widening::draw(10, 11, map_rng)), std::nullopt);
+        }).find("gives 11 features, the policy's 10") != std::string::npos);
 }

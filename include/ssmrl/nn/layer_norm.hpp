@@ -33,6 +33,7 @@ public:
     SSMRL_REQUIRE(features > 0 && eps > 0, "LayerNorm: features ", features, " and eps ", eps, " must be positive");
   }
   [[nodiscard]] ad::Index features() const noexcept { return features_; }
+  [[nodiscard]] double eps() const noexcept { return eps_; }
 
   template <class Rng>
   [[nodiscard]] Params init_params(Rng&) const {
