@@ -20,3 +20,4 @@
 #include "ssmrl/mc.hpp"
 #include "ssmrl/mc/checkpoint.hpp"
 #include "ssmrl/rsi.hpp"
+#include "ssmrl/rsi/history.hpp"

@@ -1,13 +1,19 @@
 // Self-improvement's foundations: the interquartile mean and stratified bootstrap as rliable
-// computes them, the paired sign-flip test's exact p-values, and Net2Net growth that leaves a
-// cell's outputs (and a head reading them) equal to the original's to 1e-6 in float32.
+// computes them, the paired sign-flip test's exact p-values, Net2Net growth that leaves a cell's
+// outputs (and a head reading them) equal to the original's to 1e-6 in float32, and the history
+// and checkpoint ring a crash cannot tear.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 #include <ssmrl/nn.hpp>
 #include <ssmrl/policy/recurrent_policy.hpp>
 #include <ssmrl/rsi.hpp>
+#include <ssmrl/rsi/history.hpp>
+#include <unistd.h>
 
 #include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <random>
 #include <string>
 #include <vector>
@@ -291,4 +297,73 @@ TEST_CASE("a grown policy acts as the original: GRU actor-critic, SSM and MLP Ga
           (void)rsi::with_grown_cell(gru, rsi::widen_hidden(gru.cell(), gru.params().cell,
                                                             rsi::Widening::draw(10, 11, map_rng)), std::nullopt);
         }).find("gives 11 features, the policy's 10") != std::string::npos);
+}
+
+TEST_CASE("history: whole lines in cycle order, a torn last line cut off on opening; the checkpoint ring") {
+  const auto dir = std::filesystem::temp_directory_path() / ("ssmrl_rsi_test_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const auto path = dir / "history.jsonl";
+  const auto text = [&] {
+    std::ifstream in(path, std::ios::binary);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  };
+  {
+    rsi::History history(path);
+    CHECK(history.next_cycle() == 0);
+    history.append({{"cycle", 0}, {"decision", "baseline"}});
+    history.append({{"cycle", 1}, {"decision", "rejected"}});
+    const auto before = text();
+    CHECK(message_of<InvalidArgument>([&] { history.append({{"cycle", 3}}); }).find("must be 2, the next one; got 3") !=
+          std::string::npos);
+    CHECK_THROWS_AS(history.append({{"decision", "none"}}), InvalidArgument);
+    CHECK(text() == before);
+    CHECK(history.next_cycle() == 2);
+  }
+  // A crash in the middle of a line: reopening cuts it off, and the next cycle is 2 again.
+  const auto whole = text();
+  {
+    std::ofstream torn(path, std::ios::binary | std::ios::app);
+    torn << R"({"cycle": 2, "deci)";
+  }
+  {
+    rsi::History history(path);
+    CHECK(history.had_torn_line());
+    CHECK(history.next_cycle() == 2);
+    CHECK(text() == whole);
+    CHECK(history.records()[1]["decision"] == "rejected");
+    history.append({{"cycle", 2}, {"decision", "accepted"}});
+  }
+  CHECK(rsi::History(path).next_cycle() == 3);
+  CHECK_FALSE(rsi::History(path).had_torn_line());
+  // Damage that no crash makes is refused, and the file is left as it is.
+  {
+    std::ofstream out(path, std::ios::binary);
+    out << "{\"cycle\": 0}\nnot json\n{\"cycle\": 2}\n";
+  }
+  CHECK(message_of<InvalidArgument>([&] { rsi::History{path}; }).find("line 2") != std::string::npos);
+  {
+    std::ofstream out(path, std::ios::binary);
+    out << "{\"cycle\": 0}\n{\"cycle\": 0}\n";
+  }
+  CHECK(message_of<InvalidArgument>([&] { rsi::History{path}; }).find("is cycle 0, expected 1") != std::string::npos);
+  CHECK(text() == "{\"cycle\": 0}\n{\"cycle\": 0}\n");
+
+  // The ring keeps the last 2 cycles' checkpoints and a copy of the best.
+  using Policy = policy::RecurrentPolicy<nn::GruCell<float>, policy::CategoricalHead<float>>;
+  rsi::CheckpointRing ring(dir / "checkpoints", 2);
+  for (long cycle = 0; cycle < 5; ++cycle) {
+    const Policy p(nn::GruCell<float>({.input = 2, .hidden = 4}), policy::CategoricalHead<float>(4, 2), {}, {},
+                   static_cast<std::uint64_t>(cycle));
+    ring.save(cycle, p);
+    if (cycle == 3) ring.mark_best(3);
+  }
+  CHECK(ring.cycles() == std::vector<long>{3, 4});
+  Policy loaded(nn::GruCell<float>({.input = 2, .hidden = 4}), policy::CategoricalHead<float>(4, 2), {}, {}, 99);
+  const auto metadata = io::load_checkpoint(ring.best_path(), loaded);
+  CHECK(metadata.at("ssmrl.rsi.cycle") == "3");
+  const Policy third(nn::GruCell<float>({.input = 2, .hidden = 4}), policy::CategoricalHead<float>(4, 2), {}, {}, 3);
+  CHECK(loaded.params().cell.weight_hh == third.params().cell.weight_hh);
+  CHECK(message_of<InvalidArgument>([&] { ring.mark_best(0); }).find("no checkpoint of cycle 0") != std::string::npos);
+  std::filesystem::remove_all(dir);
 }
