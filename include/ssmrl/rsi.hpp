@@ -1,7 +1,8 @@
-// Self-improvement: the statistics its decisions rest on and function-preserving growth of cells and
-// policies.
+// Self-improvement: the statistics its decisions rest on, how a proposal is judged and watched, and
+// function-preserving growth of cells and policies.
 #pragma once
 
+#include "ssmrl/rsi/decision.hpp"
 #include "ssmrl/rsi/net2net.hpp"
 #include "ssmrl/rsi/policy_growth.hpp"
 #include "ssmrl/rsi/statistics.hpp"

@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -366,4 +367,80 @@ TEST_CASE("history: whole lines in cycle order, a torn last line cut off on open
   CHECK(loaded.params().cell.weight_hh == third.params().cell.weight_hh);
   CHECK(message_of<InvalidArgument>([&] { ring.mark_best(0); }).find("no checkpoint of cycle 0") != std::string::npos);
   std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("judging a proposal: a paired test on the primary score, non-inferiority on the others; false positives") {
+  const rsi::ScoreScale cartpole{.floor = 20, .reference = 195};
+  CHECK(cartpole.normalise(107.5) == 0.5);
+  const rsi::ScoreScale flat_scale{.floor = 1, .reference = 1};
+  CHECK_THROWS_AS((void)flat_scale.normalise(0), InvalidArgument);
+  const std::vector<double> base{0.50, 0.42, 0.61, 0.55, 0.47, 0.52};
+  std::vector<double> better = base;
+  for (auto& v : better) v += 0.05;
+  const rsi::MetricSample b{"return", base, 0.05};
+  const rsi::MetricSample c{"return", better, 0.05};
+  const std::vector<rsi::MetricSample> others_b{{"adaptation", base, 0.05}, {"generalisation", base, 0.05}};
+  auto others_c = others_b;
+  const auto accepted = rsi::judge(c, b, others_c, others_b);
+  CHECK(accepted.accepted);
+  CHECK(accepted.verdicts.size() == 3);
+  CHECK(accepted.verdicts[0].test.p_value == 1.0 / 64);
+  // Better on the primary, but generalisation 0.2 worse on every seed (margin 0.05): refused, named.
+  for (auto& v : others_c[1].per_seed) v -= 0.2;
+  const auto worse = rsi::judge(c, b, others_c, others_b);
+  CHECK_FALSE(worse.accepted);
+  CHECK(worse.why.find("possibly worse on generalisation") != std::string::npos);
+  CHECK(worse.verdicts[1].passed);
+  CHECK_FALSE(worse.verdicts[2].passed);
+  // Not better: refused whatever the others do.
+  const auto same = rsi::judge(b, b, others_b, others_b);
+  CHECK_FALSE(same.accepted);
+  CHECK(same.why.find("return not better") != std::string::npos);
+  CHECK_THROWS_AS((void)rsi::judge(c, rsi::MetricSample{"score", base, 0.05}, others_b, others_b), InvalidArgument);
+  CHECK_THROWS_AS((void)rsi::judge(c, b, {others_b[0]}, others_b), InvalidArgument);
+
+  // The held-out re-check: 0.02 worse passes a margin of 0.05, 0.1 worse does not.
+  std::vector<double> slightly = base, clearly = base;
+  for (auto& v : slightly) v -= 0.02;
+  for (auto& v : clearly) v -= 0.1;
+  CHECK(rsi::confirm({"return", slightly, 0}, {"return", base, 0}, 0.05).passed);
+  CHECK_FALSE(rsi::confirm({"return", clearly, 0}, {"return", base, 0}, 0.05).passed);
+
+  // Under the null (candidate and baseline the same policy, fresh noise per seed) the primary test
+  // accepts at its level: 51 of the 1024 sign patterns of 10 seeds lie below 0.05, 4.98%.
+  std::mt19937_64 rng(8);
+  std::normal_distribution<double> noise(0.5, 0.1);
+  int accepted_nulls = 0;
+  const int trials = 2000;
+  for (int t = 0; t < trials; ++t) {
+    std::vector<double> x(10), y(10);
+    for (auto& v : x) v = noise(rng);
+    for (auto& v : y) v = noise(rng);
+    if (rsi::judge({"return", x, 0.05}, {"return", y, 0.05}, {}, {}).accepted) ++accepted_nulls;
+  }
+  const double rate = static_cast<double>(accepted_nulls) / trials;
+  MESSAGE("null proposals accepted: ", accepted_nulls, " of ", trials);
+  CHECK(rate > 0.035);
+  CHECK(rate < 0.065);
+}
+
+TEST_CASE("the safety monitor rolls back on degradation, non-finite values or instability, and stops after 3") {
+  rsi::SafetyMonitor monitor({.degradation = 0.1, .max_spread = 0.3, .max_consecutive_failures = 3});
+  using V = rsi::SafetyMonitor::Verdict;
+  CHECK(monitor.check({0.5, 0.6, 0.55}) == V::good);
+  CHECK(*monitor.best() == doctest::Approx(0.55));
+  CHECK(monitor.check({0.5, 0.52, 0.5}) == V::good);  // 0.04 below the best: within the tolerance
+  CHECK(monitor.check({0.3, 0.35, 0.4}) == V::roll_back);
+  CHECK(monitor.why().find("fell to") != std::string::npos);
+  CHECK(monitor.check({0.6, std::nan(""), 0.6}) == V::roll_back);
+  CHECK(monitor.why() == "a primary score is not finite");
+  CHECK(monitor.consecutive_failures() == 2);
+  CHECK(monitor.check({0.6, 0.6, 0.6}) == V::good);  // a good cycle resets the count
+  CHECK(monitor.consecutive_failures() == 0);
+  CHECK(monitor.check({0.0, 1.2, 0.6}) == V::roll_back);  // spread 0.6
+  CHECK(monitor.why().find("spread") != std::string::npos);
+  CHECK(monitor.check({0.6, 0.6}, {std::numeric_limits<double>::infinity()}) == V::roll_back);
+  CHECK(monitor.check({0.1, 0.1}) == V::stop);
+  const rsi::SafetyOptions never{.max_consecutive_failures = 0};
+  CHECK_THROWS_AS(rsi::SafetyMonitor{never}, InvalidArgument);
 }
