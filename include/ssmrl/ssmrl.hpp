@@ -21,3 +21,4 @@
 #include "ssmrl/mc/checkpoint.hpp"
 #include "ssmrl/rsi.hpp"
 #include "ssmrl/rsi/history.hpp"
+#include "ssmrl/rsi/loop.hpp"

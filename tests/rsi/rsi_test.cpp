@@ -8,6 +8,7 @@
 #include <ssmrl/policy/recurrent_policy.hpp>
 #include <ssmrl/rsi.hpp>
 #include <ssmrl/rsi/history.hpp>
+#include <ssmrl/rsi/loop.hpp>
 #include <unistd.h>
 
 #include <cmath>
@@ -443,4 +444,148 @@ TEST_CASE("the safety monitor rolls back on degradation, non-finite values or in
   CHECK(monitor.check({0.1, 0.1}) == V::stop);
   const rsi::SafetyOptions never{.max_consecutive_failures = 0};
   CHECK_THROWS_AS(rsi::SafetyMonitor{never}, InvalidArgument);
+}
+
+namespace {
+
+// A subject whose "training" is gradient descent on x^2 at rate lr; its score on a seed is -x^2
+// plus a little noise of that seed; a proposal doubles or halves lr. `poison_after` trainings
+// (counted down by every copy) turn x into NaN.
+struct Toy {
+  using proposal_type = double;
+  double x = 3;
+  double lr = 0.01;
+  int poison_after = -1;
+
+  [[nodiscard]] double propose(std::mt19937_64& rng) const { return (rng() >> 63) != 0 ? lr * 2 : lr / 2; }
+  [[nodiscard]] Toy with(double new_lr) const {
+    Toy t = *this;
+    t.lr = new_lr;
+    return t;
+  }
+  [[nodiscard]] nlohmann::json describe(double new_lr) const { return {{"lr", new_lr}}; }
+  void train(long budget) {
+    for (long k = 0; k < budget; ++k) x -= lr * 2 * x;
+    if (poison_after > 0 && --poison_after == 0) x = std::nan("");
+  }
+  [[nodiscard]] rsi::Evaluation evaluate(std::span<const std::uint64_t> seeds) const {
+    rsi::Evaluation e{{"score", {}, 0.05}, {{"steadiness", {}, 0.05}}};
+    for (const auto s : seeds) {
+      std::mt19937_64 rng(s);
+      const double noise = std::normal_distribution<double>(0.0, 0.001)(rng);
+      e.primary.per_seed.push_back(-x * x + noise);
+      e.others[0].per_seed.push_back(-std::abs(noise));
+    }
+    return e;
+  }
+  void save(const std::filesystem::path& path) const {
+    const nlohmann::json j{{"x", x}, {"lr", lr}, {"poison_after", poison_after}};
+    io::write_file_atomically("Toy::save", path, j.dump());
+  }
+  void load(const std::filesystem::path& path) {
+    std::ifstream in(path);
+    const auto j = nlohmann::json::parse(in);
+    x = j["x"].get<double>();
+    lr = j["lr"].get<double>();
+    poison_after = j["poison_after"].get<int>();
+  }
+};
+static_assert(rsi::ImprovableSubject<Toy>);
+
+rsi::LoopOptions toy_options() {
+  return {.eval_seeds = {1, 2, 3, 4, 5, 6}, .heldout_seeds = {101, 102, 103, 104, 105, 106}, .budget = 5,
+          .confirm_margin = 0.05, .safety = {.degradation = 0.5, .max_spread = 1.0, .max_consecutive_failures = 3},
+          .keep = 2, .seed = 9};
+}
+
+std::string file_text(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+}  // namespace
+
+TEST_CASE("the loop: baseline first, faster learning accepted, a resumed run repeats an interrupted cycle exactly") {
+  const auto root = std::filesystem::temp_directory_path() / ("ssmrl_rsi_loop_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(root);
+  const auto straight = root / "straight";
+  {
+    rsi::ImprovementLoop<Toy> loop(Toy{}, straight, toy_options());
+    REQUIRE(loop.history().records().size() == 1);
+    const auto& baseline = loop.history().records()[0];
+    CHECK(baseline["decision"] == "baseline");
+    CHECK(baseline["eval"]["primary"]["per_seed"].size() == 6);
+    CHECK(baseline["heldout"]["primary"]["per_seed"].size() == 6);
+    int accepted = 0;
+    int rejected = 0;
+    for (int c = 0; c < 6; ++c) {
+      const auto outcome = loop.run_cycle();
+      accepted += outcome == rsi::CycleOutcome::accepted ? 1 : 0;
+      rejected += outcome == rsi::CycleOutcome::rejected ? 1 : 0;
+    }
+    CHECK(accepted >= 1);
+    CHECK(accepted + rejected == 6);
+    // Every accepted proposal doubled the rate (halving learns slower and is never better).
+    for (const auto& r : loop.history().records()) {
+      if (r["decision"] == "accepted") {
+        CHECK(r["heldout"]["confirmed"] == true);
+        CHECK(r["p_value"].get<double>() < 0.05);
+      }
+    }
+    CHECK(loop.subject().lr > 0.01);
+    CHECK(std::abs(loop.subject().x) < 3 * std::pow(1 - 0.02, 30));  // better than the same training at 0.01
+  }
+  // The same run interrupted: 3 cycles, then a crash after cycle 4's checkpoint, before its line.
+  const auto interrupted = root / "interrupted";
+  {
+    rsi::ImprovementLoop<Toy> loop(Toy{}, interrupted, toy_options());
+    for (int c = 0; c < 3; ++c) (void)loop.run_cycle();
+  }
+  {
+    std::ofstream(interrupted / "checkpoints" / "cycle_4.safetensors") << "{\"x\": 0, \"lr\": 1, \"poison_after\": -1}";
+    std::ofstream(interrupted / "history.jsonl", std::ios::app) << "{\"cycle\": 4, \"decis";
+  }
+  {
+    rsi::ImprovementLoop<Toy> loop(Toy{.x = 100, .lr = 0.5}, interrupted, toy_options());
+    CHECK(loop.next_cycle() == 4);
+    CHECK_FALSE(std::filesystem::exists(interrupted / "checkpoints" / "cycle_4.safetensors"));
+    for (int c = 0; c < 3; ++c) (void)loop.run_cycle();
+  }
+  // No cycle lost or counted twice, and the histories are the same line for line.
+  CHECK(file_text(interrupted / "history.jsonl") == file_text(straight / "history.jsonl"));
+  CHECK(file_text(interrupted / "checkpoints" / "cycle_6.safetensors") ==
+        file_text(straight / "checkpoints" / "cycle_6.safetensors"));
+  CHECK(std::filesystem::exists(straight / "checkpoints" / "best.safetensors"));
+  CHECK_FALSE(std::filesystem::exists(straight / "checkpoints" / "cycle_4.safetensors"));  // keep 2
+  std::filesystem::remove_all(root);
+}
+
+TEST_CASE("the loop rolls back a cycle that ends non-finite and stops after three in a row") {
+  const auto dir = std::filesystem::temp_directory_path() / ("ssmrl_rsi_stop_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  {
+    // Every copy turns NaN at its second training: cycle 1 is good, then each cycle fails.
+    rsi::ImprovementLoop<Toy> loop(Toy{.poison_after = 2}, dir, toy_options());
+    CHECK(loop.run_cycle() != rsi::CycleOutcome::rolled_back);
+    const double x_after_one = loop.subject().x;
+    CHECK(loop.run_cycle() == rsi::CycleOutcome::rolled_back);
+    CHECK(loop.subject().x == x_after_one);  // back to the last good checkpoint
+    CHECK(loop.history().records().back()["safety"] == "a primary score is not finite");
+    CHECK(loop.run_cycle() == rsi::CycleOutcome::rolled_back);
+    CHECK(loop.run_cycle() == rsi::CycleOutcome::stopped);
+    CHECK(loop.stopped());
+    CHECK(message_of<InvalidArgument>([&] { (void)loop.run_cycle(); }).find("stopped after 3 consecutive failures") !=
+          std::string::npos);
+  }
+  // Reopened, it is still stopped, with the last good state.
+  rsi::ImprovementLoop<Toy> reopened(Toy{}, dir, toy_options());
+  CHECK(reopened.stopped());
+  CHECK(std::isfinite(reopened.subject().x));
+  CHECK_THROWS_AS(rsi::ImprovementLoop<Toy>(Toy{}, dir / "other", [] {
+                    auto o = toy_options();
+                    o.heldout_seeds.push_back(3);
+                    return o;
+                  }()),
+                  InvalidArgument);
+  std::filesystem::remove_all(dir);
 }

@@ -165,6 +165,15 @@ public:
     ++failures_;
     return failures_ >= options_.max_consecutive_failures ? Verdict::stop : Verdict::roll_back;
   }
+  //! Where a resumed run left off: the best mean primary score and the failures in a row.
+  void restore(std::optional<double> best, int consecutive_failures) {
+    SSMRL_REQUIRE((!best || std::isfinite(*best)) && consecutive_failures >= 0 &&
+                      consecutive_failures <= options_.max_consecutive_failures,
+                  "rsi::SafetyMonitor::restore: best ", best.value_or(0.0), " must be finite and consecutive_failures ",
+                  consecutive_failures, " in [0, ", options_.max_consecutive_failures, "]");
+    best_ = best;
+    failures_ = consecutive_failures;
+  }
   [[nodiscard]] const std::string& why() const noexcept { return why_; }
   [[nodiscard]] int consecutive_failures() const noexcept { return failures_; }
   [[nodiscard]] std::optional<double> best() const noexcept { return best_; }

@@ -127,8 +127,13 @@ public:
     auto extra = metadata;
     extra["ssmrl.rsi.cycle"] = std::to_string(cycle);
     io::save_checkpoint(path_of(cycle), model, extra);
+    prune(cycle);
+  }
+  //! Removes the checkpoints `keep` or more cycles older than `cycle`, and any of later cycles (left
+  //! by a crash before their history line: they are run again).
+  void prune(long cycle) {
     for (const long old : cycles()) {
-      if (old <= cycle - keep_) std::filesystem::remove(path_of(old));
+      if (old <= cycle - keep_ || old > cycle) std::filesystem::remove(path_of(old));
     }
   }
   //! Copies `cycle`'s checkpoint to best.safetensors, atomically.

@@ -1,0 +1,251 @@
+// The self-improvement loop: the baseline evaluated first; then each cycle proposes a change,
+// trains the changed subject and the unchanged one on the same budget, accepts by judge() on the
+// evaluation seeds, confirms on held-out seeds, lets the safety monitor roll back or stop, and
+// writes the cycle's checkpoint, then its history line. A cycle's choices come from (seed, cycle)
+// alone, so a run resumed after a crash repeats the interrupted cycle exactly.
+#pragma once
+
+#include <concepts>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <random>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "ssmrl/core/error.hpp"
+#include "ssmrl/rsi/decision.hpp"
+#include "ssmrl/rsi/history.hpp"
+#include "ssmrl/rsi/statistics.hpp"
+
+namespace ssmrl::rsi {
+
+//! A subject's metrics on some seeds: the primary score and the others, each per seed.
+struct Evaluation {
+  MetricSample primary;
+  std::vector<MetricSample> others;
+};
+
+//! What the loop improves: a copyable, trainable thing with its evaluation and its checkpoint.
+//!  - `proposal_type`, `propose(rng)` (a change within its bounds), `with(proposal)` (the subject
+//!    changed, starting from what it learnt), `describe(proposal)` (JSON for the history);
+//!  - `train(budget)`, `evaluate(seeds)` (an Evaluation);
+//!  - `save(path)` (atomically) and `load(path)` (all of its state, or nothing).
+template <class S>
+concept ImprovableSubject =
+    std::copyable<S> && requires(S s, const S cs, std::mt19937_64& rng, const typename S::proposal_type& p,
+                                 long budget, std::span<const std::uint64_t> seeds, const std::filesystem::path& path) {
+      { cs.propose(rng) } -> std::same_as<typename S::proposal_type>;
+      { cs.with(p) } -> std::same_as<S>;
+      { cs.describe(p) } -> std::convertible_to<nlohmann::json>;
+      s.train(budget);
+      { cs.evaluate(seeds) } -> std::same_as<Evaluation>;
+      cs.save(path);
+      s.load(path);
+    };
+
+struct LoopOptions {
+  std::vector<std::uint64_t> eval_seeds;     //!< the seeds acceptance is decided on
+  std::vector<std::uint64_t> heldout_seeds;  //!< the seeds an accepted proposal is confirmed on
+  long budget = 1;                           //!< training per cycle, for the candidate and the baseline alike
+  JudgeOptions judge{};
+  double confirm_margin = 0.05;
+  SafetyOptions safety{};
+  int keep = 3;  //!< checkpoints kept beside the best
+  std::uint64_t seed = 0;
+};
+
+enum class CycleOutcome { accepted, rejected, withdrawn, rolled_back, stopped };
+
+[[nodiscard]] inline const char* outcome_name(CycleOutcome o) {
+  switch (o) {
+    case CycleOutcome::accepted: return "accepted";
+    case CycleOutcome::rejected: return "rejected";
+    case CycleOutcome::withdrawn: return "withdrawn";
+    case CycleOutcome::rolled_back: return "rolled_back";
+    case CycleOutcome::stopped: return "stopped";
+  }
+  return "?";
+}
+
+namespace detail {
+inline nlohmann::json metric_json(const MetricSample& m) {
+  ad::Matrix<double> column(static_cast<ad::Index>(m.per_seed.size()), 1);
+  for (std::size_t i = 0; i < m.per_seed.size(); ++i) column(static_cast<ad::Index>(i), 0) = m.per_seed[i];
+  nlohmann::json j{{"name", m.name}, {"per_seed", m.per_seed}};
+  bool finite = !m.per_seed.empty();
+  for (const double v : m.per_seed) finite = finite && std::isfinite(v);
+  if (finite) {
+    const auto ci = stratified_bootstrap(column, [](std::span<const double> v) { return interquartile_mean(v); });
+    j["mean"] = mean(m.per_seed);
+    j["iqm"] = ci.estimate;
+    j["iqm_ci95"] = {ci.low, ci.high};
+  }
+  return j;
+}
+inline nlohmann::json evaluation_json(const Evaluation& e) {
+  nlohmann::json others = nlohmann::json::array();
+  for (const auto& m : e.others) others.push_back(metric_json(m));
+  return {{"primary", metric_json(e.primary)}, {"others", others}};
+}
+inline bool finite(const Evaluation& e) {
+  const auto all_finite = [](const MetricSample& m) {
+    for (const double v : m.per_seed) {
+      if (!std::isfinite(v)) return false;
+    }
+    return true;
+  };
+  if (!all_finite(e.primary)) return false;
+  for (const auto& m : e.others) {
+    if (!all_finite(m)) return false;
+  }
+  return true;
+}
+inline std::vector<double> all_values(const Evaluation& e) {
+  std::vector<double> out;
+  for (const auto& m : e.others) out.insert(out.end(), m.per_seed.begin(), m.per_seed.end());
+  return out;
+}
+}  // namespace detail
+
+template <ImprovableSubject Subject>
+class ImprovementLoop {
+public:
+  //! Takes `dir` (history.jsonl and checkpoints/). A new run evaluates `subject` first, on both
+  //! sets of seeds, and records it as cycle 0; a run with a history resumes: `subject` is loaded
+  //! from the last recorded cycle's checkpoint (a checkpoint no line names is removed).
+  ImprovementLoop(Subject subject, const std::filesystem::path& dir, LoopOptions options)
+      : subject_(std::move(subject)), options_(std::move(options)), history_(prepared(dir) / "history.jsonl"),
+        ring_(dir / "checkpoints", options_.keep), monitor_(options_.safety) {
+    SSMRL_REQUIRE(!options_.eval_seeds.empty() && !options_.heldout_seeds.empty() && options_.budget > 0,
+                  "rsi::ImprovementLoop: eval_seeds (", options_.eval_seeds.size(), ") and heldout_seeds (",
+                  options_.heldout_seeds.size(), ") must not be empty and budget ", options_.budget,
+                  " must be positive");
+    for (const auto s : options_.heldout_seeds) {
+      for (const auto e : options_.eval_seeds) {
+        SSMRL_REQUIRE(s != e, "rsi::ImprovementLoop: seed ", s, " is both an evaluation and a held-out seed");
+      }
+    }
+    if (history_.next_cycle() == 0) {
+      const auto eval = subject_.evaluate(options_.eval_seeds);
+      const auto heldout = subject_.evaluate(options_.heldout_seeds);
+      (void)monitor_.check(eval.primary.per_seed, detail::all_values(eval));
+      ring_.prune(0);
+      subject_.save(ring_.path_of(0));
+      ring_.mark_best(0);
+      history_.append({{"cycle", 0},
+                       {"decision", "baseline"},
+                       {"eval", detail::evaluation_json(eval)},
+                       {"heldout", detail::evaluation_json(heldout)},
+                       {"best", best_json()},
+                       {"consecutive_failures", monitor_.consecutive_failures()}});
+      return;
+    }
+    const auto& last = history_.records().back();
+    const long cycle = last["cycle"].get<long>();
+    ring_.prune(cycle);
+    subject_.load(ring_.path_of(cycle));
+    stopped_ = last["decision"] == "stopped";
+    monitor_.restore(last["best"].is_null() ? std::nullopt : std::optional<double>(last["best"].get<double>()),
+                     last["consecutive_failures"].get<int>());
+  }
+
+  [[nodiscard]] const Subject& subject() const noexcept { return subject_; }
+  [[nodiscard]] const History& history() const noexcept { return history_; }
+  [[nodiscard]] long next_cycle() const noexcept { return history_.next_cycle(); }
+  [[nodiscard]] bool stopped() const noexcept { return stopped_; }
+
+  //! One cycle (refused once the loop stopped).
+  CycleOutcome run_cycle() {
+    SSMRL_REQUIRE(!stopped_, "rsi::ImprovementLoop::run_cycle: the loop stopped after ",
+                  options_.safety.max_consecutive_failures, " consecutive failures; see ", history_.path().string());
+    const long cycle = history_.next_cycle();
+    std::seed_seq seq{static_cast<std::uint32_t>(options_.seed), static_cast<std::uint32_t>(options_.seed >> 32),
+                      static_cast<std::uint32_t>(cycle)};
+    std::mt19937_64 rng(seq);
+    const auto proposal = subject_.propose(rng);
+    Subject candidate = subject_.with(proposal);
+    candidate.train(options_.budget);
+    Subject baseline = subject_;
+    baseline.train(options_.budget);
+    const auto eval_c = candidate.evaluate(options_.eval_seeds);
+    const auto eval_b = baseline.evaluate(options_.eval_seeds);
+    // A non-finite evaluation cannot be judged: the proposal is rejected, and the safety monitor
+    // sees the baseline's.
+    Judgement judgement;
+    if (detail::finite(eval_c) && detail::finite(eval_b)) {
+      judgement = judge(eval_c.primary, eval_b.primary, eval_c.others, eval_b.others, options_.judge);
+    } else {
+      judgement.why = detail::finite(eval_c) ? "the baseline's metrics are not finite"
+                                             : "the candidate's metrics are not finite";
+      judgement.verdicts.push_back({eval_c.primary.name, {}, false});
+    }
+    nlohmann::json record{{"cycle", cycle},
+                          {"proposal", subject_.describe(proposal)},
+                          {"eval", {{"candidate", detail::evaluation_json(eval_c)},
+                                    {"baseline", detail::evaluation_json(eval_b)}}},
+                          {"why", judgement.why},
+                          {"p_value", judgement.verdicts.front().test.p_value}};
+    CycleOutcome outcome = judgement.accepted ? CycleOutcome::accepted : CycleOutcome::rejected;
+    if (judgement.accepted) {
+      const auto held_c = candidate.evaluate(options_.heldout_seeds);
+      const auto held_b = baseline.evaluate(options_.heldout_seeds);
+      const auto confirmed = confirm(held_c.primary, held_b.primary, options_.confirm_margin, options_.judge);
+      record["heldout"] = {{"candidate", detail::evaluation_json(held_c)},
+                           {"baseline", detail::evaluation_json(held_b)},
+                           {"confirmed", confirmed.passed},
+                           {"p_value", confirmed.test.p_value}};
+      if (!confirmed.passed) {
+        outcome = CycleOutcome::withdrawn;
+        record["why"] = judgement.why + "; withdrawn: not confirmed on the held-out seeds (p " +
+                        std::to_string(confirmed.test.p_value) + ")";
+      }
+    }
+    const bool take_candidate = outcome == CycleOutcome::accepted;
+    const auto& kept_eval = take_candidate ? eval_c : eval_b;
+    const auto best_before = monitor_.best();
+    const auto verdict = monitor_.check(kept_eval.primary.per_seed, detail::all_values(kept_eval));
+    if (verdict == SafetyMonitor::Verdict::good) {
+      subject_ = std::move(take_candidate ? candidate : baseline);
+    } else {
+      // Back to the last good checkpoint (the previous cycle's); the cycle's training is dropped.
+      subject_.load(ring_.path_of(cycle - 1));
+      record["safety"] = monitor_.why();
+      outcome = verdict == SafetyMonitor::Verdict::stop ? CycleOutcome::stopped : CycleOutcome::rolled_back;
+    }
+    record["decision"] = outcome_name(outcome);
+    // Every cycle ends on a good state (kept or rolled back to), saved before its history line.
+    subject_.save(ring_.path_of(cycle));
+    if (verdict == SafetyMonitor::Verdict::good && (!best_before || monitor_.best() != best_before)) {
+      ring_.mark_best(cycle);
+    }
+    ring_.prune(cycle);
+    record["best"] = best_json();
+    record["consecutive_failures"] = monitor_.consecutive_failures();
+    history_.append(record);
+    stopped_ = outcome == CycleOutcome::stopped;
+    return outcome;
+  }
+
+private:
+  [[nodiscard]] nlohmann::json best_json() const {
+    return monitor_.best() ? nlohmann::json(*monitor_.best()) : nlohmann::json(nullptr);
+  }
+  static const std::filesystem::path& prepared(const std::filesystem::path& dir) {
+    std::filesystem::create_directories(dir);
+    return dir;
+  }
+
+  Subject subject_;
+  LoopOptions options_;
+  History history_;
+  CheckpointRing ring_;
+  SafetyMonitor monitor_;
+  bool stopped_ = false;
+};
+
+}  // namespace ssmrl::rsi
