@@ -11,12 +11,17 @@
 #include <ssmrl/io/npz.hpp>
 #include <ssmrl/io/safetensors.hpp>
 #include <ssmrl/policy/recurrent_policy.hpp>
+#include <ssmrl/rsi/history.hpp>
 
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
+
+#include <unistd.h>
 
 namespace ssmrl::fuzz {
 
@@ -170,6 +175,25 @@ inline int fuzz_override(const std::uint8_t* data, std::size_t size) {
   });
 }
 
+//! A self-improvement history file: opened, its cycles are 0, 1, ... in order, a torn last line
+//! is cut off, and opening it again gives the same records with nothing torn.
+inline int fuzz_history(const std::uint8_t* data, std::size_t size) {
+  static const auto path =
+      std::filesystem::temp_directory_path() / ("ssmrl_fuzz_history_" + std::to_string(::getpid()) + ".jsonl");
+  {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
+  }
+  return refusing_invalid([&] {
+    const rsi::History history(path);
+    for (std::size_t i = 0; i < history.records().size(); ++i) {
+      if (history.records()[i]["cycle"].get<long>() != static_cast<long>(i)) __builtin_trap();
+    }
+    const rsi::History again(path);
+    if (again.had_torn_line() || again.records() != history.records()) __builtin_trap();
+  });
+}
+
 struct Target {
   const char* name;
   int (*run)(const std::uint8_t*, std::size_t);
@@ -180,7 +204,8 @@ inline const std::vector<Target>& targets() {
                                        {"experience_buffer", fuzz_experience_buffer},
                                        {"csv", fuzz_csv},
                                        {"npz", fuzz_npz},
-                                       {"override", fuzz_override}};
+                                       {"override", fuzz_override},
+                                       {"history", fuzz_history}};
   return all;
 }
 

@@ -170,6 +170,45 @@ TEST_CASE("a failing write, fsync, close or rename leaves the old file intact an
             .find("test: creating '") == 0);
 }
 
+TEST_CASE("a durable append writes the whole text in short writes, then fsyncs; failures name the call") {
+  const auto dir = scratch_dir("append");
+  const auto log_path = dir / "history.jsonl";
+  spit(log_path, "first\n");
+  CallLog log;
+  active_log = &log;
+  {
+    io::ScopedFileCalls scope(recording_calls());
+    io::append_durably("test", log_path, "second line\n");  // 12 bytes: 4 writes of at most 3
+  }
+  active_log = nullptr;
+  CHECK(io::read_file("test", log_path) == "first\nsecond line\n");
+  REQUIRE(log.events.size() == 7);
+  CHECK(log.events[0] == "open history.jsonl");
+  for (int i = 1; i <= 4; ++i) CHECK(log.events[i] == "write history.jsonl");
+  CHECK(log.events[5] == "fsync history.jsonl");
+  CHECK(log.events[6] == "close history.jsonl");
+  for (const std::string call : {"write", "fsync", "close"}) {
+    CAPTURE(call);
+    CallLog failing;
+    failing.fail_call = call;
+    failing.fail_on = call == "write" ? 2 : 1;  // the second write: the first bytes are already in
+    active_log = &failing;
+    std::string message;
+    {
+      io::ScopedFileCalls scope(recording_calls());
+      message = test::message_of<io::IoError>(
+          [&] { io::append_durably("rsi::History::append", log_path, "{\"cycle\": 2}\n"); });
+    }
+    active_log = nullptr;
+    CHECK(message.find("rsi::History::append: ") == 0);
+    CHECK(message.find("history.jsonl' failed") != std::string::npos);
+    // A failed write or fsync is cut back off; a failed close comes after the fsync.
+    if (call != "close") CHECK(io::read_file("test", log_path) == "first\nsecond line\n");
+  }
+  CHECK(test::message_of<io::IoError>([&] { io::append_durably("test", dir / "missing.jsonl", "x\n"); })
+            .find("test: opening '") == 0);
+}
+
 TEST_CASE("temporary files of interrupted writes are recognised and removed, nothing else") {
   const auto dir = scratch_dir("temporaries");
   spit(dir / "latest.safetensors.tmp-12345", "torn");

@@ -4,11 +4,6 @@
 // replaced atomically by its writers; and the audit log of the values in effect.
 #pragma once
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
@@ -224,26 +219,7 @@ public:
   }
 
 private:
-  void append(const std::string& lines) {
-    const int fd = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
-    SSMRL_REQUIRE(fd >= 0, "control::AuditLog: open '", path_.string(), "': ", std::strerror(errno));
-    std::size_t done = 0;
-    while (done < lines.size()) {
-      const auto n = ::write(fd, lines.data() + done, lines.size() - done);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        const int error = errno;
-        ::close(fd);
-        SSMRL_THROW(io::IoError, ::ssmrl::detail::message("control::AuditLog: write '", path_.string(), "': ",
-                                                          std::strerror(error)));
-      }
-      done += static_cast<std::size_t>(n);
-    }
-    const bool synced = ::fsync(fd) == 0;
-    const int error = errno;
-    ::close(fd);
-    SSMRL_REQUIRE(synced, "control::AuditLog: fsync '", path_.string(), "': ", std::strerror(error));
-  }
+  void append(const std::string& lines) { io::append_durably("control::AuditLog", path_, lines); }
 
   std::filesystem::path path_;
   std::map<std::string, std::string> last_;

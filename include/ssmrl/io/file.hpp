@@ -154,6 +154,36 @@ inline void write_file_atomically(const char* caller, const std::filesystem::pat
   }
 }
 
+//! Appends `text` to the existing file `path` and fsyncs it (for logs written a whole line at a
+//! time: a crash leaves at most a torn last line, which their readers ignore). A failed write or
+//! fsync cuts the file back to its old length. Throws ssmrl::io::IoError naming the caller, the
+//! call that failed and the path.
+inline void append_durably(const char* caller, const std::filesystem::path& path, const std::string& text) {
+  const FileCalls& calls = detail::active_file_calls();
+  auto fail = [&](const char* what, int error) {
+    SSMRL_THROW(IoError, ::ssmrl::detail::message(caller, ": ", what, " '", path.string(), "' failed: ",
+                                                  detail::errno_text(error)));
+  };
+  const int fd = calls.open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC, 0);
+  if (fd < 0) fail("opening", errno);
+  // A failed append is cut back off, so that the next one does not follow a fragment.
+  const off_t size = ::lseek(fd, 0, SEEK_END);
+  auto abandon = [&](const char* what, int error) {
+    if (size >= 0) (void)::ftruncate(fd, size);
+    calls.close(fd);
+    fail(what, error);
+  };
+  std::size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = calls.write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) abandon("appending to", n < 0 ? errno : EIO);
+    done += static_cast<std::size_t>(n);
+  }
+  if (calls.fsync(fd) != 0) abandon("fsync of", errno);
+  if (calls.close(fd) != 0) fail("closing", errno);
+}
+
 //! True for the names write_file_atomically() gives its temporary files.
 inline bool is_temporary_file(const std::filesystem::path& path) {
   const auto name = path.filename().string();

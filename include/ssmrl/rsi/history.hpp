@@ -5,12 +5,7 @@
 // cycle whose checkpoint is missing, and a checkpoint no line names is a cycle to run again.
 #pragma once
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -78,25 +73,7 @@ public:
                       record["cycle"].get<long>() == next_cycle(),
                   "rsi::History::append: the record's cycle must be ", next_cycle(), ", the next one; got ",
                   record.is_object() && record.contains("cycle") ? record["cycle"].dump() : std::string("none"));
-    const std::string line = record.dump() + "\n";
-    const int fd = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
-    SSMRL_REQUIRE(fd >= 0, "rsi::History::append: open '", path_.string(), "': ", std::strerror(errno));
-    std::size_t done = 0;
-    while (done < line.size()) {
-      const auto n = ::write(fd, line.data() + done, line.size() - done);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        const int error = errno;
-        ::close(fd);
-        SSMRL_THROW(io::IoError, ::ssmrl::detail::message("rsi::History::append: write '", path_.string(), "': ",
-                                                          std::strerror(error)));
-      }
-      done += static_cast<std::size_t>(n);
-    }
-    const bool synced = ::fsync(fd) == 0;
-    const int error = errno;
-    ::close(fd);
-    SSMRL_REQUIRE(synced, "rsi::History::append: fsync '", path_.string(), "': ", std::strerror(error));
+    io::append_durably("rsi::History::append", path_, record.dump() + "\n");
     records_.push_back(record);
   }
 
