@@ -581,6 +581,16 @@ TEST_CASE("the loop rolls back a cycle that ends non-finite and stops after thre
   rsi::ImprovementLoop<Toy> reopened(Toy{}, dir, toy_options());
   CHECK(reopened.stopped());
   CHECK(std::isfinite(reopened.subject().x));
+  // A history that is not this loop's, or whose last checkpoint is gone, is refused.
+  {
+    std::filesystem::create_directories(dir / "foreign");
+    std::ofstream(dir / "foreign" / "history.jsonl") << "{\"cycle\": 0}\n";
+  }
+  CHECK(message_of<InvalidArgument>([&] { rsi::ImprovementLoop<Toy>(Toy{}, dir / "foreign", toy_options()); })
+            .find("not a history of this loop") != std::string::npos);
+  std::filesystem::remove(dir / "checkpoints" / "cycle_4.safetensors");
+  CHECK(message_of<InvalidArgument>([&] { rsi::ImprovementLoop<Toy>(Toy{}, dir, toy_options()); })
+            .find("ends at cycle 4 but its checkpoint") != std::string::npos);
   CHECK_THROWS_AS(rsi::ImprovementLoop<Toy>(Toy{}, dir / "other", [] {
                     auto o = toy_options();
                     o.heldout_seeds.push_back(3);

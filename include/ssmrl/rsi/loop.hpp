@@ -146,7 +146,14 @@ public:
       return;
     }
     const auto& last = history_.records().back();
+    SSMRL_REQUIRE(last.contains("decision") && last["decision"].is_string() && last.contains("best") &&
+                      (last["best"].is_null() || last["best"].is_number()) && last.contains("consecutive_failures") &&
+                      last["consecutive_failures"].is_number_integer(),
+                  "rsi::ImprovementLoop: the last line of '", history_.path().string(),
+                  "' lacks the loop's \"decision\", \"best\" or \"consecutive_failures\": not a history of this loop");
     const long cycle = last["cycle"].get<long>();
+    SSMRL_REQUIRE(std::filesystem::exists(ring_.path_of(cycle)), "rsi::ImprovementLoop: '", history_.path().string(),
+                  "' ends at cycle ", cycle, " but its checkpoint '", ring_.path_of(cycle).string(), "' is missing");
     ring_.prune(cycle);
     subject_.load(ring_.path_of(cycle));
     stopped_ = last["decision"] == "stopped";
