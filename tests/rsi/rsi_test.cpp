@@ -361,6 +361,12 @@ TEST_CASE("history: whole lines in cycle order, a torn last line cut off on open
     if (cycle == 3) ring.mark_best(3);
   }
   CHECK(ring.cycles() == std::vector<long>{3, 4});
+  // A write a crash interrupted leaves its temporary file; the next prune removes it, not the checkpoints.
+  const auto torn = dir / "checkpoints" / "cycle_5.safetensors.tmp-12345";
+  io::write_file_atomically("test", torn, "half a checkpoint");
+  ring.prune(4);
+  CHECK(!std::filesystem::exists(torn));
+  CHECK(ring.cycles() == std::vector<long>{3, 4});
   Policy loaded(nn::GruCell<float>({.input = 2, .hidden = 4}), policy::CategoricalHead<float>(4, 2), {}, {}, 99);
   const auto metadata = io::load_checkpoint(ring.best_path(), loaded);
   CHECK(metadata.at("ssmrl.rsi.cycle") == "3");

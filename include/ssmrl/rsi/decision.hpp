@@ -85,16 +85,15 @@ struct Judgement {
     j.verdicts.push_back(v);
   }
   j.accepted = primary.passed && failed.empty();
-  const auto p_text = [](double p) { return std::to_string(p); };
   if (!primary.passed) {
     j.why = primary.name + " not better (mean difference " + std::to_string(primary.test.mean_difference) +
-            ", p " + p_text(primary.test.p_value) + ")";
+            ", p " + std::to_string(primary.test.p_value) + ")";
   } else if (!failed.empty()) {
-    j.why = primary.name + " better (p " + p_text(primary.test.p_value) + ") but possibly worse on";
+    j.why = primary.name + " better (p " + std::to_string(primary.test.p_value) + ") but possibly worse on";
     for (const auto& name : failed) j.why += " " + name;
   } else {
     j.why = primary.name + " better (mean difference " + std::to_string(primary.test.mean_difference) + ", p " +
-            p_text(primary.test.p_value) + "), the others no worse than their margins";
+            std::to_string(primary.test.p_value) + "), the others no worse than their margins";
   }
   return j;
 }

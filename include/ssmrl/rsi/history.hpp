@@ -7,8 +7,6 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <map>
 #include <optional>
 #include <string>
@@ -29,12 +27,7 @@ public:
   //! file, so that the next cycle starts on a line of its own. A complete line that is not a cycle's
   //! object, or cycles out of order, is refused: that is no crash's doing.
   explicit History(std::filesystem::path path) : path_(std::move(path)) {
-    std::string text;
-    if (std::filesystem::exists(path_)) {
-      std::ifstream in(path_, std::ios::binary);
-      SSMRL_REQUIRE(in.good(), "rsi::History: cannot read '", path_.string(), "'");
-      text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-    }
+    const std::string text = std::filesystem::exists(path_) ? io::read_file("rsi::History", path_) : std::string();
     std::size_t kept = 0;  // bytes of complete, valid lines
     std::size_t start = 0;
     long line_number = 0;
@@ -106,21 +99,26 @@ public:
     io::save_checkpoint(path_of(cycle), model, extra);
     prune(cycle);
   }
-  //! Removes the checkpoints `keep` or more cycles older than `cycle`, and any of later cycles (left
-  //! by a crash before their history line: they are run again).
+  //! Removes the checkpoints `keep` or more cycles older than `cycle`, any of later cycles (left
+  //! by a crash before their history line: they are run again), and the temporary files of writes a
+  //! crash interrupted.
   void prune(long cycle) {
     for (const long old : cycles()) {
       if (old <= cycle - keep_ || old > cycle) std::filesystem::remove(path_of(old));
     }
+    std::vector<std::filesystem::path> torn;
+    for (const auto& entry : std::filesystem::directory_iterator(dir_)) {
+      if (io::is_temporary_file(entry.path())) torn.push_back(entry.path());
+    }
+    for (const auto& path : torn) std::filesystem::remove(path);
   }
   //! Copies `cycle`'s checkpoint to best.safetensors, atomically.
   void mark_best(long cycle) {
     const auto from = path_of(cycle);
     SSMRL_REQUIRE(std::filesystem::exists(from), "rsi::CheckpointRing::mark_best: no checkpoint of cycle ", cycle,
                   " in '", dir_.string(), "'");
-    std::ifstream in(from, std::ios::binary);
-    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    io::write_file_atomically("rsi::CheckpointRing::mark_best", best_path(), bytes);
+    io::write_file_atomically("rsi::CheckpointRing::mark_best", best_path(),
+                              io::read_file("rsi::CheckpointRing::mark_best", from));
   }
   //! The cycles whose checkpoints are on disk, oldest first.
   [[nodiscard]] std::vector<long> cycles() const {

@@ -5,6 +5,8 @@
 // alone, so a run resumed after a crash repeats the interrupted cycle exactly.
 #pragma once
 
+#include <algorithm>
+#include <cmath>
 #include <concepts>
 #include <cstdint>
 #include <filesystem>
@@ -73,13 +75,19 @@ enum class CycleOutcome { accepted, rejected, withdrawn, rolled_back, stopped };
 }
 
 namespace detail {
+inline bool finite(const MetricSample& m) {
+  return !m.per_seed.empty() &&
+         std::all_of(m.per_seed.begin(), m.per_seed.end(), [](double v) { return std::isfinite(v); });
+}
+inline bool finite(const Evaluation& e) {
+  return finite(e.primary) &&
+         std::all_of(e.others.begin(), e.others.end(), [](const MetricSample& m) { return finite(m); });
+}
 inline nlohmann::json metric_json(const MetricSample& m) {
-  ad::Matrix<double> column(static_cast<ad::Index>(m.per_seed.size()), 1);
-  for (std::size_t i = 0; i < m.per_seed.size(); ++i) column(static_cast<ad::Index>(i), 0) = m.per_seed[i];
   nlohmann::json j{{"name", m.name}, {"per_seed", m.per_seed}};
-  bool finite = !m.per_seed.empty();
-  for (const double v : m.per_seed) finite = finite && std::isfinite(v);
-  if (finite) {
+  if (finite(m)) {
+    ad::Matrix<double> column(static_cast<ad::Index>(m.per_seed.size()), 1);
+    for (std::size_t i = 0; i < m.per_seed.size(); ++i) column(static_cast<ad::Index>(i), 0) = m.per_seed[i];
     const auto ci = stratified_bootstrap(column, [](std::span<const double> v) { return interquartile_mean(v); });
     j["mean"] = mean(m.per_seed);
     j["iqm"] = ci.estimate;
@@ -91,19 +99,6 @@ inline nlohmann::json evaluation_json(const Evaluation& e) {
   nlohmann::json others = nlohmann::json::array();
   for (const auto& m : e.others) others.push_back(metric_json(m));
   return {{"primary", metric_json(e.primary)}, {"others", others}};
-}
-inline bool finite(const Evaluation& e) {
-  const auto all_finite = [](const MetricSample& m) {
-    for (const double v : m.per_seed) {
-      if (!std::isfinite(v)) return false;
-    }
-    return true;
-  };
-  if (!all_finite(e.primary)) return false;
-  for (const auto& m : e.others) {
-    if (!all_finite(m)) return false;
-  }
-  return true;
 }
 inline std::vector<double> all_values(const Evaluation& e) {
   std::vector<double> out;

@@ -77,7 +77,8 @@ template <class Cell, class Head, class Norm, class Value>
   const ad::Index n = grown.cell.output_size();
   SSMRL_REQUIRE(features ? (features->from() == policy.cell().output_size() && features->to() == n)
                          : n == policy.cell().output_size(),
-                "rsi::with_grown_cell: the grown cell gives ", n, " features, the policy's ", policy.cell().output_size(),
+                "rsi::with_grown_cell: the grown cell gives ", n, " features, the policy's ",
+                policy.cell().output_size(),
                 features ? ", and the features' widening does not map one to the other" : ", and none widened");
   const auto& p = policy.params();
   using Params = typename policy::RecurrentPolicy<Cell, Head, Norm, Value>::Params;
