@@ -112,6 +112,34 @@ struct PretrainOptions {
 //! `ssmrl pretrain`: offline pretraining of a controller on logged runs.
 int run_pretrain(const PretrainOptions& options);
 
+struct RsiOptions {
+  std::string action;               //!< start, stop, status, logs, restart, plain
+  std::string dir;
+  // The run's settings, fixed when its directory is created (rsi.json):
+  std::string config = "navigation2d";
+  std::uint64_t seed = 1;
+  std::string hidden = "16,16";     //!< the starting policy's layer widths
+  std::vector<std::string> set;     //!< NAME=VALUE: the starting knobs
+  int tasks_per_batch = 10;
+  long budget = 5;                  //!< meta-iterations per arm and cycle
+  long cycles = 10;                 //!< cycles to run (0: until stopped)
+  int eval_seeds = 8;
+  int heldout_seeds = 8;
+  int tasks_per_seed = 10;
+  std::string proposal_knobs = "inner_lr,max_kl,gamma,gae_lambda";
+  double widen_probability = 0.3;
+  bool null_trials = false;
+  double degradation = 0.1;         //!< a fall of the mean primary score below the best that rolls back
+  // How a command runs:
+  bool foreground = false;          //!< start: run the loop in this process
+  long timeout = 60;                //!< stop: seconds before the daemon is killed
+  bool no_follow = false;           //!< logs: print and return
+  long iterations = 0;              //!< plain: meta-iterations of the starting configuration
+  GivenOptions given;
+};
+//! `ssmrl rsi ACTION --dir DIR`: the self-improvement loop as a daemon, and its plain-training baseline.
+int run_rsi(const RsiOptions& options);
+
 //! Whether `name` is a meta-training configuration (false for plain ones); throws for unknown names.
 bool is_meta_config(const std::string& name);
 

@@ -233,6 +233,63 @@ int main(int argc, char** argv) {
   pretrain_app->add_option("--objective", pretrain.objective,
                            "The train.csv column to improve; default: the configuration's return");
 
+  RsiOptions rsi;
+  auto* rsi_app = app.add_subcommand(
+      "rsi", "Self-improvement: a daemon that proposes changes to a meta-trained policy (knobs, Net2Net growth), "
+             "trains each on a budget and keeps it only when a paired test on evaluation seeds and a re-check on "
+             "held-out seeds say it is better; `plain` spends the same compute on plain training");
+  rsi_app->add_option("action", rsi.action,
+                      "start, stop, status, logs, restart; plain (the starting configuration trained with the loop's "
+                      "compute) or evaluate (the loop's policy), both on report seeds")
+      ->required()
+      ->check(CLI::IsMember({"start", "stop", "status", "logs", "restart", "plain", "evaluate"}));
+  rsi_app->add_option("--dir", rsi.dir, "The run's directory (settings, history, checkpoints, log)")->required();
+  rsi_app->add_option("--config", rsi.config, "A meta configuration with an MLP policy: navigation2d")
+      ->capture_default_str();
+  rsi_app->add_option("--seed", rsi.seed, "Seed of the starting policy, of training and of the proposals")
+      ->capture_default_str();
+  rsi_app->add_option("--hidden", rsi.hidden, "The starting policy's hidden layer widths")->capture_default_str();
+  rsi_app->add_option("--set", rsi.set, "A starting knob, NAME=VALUE (repeatable)");
+  whole_number(rsi_app->add_option("--tasks-per-batch", rsi.tasks_per_batch, "Tasks per meta-iteration")
+                   ->capture_default_str(),
+               1, 10000);
+  whole_number(rsi_app->add_option("--budget", rsi.budget,
+                                   "Meta-iterations of each arm (proposal, unchanged) per cycle")
+                   ->capture_default_str(),
+               1L, max_count);
+  whole_number(rsi_app->add_option("--cycles", rsi.cycles, "Cycles to run, the baseline not counted (0: until stopped)")
+                   ->capture_default_str(),
+               0L, max_count);
+  whole_number(rsi_app->add_option("--eval-seeds", rsi.eval_seeds, "Evaluation seeds that decide acceptance")
+                   ->capture_default_str(),
+               5, 1000);
+  whole_number(rsi_app->add_option("--heldout-seeds", rsi.heldout_seeds, "Held-out seeds that confirm an acceptance")
+                   ->capture_default_str(),
+               5, 1000);
+  whole_number(rsi_app->add_option("--tasks-per-seed", rsi.tasks_per_seed, "Goals per seed and evaluation")
+                   ->capture_default_str(),
+               1, 1000);
+  rsi_app->add_option("--proposal-knobs", rsi.proposal_knobs, "Comma-separated knobs that proposals change")
+      ->capture_default_str();
+  rsi_app->add_option("--widen-probability", rsi.widen_probability, "Share of proposals that widen a layer")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  rsi_app->add_option("--degradation", rsi.degradation,
+                      "A fall of the mean primary score below the best seen that rolls back (on its common scale)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1000.0));
+  flag(rsi_app, "--null-trials", rsi.null_trials,
+       "Every proposal only reseeds training: how often the test accepts a change that is none");
+  flag(rsi_app, "--foreground", rsi.foreground, "start: run the loop in this process (Ctrl-C stops it after a cycle)");
+  whole_number(rsi_app->add_option("--timeout", rsi.timeout, "stop: seconds to wait before the daemon is killed")
+                   ->capture_default_str(),
+               0L, 86400L);
+  flag(rsi_app, "--no-follow", rsi.no_follow, "logs: print the log and return, not follow it");
+  whole_number(rsi_app->add_option("--iterations", rsi.iterations,
+                                   "plain: meta-iterations of the starting configuration; default: the compute of the "
+                                   "loop's cycles so far"),
+               1L, max_count);
+
   const std::string command = argc > 1 ? argv[1] : "";
   try {
     app.parse(argc, argv);
@@ -244,7 +301,7 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     const bool known = command == "train" || command == "eval" || command == "adapt" || command == "configs" ||
-                       command == "controller" || command == "sweep" || command == "pretrain";
+                       command == "controller" || command == "sweep" || command == "pretrain" || command == "rsi";
     std::fprintf(stderr, "ssmrl%s: %s\nrun `ssmrl%s --help` for the options\n", known ? (" " + command).c_str() : "",
                  e.what(), known ? (" " + command).c_str() : "");
     return 2;
@@ -266,6 +323,10 @@ int main(int argc, char** argv) {
     if (init_app->parsed()) return run_controller_init(init);
     if (sweep_app->parsed()) return run_sweep(sweep);
     if (pretrain_app->parsed()) return run_pretrain(pretrain);
+    if (rsi_app->parsed()) {
+      rsi.given = given_options(rsi_app);
+      return run_rsi(rsi);
+    }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s\n", e.what());
     return 1;
