@@ -4,18 +4,8 @@ set -u
 ssmrl=$1
 work=$2
 pretrained=$3
+source "$(dirname "${BASH_SOURCE[0]}")/../support/expect.sh"
 rm -rf "$work" && mkdir -p "$work" && cd "$work" || exit 1
-failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-expect() {  # expect STATUS PATTERN COMMAND...: exit status and a line of the output matching PATTERN
-  local status=$1 pattern=$2
-  shift 2
-  local out
-  out=$("$@" 2>&1)
-  local got=$?
-  [ "$got" -eq "$status" ] || fail "$* exited with $got, expected $status: $out"
-  grep -Eq -- "$pattern" <<<"$out" || fail "$* printed no line matching '$pattern': $out"
-}
 
 # Resuming: 2 iterations, then resumed to 3, equals 3 straight (parameters and log).
 small=(--config navigation2d --tasks-per-batch 2 --no-eval --quiet)
