@@ -130,6 +130,7 @@ struct RsiOptions {
   double widen_probability = 0.3;
   bool null_trials = false;
   double degradation = 0.1;         //!< a fall of the mean primary score below the best that rolls back
+  int replicates = 5;               //!< trainings of each arm per cycle, judged per replicate
   // How a command runs:
   bool foreground = false;          //!< start: run the loop in this process
   long timeout = 60;                //!< stop: seconds before the daemon is killed

@@ -278,6 +278,11 @@ int main(int argc, char** argv) {
                       "A fall of the mean primary score below the best seen that rolls back (on its common scale)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1000.0));
+  whole_number(rsi_app->add_option("--replicates", rsi.replicates,
+                                   "Trainings of each arm per cycle (stream k for both), judged per replicate so that "
+                                   "the test's noise includes training's; 1: one each, judged per evaluation seed")
+                   ->capture_default_str(),
+               1, 64);
   flag(rsi_app, "--null-trials", rsi.null_trials,
        "Every proposal only reseeds training: how often the test accepts a change that is none");
   flag(rsi_app, "--foreground", rsi.foreground, "start: run the loop in this process (Ctrl-C stops it after a cycle)");

@@ -48,7 +48,7 @@ NavigationMlpPolicy navigation_mlp_sized(std::uint64_t seed, const std::vector<a
 const std::vector<std::string>& setting_names() {
   static const std::vector<std::string> names{
       "config", "seed", "hidden", "set", "tasks-per-batch", "budget", "cycles", "eval-seeds", "heldout-seeds",
-      "tasks-per-seed", "proposal-knobs", "widen-probability", "null-trials", "degradation"};
+      "tasks-per-seed", "proposal-knobs", "widen-probability", "null-trials", "degradation", "replicates"};
   return names;
 }
 
@@ -66,7 +66,8 @@ nlohmann::json settings_json(const RsiOptions& o) {
           {"proposal-knobs", o.proposal_knobs},
           {"widen-probability", o.widen_probability},
           {"null-trials", o.null_trials},
-          {"degradation", o.degradation}};
+          {"degradation", o.degradation},
+          {"replicates", o.replicates}};
 }
 
 RsiOptions settings_from(const nlohmann::json& j, RsiOptions o, const fs::path& path) {
@@ -85,6 +86,7 @@ RsiOptions settings_from(const nlohmann::json& j, RsiOptions o, const fs::path& 
     o.widen_probability = j.at("widen-probability").get<double>();
     o.null_trials = j.at("null-trials").get<bool>();
     o.degradation = j.at("degradation").get<double>();
+    o.replicates = j.at("replicates").get<int>();
   } catch (const nlohmann::json::exception& e) {
     SSMRL_THROW(InvalidArgument, ::ssmrl::detail::message("ssmrl rsi: '", path.string(),
                                                           "' is not a settings file of `ssmrl rsi`: ", e.what()));
@@ -136,6 +138,7 @@ rsi::LoopOptions loop_options(const RsiOptions& s) {
   o.budget = s.budget;
   o.seed = s.seed;
   o.safety.degradation = s.degradation;
+  o.replicates = s.replicates;
   return o;
 }
 

@@ -133,6 +133,13 @@ public:
     return out;
   }
 
+  //! A copy that trains from stream k of its training seed (a changed copy's stream k is the same).
+  [[nodiscard]] MetaSubject replicate(int k) const {
+    MetaSubject out = *this;
+    out.training_seed_ = env::derive_seed(training_seed_, static_cast<std::uint64_t>(k));
+    return out;
+  }
+
   [[nodiscard]] nlohmann::json describe(const Proposal& p) const {
     switch (p.kind) {
       case Proposal::Kind::knob: {

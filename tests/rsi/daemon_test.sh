@@ -24,7 +24,7 @@ EOF
 }
 
 small=(--hidden 8,8 --tasks-per-batch 2 --budget 1 --eval-seeds 5 --heldout-seeds 5 --tasks-per-seed 3
-       --degradation 10)
+       --degradation 10 --replicates 2)
 
 # Bad input: a clear error, and no directory written.
 expect 1 "holds no run \(no rsi.json\)" "$ssmrl" rsi status --dir none

@@ -4,6 +4,7 @@
 // and checkpoint ring a crash cannot tear.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
+#include <ssmrl/env/env_batch.hpp>
 #include <ssmrl/nn.hpp>
 #include <ssmrl/policy/recurrent_policy.hpp>
 #include <ssmrl/rsi.hpp>
@@ -604,4 +605,88 @@ TEST_CASE("the loop rolls back a cycle that ends non-finite and stops after thre
                   }()),
                   InvalidArgument);
   std::filesystem::remove_all(dir);
+}
+
+namespace {
+
+// A subject whose training is noise (a random walk from its own stream) and whose proposals only
+// reseed that stream: the issue's null, where any difference comes from training's randomness.
+struct Walk {
+  using proposal_type = std::uint64_t;
+  double v = 0;
+  std::uint64_t stream = 1;
+  long steps = 0;
+
+  [[nodiscard]] std::uint64_t propose(std::mt19937_64& rng) const { return rng(); }
+  [[nodiscard]] Walk with(std::uint64_t seed) const {
+    Walk w = *this;
+    w.stream = seed;
+    return w;
+  }
+  [[nodiscard]] Walk replicate(int k) const {
+    Walk w = *this;
+    w.stream = env::derive_seed(stream, static_cast<std::uint64_t>(k));
+    return w;
+  }
+  [[nodiscard]] nlohmann::json describe(std::uint64_t seed) const { return {{"stream", seed}}; }
+  void train(long budget) {
+    std::mt19937_64 rng(env::derive_seed(stream, static_cast<std::uint64_t>(steps)));
+    for (long k = 0; k < budget; ++k) v += std::normal_distribution<double>(0.0, 0.1)(rng);
+    steps += budget;
+  }
+  [[nodiscard]] rsi::Evaluation evaluate(std::span<const std::uint64_t> seeds) const {
+    rsi::Evaluation e{{"score", {}, 0.05}, {}};
+    for (const auto s : seeds) {
+      std::mt19937_64 rng(s);
+      e.primary.per_seed.push_back(v + std::normal_distribution<double>(0.0, 0.01)(rng));
+    }
+    return e;
+  }
+  void save(const std::filesystem::path& path) const {
+    io::write_file_atomically("Walk::save", path, nlohmann::json{{"v", v}, {"stream", stream}, {"steps", steps}}.dump());
+  }
+  void load(const std::filesystem::path& path) {
+    const auto j = nlohmann::json::parse(io::read_file("Walk::load", path));
+    v = j["v"].get<double>();
+    stream = j["stream"].get<std::uint64_t>();
+    steps = j["steps"].get<long>();
+  }
+};
+static_assert(rsi::ReplicableSubject<Walk>);
+
+// The share of `cycles` cycles whose proposal the judge accepted (kept or withdrawn on the held-out seeds).
+double null_acceptance(int replicates, int cycles, const std::filesystem::path& dir) {
+  rsi::LoopOptions o{.eval_seeds = {1, 2, 3, 4, 5, 6}, .heldout_seeds = {11, 12, 13, 14, 15, 16}, .budget = 4,
+                     .replicates = replicates, .safety = {.degradation = 1e9, .max_spread = 1e9}, .seed = 5};
+  rsi::ImprovementLoop<Walk> loop(Walk{}, dir, o);
+  int accepted = 0;
+  for (int c = 0; c < cycles; ++c) {
+    const auto outcome = loop.run_cycle();
+    accepted += outcome == rsi::CycleOutcome::accepted || outcome == rsi::CycleOutcome::withdrawn ? 1 : 0;
+  }
+  return static_cast<double>(accepted) / cycles;
+}
+
+}  // namespace
+
+TEST_CASE("the loop's null: one training per arm judged per seed accepts a reseed often; replicates about 5%") {
+  const auto root = std::filesystem::temp_directory_path() / ("ssmrl_rsi_null_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(root);
+  // Per seed, the evaluation noise (0.01) is all the test sees; the two trainings differ by 0.28 on
+  // average, so about half of the reseeds look better.
+  const double per_seed = null_acceptance(1, 100, root / "per_seed");
+  MESSAGE("reseeds accepted judged per seed: " << per_seed);
+  CHECK(per_seed > 0.3);
+  // Five replicates pair the trainings: accepted only when all five differences are positive (p 1/32).
+  const double replicated = null_acceptance(5, 400, root / "replicated");
+  MESSAGE("reseeds accepted with 5 replicates: " << replicated);
+  CHECK(replicated >= 0.01);
+  CHECK(replicated <= 0.07);
+  CHECK_THROWS_AS(rsi::ImprovementLoop<Toy>(Toy{}, root / "toy", [] {
+                    auto o = toy_options();
+                    o.replicates = 3;
+                    return o;
+                  }()),
+                  InvalidArgument);
+  std::filesystem::remove_all(root);
 }

@@ -50,10 +50,21 @@ concept ImprovableSubject =
       s.load(path);
     };
 
+//! A subject whose training can draw from independent streams: `replicate(k)` is a copy that
+//! trains from stream k (the same k of a changed copy is the same stream, so the pair shares it).
+template <class S>
+concept ReplicableSubject = ImprovableSubject<S> && requires(const S cs, int k) {
+  { cs.replicate(k) } -> std::same_as<S>;
+};
+
 struct LoopOptions {
   std::vector<std::uint64_t> eval_seeds;     //!< the seeds acceptance is decided on
   std::vector<std::uint64_t> heldout_seeds;  //!< the seeds an accepted proposal is confirmed on
   long budget = 1;                           //!< training per cycle, for the candidate and the baseline alike
+  //! 1: one training of each arm, judged per evaluation seed. K > 1 (a ReplicableSubject): K
+  //! trainings of each arm, replicate k of both from stream k, judged per replicate (its mean over
+  //! the evaluation seeds), so that the test's noise includes training's; replicate 0 is kept.
+  int replicates = 1;
   JudgeOptions judge{};
   double confirm_margin = 0.05;
   SafetyOptions safety{};
@@ -100,6 +111,20 @@ inline nlohmann::json evaluation_json(const Evaluation& e) {
   for (const auto& m : e.others) others.push_back(metric_json(m));
   return {{"primary", metric_json(e.primary)}, {"others", others}};
 }
+//! Per replicate, the mean over the seeds of each metric: the evaluation the replicates are judged by.
+inline Evaluation replicate_means(const std::vector<Evaluation>& replicates) {
+  Evaluation out = replicates.front();
+  const auto average = [](const MetricSample& m) { return mean(m.per_seed); };
+  out.primary.per_seed.clear();
+  for (auto& m : out.others) m.per_seed.clear();
+  for (const auto& r : replicates) {
+    out.primary.per_seed.push_back(finite(r.primary) ? average(r.primary) : std::nan(""));
+    for (std::size_t i = 0; i < out.others.size(); ++i) {
+      out.others[i].per_seed.push_back(finite(r.others[i]) ? average(r.others[i]) : std::nan(""));
+    }
+  }
+  return out;
+}
 inline std::vector<double> all_values(const Evaluation& e) {
   std::vector<double> out;
   for (const auto& m : e.others) out.insert(out.end(), m.per_seed.begin(), m.per_seed.end());
@@ -120,6 +145,9 @@ public:
                   "rsi::ImprovementLoop: eval_seeds (", options_.eval_seeds.size(), ") and heldout_seeds (",
                   options_.heldout_seeds.size(), ") must not be empty and budget ", options_.budget,
                   " must be positive");
+    SSMRL_REQUIRE(options_.replicates == 1 || (ReplicableSubject<Subject> && options_.replicates > 1),
+                  "rsi::ImprovementLoop: replicates ", options_.replicates,
+                  " must be 1, or more for a subject with replicate(k)");
     for (const auto s : options_.heldout_seeds) {
       for (const auto e : options_.eval_seeds) {
         SSMRL_REQUIRE(s != e, "rsi::ImprovementLoop: seed ", s, " is both an evaluation and a held-out seed");
@@ -170,12 +198,26 @@ public:
                       static_cast<std::uint32_t>(cycle)};
     std::mt19937_64 rng(seq);
     const auto proposal = subject_.propose(rng);
-    Subject candidate = subject_.with(proposal);
-    candidate.train(options_.budget);
-    Subject baseline = subject_;
-    baseline.train(options_.budget);
-    const auto eval_c = candidate.evaluate(options_.eval_seeds);
-    const auto eval_b = baseline.evaluate(options_.eval_seeds);
+    const Subject changed = subject_.with(proposal);
+    std::vector<Subject> candidates, baselines;
+    std::vector<Evaluation> evals_c, evals_b;
+    for (int k = 0; k < options_.replicates; ++k) {
+      for (auto* arm : {&candidates, &baselines}) {
+        const Subject& start = arm == &candidates ? changed : subject_;
+        if constexpr (ReplicableSubject<Subject>) {
+          arm->push_back(options_.replicates == 1 ? start : start.replicate(k));
+        } else {
+          arm->push_back(start);
+        }
+        arm->back().train(options_.budget);
+        (arm == &candidates ? evals_c : evals_b).push_back(arm->back().evaluate(options_.eval_seeds));
+      }
+    }
+    Subject& candidate = candidates.front();
+    Subject& baseline = baselines.front();
+    // One training per arm is judged per evaluation seed; replicates by their means.
+    const auto eval_c = options_.replicates == 1 ? evals_c.front() : detail::replicate_means(evals_c);
+    const auto eval_b = options_.replicates == 1 ? evals_b.front() : detail::replicate_means(evals_b);
     // A non-finite evaluation cannot be judged: the proposal is rejected, and the safety monitor
     // sees the baseline's.
     Judgement judgement;
@@ -188,6 +230,7 @@ public:
     }
     nlohmann::json record{{"cycle", cycle},
                           {"proposal", subject_.describe(proposal)},
+                          {"replicates", options_.replicates},
                           {"eval", {{"candidate", detail::evaluation_json(eval_c)},
                                     {"baseline", detail::evaluation_json(eval_b)}}},
                           {"why", judgement.why},
@@ -208,7 +251,7 @@ public:
       }
     }
     const bool take_candidate = outcome == CycleOutcome::accepted;
-    const auto& kept_eval = take_candidate ? eval_c : eval_b;
+    const auto& kept_eval = take_candidate ? evals_c.front() : evals_b.front();  // per seed, of replicate 0
     const auto best_before = monitor_.best();
     const auto verdict = monitor_.check(kept_eval.primary.per_seed, detail::all_values(kept_eval));
     if (verdict == SafetyMonitor::Verdict::good) {
