@@ -432,8 +432,8 @@ int status(const RsiOptions& given) {
               records.size() - 1, accepted, rejected, withdrawn, rolled_back);
   std::printf("best heldout_return (mean over the evaluation seeds): %s\n",
               number_text(last.value("best", nlohmann::json())).c_str());
-  std::printf("compute: %ld meta-iterations of training (both arms of every cycle)\n",
-              2 * s.budget * static_cast<long>(records.size() - 1));
+  std::printf("compute: %ld meta-iterations of training (both arms, every replicate, of every cycle)\n",
+              2 * s.budget * s.replicates * static_cast<long>(records.size() - 1));
   std::printf("last: ");
   print_cycle(stdout, last);
   return 0;
@@ -481,12 +481,12 @@ void report(const Subject& subject, const RsiOptions& s, const std::string& name
 }
 
 // The starting configuration trained for `iterations` (default: what the loop's cycles have used,
-// both arms), evaluated on the report seeds.
+// both arms, every replicate), evaluated on the report seeds.
 int plain(const RsiOptions& given) {
   const auto s = prepared_settings(given, false);
   const fs::path dir = s.dir;
   const long cycles = static_cast<long>(history_records(dir).size()) - 1;
-  const long iterations = given.iterations > 0 ? given.iterations : 2 * s.budget * std::max(0L, cycles);
+  const long iterations = given.iterations > 0 ? given.iterations : 2 * s.budget * s.replicates * std::max(0L, cycles);
   SSMRL_REQUIRE(iterations > 0, "ssmrl rsi plain: '", dir.string(),
                 "' has no cycle yet; give --iterations for the meta-iterations to train");
   auto subject = make_subject(s);

@@ -643,7 +643,8 @@ struct Walk {
     return e;
   }
   void save(const std::filesystem::path& path) const {
-    io::write_file_atomically("Walk::save", path, nlohmann::json{{"v", v}, {"stream", stream}, {"steps", steps}}.dump());
+    const nlohmann::json j{{"v", v}, {"stream", stream}, {"steps", steps}};
+    io::write_file_atomically("Walk::save", path, j.dump());
   }
   void load(const std::filesystem::path& path) {
     const auto j = nlohmann::json::parse(io::read_file("Walk::load", path));
