@@ -274,6 +274,11 @@ int main(int argc, char** argv) {
   rsi_app->add_option("--widen-probability", rsi.widen_probability, "Share of proposals that widen a layer")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1.0));
+  rsi_app->add_option("--shrink-probability", rsi.shrink_probability,
+                      "Share of proposals that remove 1 to 20% of a layer's units, keeping those the next layer reads "
+                      "most strongly (not function-preserving)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
   rsi_app->add_option("--degradation", rsi.degradation,
                       "A fall of the mean primary score below the best seen that rolls back (on its common scale)")
       ->capture_default_str()

@@ -48,7 +48,8 @@ NavigationMlpPolicy navigation_mlp_sized(std::uint64_t seed, const std::vector<a
 const std::vector<std::string>& setting_names() {
   static const std::vector<std::string> names{
       "config", "seed", "hidden", "set", "tasks-per-batch", "budget", "cycles", "eval-seeds", "heldout-seeds",
-      "tasks-per-seed", "proposal-knobs", "widen-probability", "null-trials", "degradation", "replicates"};
+      "tasks-per-seed", "proposal-knobs", "widen-probability", "null-trials", "degradation", "replicates",
+      "shrink-probability"};
   return names;
 }
 
@@ -67,7 +68,8 @@ nlohmann::json settings_json(const RsiOptions& o) {
           {"widen-probability", o.widen_probability},
           {"null-trials", o.null_trials},
           {"degradation", o.degradation},
-          {"replicates", o.replicates}};
+          {"replicates", o.replicates},
+          {"shrink-probability", o.shrink_probability}};
 }
 
 RsiOptions settings_from(const nlohmann::json& j, RsiOptions o, const fs::path& path) {
@@ -87,6 +89,7 @@ RsiOptions settings_from(const nlohmann::json& j, RsiOptions o, const fs::path& 
     o.null_trials = j.at("null-trials").get<bool>();
     o.degradation = j.at("degradation").get<double>();
     o.replicates = j.at("replicates").get<int>();
+    o.shrink_probability = j.value("shrink-probability", 0.0);  // absent from the first runs' files
   } catch (const nlohmann::json::exception& e) {
     SSMRL_THROW(InvalidArgument, ::ssmrl::detail::message("ssmrl rsi: '", path.string(),
                                                           "' is not a settings file of `ssmrl rsi`: ", e.what()));
@@ -148,6 +151,9 @@ Subject make_subject(const RsiOptions& s) {
   settings.proposal_knobs = split(s.proposal_knobs, ',');
   SSMRL_REQUIRE(!settings.proposal_knobs.empty(), "ssmrl rsi: --proposal-knobs is empty");
   settings.widen_probability = s.widen_probability;
+  settings.shrink_probability = s.shrink_probability;
+  SSMRL_REQUIRE(s.widen_probability + s.shrink_probability <= 1, "ssmrl rsi: --widen-probability ",
+                s.widen_probability, " and --shrink-probability ", s.shrink_probability, " add up to more than 1");
   settings.null_trials = s.null_trials;
   settings.tasks_per_seed = s.tasks_per_seed;
   settings.compute_unit = static_cast<double>(s.budget);
@@ -235,7 +241,7 @@ std::string proposal_text(const nlohmann::json& p) {
   const auto kind = p["kind"].get<std::string>();
   if (kind == "knob") return p["knob"].get<std::string>() + " " + p["from"].get<std::string>() + " -> " +
                              p["to"].get<std::string>();
-  if (kind == "widen") return "widen layer " + std::to_string(p["layer"].get<long>()) + " " +
+  if (kind == "widen" || kind == "shrink") return kind + " layer " + std::to_string(p["layer"].get<long>()) + " " +
                               std::to_string(p["from"].get<long>()) + " -> " + std::to_string(p["to"].get<long>());
   return "reseed training " + std::to_string(p["from"].get<std::uint64_t>()) + " -> " +
          std::to_string(p["to"].get<std::uint64_t>());

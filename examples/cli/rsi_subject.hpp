@@ -29,8 +29,9 @@ namespace ssmrl::cli {
 //! What a subject is evaluated and changed with; fixed for a run (saved in its settings file).
 struct SubjectSettings {
   std::vector<std::string> proposal_knobs{"inner_lr", "max_kl", "gamma", "gae_lambda"};
-  double widen_probability = 0.3;  //!< of a proposal being a widening (else a knob)
-  double max_growth = 0.2;         //!< a widening adds 1 unit up to this share of the layer
+  double widen_probability = 0.3;  //!< of a proposal being a widening
+  double shrink_probability = 0;   //!< of a proposal being a shrink (else, after both, a knob)
+  double max_growth = 0.2;         //!< a widening adds, a shrink removes, 1 unit up to this share of the layer
   bool null_trials = false;        //!< every proposal only reseeds training (the test's null)
   int tasks_per_seed = 10;         //!< goals per evaluation seed, from the training distribution and the held-out set
   int trajectories = 20;           //!< per goal and phase of an evaluation
@@ -42,7 +43,7 @@ struct SubjectSettings {
 
 //! One proposed change: a knob's new value, a layer's new width, or (null trials) a training seed.
 struct Proposal {
-  enum class Kind { knob, widen, reseed } kind = Kind::knob;
+  enum class Kind { knob, widen, shrink, reseed } kind = Kind::knob;
   std::string knob;
   control::KnobValue value{};
   std::size_t layer = 0;
@@ -89,15 +90,19 @@ public:
       return p;
     }
     const auto& hidden = policy_.cell().config().hidden;
-    if (u(rng) < settings_.widen_probability) {
-      p.kind = Proposal::Kind::widen;
+    const double kind = u(rng);
+    const bool widen = kind < settings_.widen_probability;
+    if (widen || kind < settings_.widen_probability + settings_.shrink_probability) {
+      p.kind = widen ? Proposal::Kind::widen : Proposal::Kind::shrink;
       p.layer = std::uniform_int_distribution<std::size_t>(0, hidden.size() - 1)(rng);
       const auto from = hidden[p.layer];
       const auto most = std::max<ad::Index>(1, static_cast<ad::Index>(std::floor(settings_.max_growth * from)));
-      p.width = from + std::uniform_int_distribution<ad::Index>(1, most)(rng);
+      const auto change = std::uniform_int_distribution<ad::Index>(1, most)(rng);
+      p.width = widen ? from + change : std::max<ad::Index>(1, from - change);
       p.seed = rng();
-      return p;
+      if (p.width != from) return p;  // a layer of one unit cannot shrink: a knob instead
     }
+    p.kind = Proposal::Kind::knob;
     const auto schema = knob_schema();
     const auto& names = settings_.proposal_knobs;
     p.knob = names[std::uniform_int_distribution<std::size_t>(0, names.size() - 1)(rng)];
@@ -128,6 +133,14 @@ public:
         out.policy_ = rsi::widen_layer(policy_, p.layer, w);
         break;
       }
+      case Proposal::Kind::shrink: {
+        // The units the next layer (or the action head) reads most strongly stay, with their weights.
+        const auto& params = policy_.params();
+        const bool last = p.layer + 1 == policy_.cell().config().hidden.size();
+        const auto& reader = last ? params.head.mean.W : params.cell.layers.at(p.layer + 1).W;
+        out.policy_ = rsi::widen_layer(policy_, p.layer, rsi::Widening::keep_strongest(reader, p.width));
+        break;
+      }
       case Proposal::Kind::reseed: out.training_seed_ = p.seed; break;
     }
     return out;
@@ -150,6 +163,10 @@ public:
       case Proposal::Kind::widen:
         return {{"kind", "widen"}, {"layer", p.layer}, {"from", policy_.cell().config().hidden.at(p.layer)},
                 {"to", p.width}, {"function_preserving", true}};
+      case Proposal::Kind::shrink:
+        return {{"kind", "shrink"}, {"layer", p.layer}, {"from", policy_.cell().config().hidden.at(p.layer)},
+                {"to", p.width}, {"function_preserving", false},
+                {"start", "the units read most strongly by the next layer keep their weights"}};
       case Proposal::Kind::reseed:
         return {{"kind", "reseed"}, {"from", training_seed_}, {"to", p.seed}};
     }

@@ -33,7 +33,14 @@ expect 1 "no knob 'nope'" "$ssmrl" rsi start --dir bad --set nope=1
 expect 1 "inner_lr' = 100 is outside its range" "$ssmrl" rsi start --dir bad --set inner_lr=100
 expect 1 "is not a MAML configuration with an MLP policy" "$ssmrl" rsi start --dir bad --config cartpole-ppo
 expect 1 "no knob 'outer_lr'" "$ssmrl" rsi start --dir bad --proposal-knobs inner_lr,outer_lr
+expect 1 "add up to more than 1" "$ssmrl" rsi start --dir bad --widen-probability 0.6 --shrink-probability 0.6
 [ ! -e bad ] && [ ! -e none ] || fail "a refused command wrote its directory"
+
+# Shrinking proposals: a layer loses 1 to 20% of its units.
+expect 0 "^cycle 1: shrink layer [01] 10 -> (8|9): " "$ssmrl" rsi start --foreground --dir shrink --hidden 10,10 \
+  --tasks-per-batch 2 --budget 1 --eval-seeds 5 --heldout-seeds 5 --tasks-per-seed 2 --replicates 1 \
+  --widen-probability 0 --shrink-probability 1 --cycles 1
+grep -q '"function_preserving":false' shrink/history.jsonl || fail "a shrink is not marked as changing the function"
 
 # The daemon: a second one refused, a graceful stop, a forced one, a restart; logs and status.
 expect 0 "^self-improvement daemon started \(pid [0-9]+\) in d" "$ssmrl" rsi start --dir d "${small[@]}" --cycles 0

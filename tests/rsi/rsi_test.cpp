@@ -12,6 +12,7 @@
 #include <ssmrl/rsi/loop.hpp>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -286,6 +287,37 @@ TEST_CASE("a grown policy acts as the original: GRU actor-critic, SSM and MLP Ga
   const auto outer = rsi::widen_layer(inner, 1, rsi::Widening::draw(8, 10, map_rng));
   CHECK(outer.head().input_size() == 10);
   CHECK(max_difference(act_over(mlp, inputs, batch), act_over(outer, inputs, batch)) <= 1e-6f);
+
+  // Shrinking keeps the units the next layer reads most strongly, with their weights; the readers
+  // drop the others' columns. Not function-preserving, so only the weights are compared.
+  const auto keep = rsi::Widening::keep_strongest(mlp.params().cell.layers[1].W, 6);
+  CHECK(keep.shrinks());
+  const auto narrow = rsi::widen_layer(mlp, 0, keep);
+  CHECK(narrow.cell().config().hidden == std::vector<ad::Index>{6, 8});
+  const auto& next = mlp.params().cell.layers[1].W;
+  for (ad::Index j = 0; j < 6; ++j) {
+    const auto old = keep.source(j);
+    CHECK(narrow.params().cell.layers[0].W.row(j) == mlp.params().cell.layers[0].W.row(old));
+    CHECK(narrow.params().cell.layers[1].W.col(j) == next.col(old));
+    if (j > 0) CHECK(old > keep.source(j - 1));
+  }
+  double weakest_kept = 1e30, strongest_dropped = 0;
+  for (ad::Index u = 0; u < 8; ++u) {
+    bool kept = false;
+    for (ad::Index j = 0; j < 6; ++j) kept = kept || keep.source(j) == u;
+    const double norm = next.col(u).squaredNorm();
+    if (kept) weakest_kept = std::min(weakest_kept, norm);
+    else strongest_dropped = std::max(strongest_dropped, norm);
+  }
+  CHECK(weakest_kept >= strongest_dropped);
+  const auto last = rsi::widen_layer(mlp, 1, rsi::Widening::keep(8, {0, 2, 3, 5, 6, 7}));
+  CHECK(last.head().input_size() == 6);
+  CHECK(last.params().head.mean.W.col(1) == mlp.params().head.mean.W.col(2));
+  CHECK(message_of<InvalidArgument>([] { (void)rsi::Widening::keep(4, {0, 2, 2}); }).find("after the previous one") !=
+        std::string::npos);
+  CHECK_THROWS_AS((void)rsi::Widening::keep(4, {0, 1, 2, 3}), InvalidArgument);
+  CHECK_THROWS_AS((void)rsi::Widening::keep(4, {}), InvalidArgument);
+  CHECK_THROWS_AS((void)rsi::Widening::keep(4, {1, 4}), InvalidArgument);
 
   // Under a LayerNorm the copies change the mean and variance: the grown policy only starts near.
   using NormedGru = policy::RecurrentPolicy<nn::GruCell<float>, policy::CategoricalHead<float>, nn::LayerNorm<float>>;

@@ -3,9 +3,11 @@
 // copy with its weight divided by the number of copies, so that the grown network computes what the
 // original did. For recurrent and SSM cells the recurrent matrices take the same map on their rows
 // and their columns. A LayerNorm over the grown units is not preserved (its mean and variance
-// change with the copies): growth under it, and shrinking, are outside these functions.
+// change with the copies). The same map also shrinks (Widening::keep): the kept units keep their
+// weights, readers drop the others' columns, and the function is not preserved.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <random>
 #include <type_traits>
@@ -49,6 +51,40 @@ public:
       ++copies_[static_cast<std::size_t>(s)];
     }
   }
+  //! A shrinking map: the new layer keeps old units `kept` (increasing, at least one, fewer than
+  //! `from`); its readers drop the columns of the rest. Not function-preserving.
+  static Widening keep(ad::Index from, std::vector<ad::Index> kept) {
+    SSMRL_REQUIRE(!kept.empty() && static_cast<ad::Index>(kept.size()) < from, "rsi::Widening::keep: ", kept.size(),
+                  " units kept of ", from, "; keep at least one and fewer than all");
+    for (std::size_t j = 0; j < kept.size(); ++j) {
+      SSMRL_REQUIRE(kept[j] >= 0 && kept[j] < from && (j == 0 || kept[j] > kept[j - 1]),
+                    "rsi::Widening::keep: kept unit ", kept[j], " at ", j, " is not an old unit (0 to ", from - 1,
+                    ") after the previous one");
+    }
+    Widening w;
+    w.from_ = from;
+    w.source_ = std::move(kept);
+    w.copies_.assign(static_cast<std::size_t>(from), 0);
+    for (const auto s : w.source_) w.copies_[static_cast<std::size_t>(s)] = 1;
+    return w;
+  }
+  //! The `to` units of `from` whose reading columns of `reader` (out x from) have the largest norms,
+  //! in increasing order: what a shrink keeps.
+  template <class Scalar>
+  static Widening keep_strongest(const ad::Matrix<Scalar>& reader, ad::Index to) {
+    const ad::Index from = reader.cols();
+    SSMRL_REQUIRE(to >= 1 && to < from, "rsi::Widening::keep_strongest: ", to, " of ", from,
+                  " units; keep at least one and fewer than all");
+    std::vector<ad::Index> order(static_cast<std::size_t>(from));
+    for (ad::Index j = 0; j < from; ++j) order[static_cast<std::size_t>(j)] = j;
+    std::stable_sort(order.begin(), order.end(), [&](ad::Index a, ad::Index b) {
+      return reader.col(a).squaredNorm() > reader.col(b).squaredNorm();
+    });
+    order.resize(static_cast<std::size_t>(to));
+    std::sort(order.begin(), order.end());
+    return keep(from, std::move(order));
+  }
+  [[nodiscard]] bool shrinks() const noexcept { return to() < from_; }
   [[nodiscard]] ad::Index from() const noexcept { return from_; }
   [[nodiscard]] ad::Index to() const noexcept { return static_cast<ad::Index>(source_.size()); }
   [[nodiscard]] ad::Index source(ad::Index j) const { return source_.at(static_cast<std::size_t>(j)); }
@@ -80,7 +116,8 @@ public:
   }
 
 private:
-  ad::Index from_;
+  Widening() = default;
+  ad::Index from_ = 0;
   std::vector<ad::Index> source_;
   std::vector<int> copies_;
 };
