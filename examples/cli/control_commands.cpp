@@ -24,14 +24,6 @@ namespace ssmrl::cli {
 
 namespace {
 
-std::vector<std::string> split(const std::string& text, char sep) {
-  std::vector<std::string> out;
-  std::string part;
-  std::istringstream in(text);
-  while (std::getline(in, part, sep)) out.push_back(part);
-  return out;
-}
-
 std::string json_text(const control::KnobChanges& changes) {
   auto text = control::knob_changes_json(changes);
   return nlohmann::json::parse(text).dump();

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <map>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,29 @@
 #include "run_directory.hpp"
 
 namespace ssmrl::cli {
+
+//! The parts of `text` between the separators `sep` ("a,b" gives "a" and "b").
+inline std::vector<std::string> split(const std::string& text, char sep) {
+  std::vector<std::string> out;
+  std::string part;
+  std::istringstream in(text);
+  while (std::getline(in, part, sep)) out.push_back(part);
+  return out;
+}
+
+//! Knob values from NAME=VALUE assignments (--set), each checked against `schema`; later ones win.
+inline control::KnobChanges knob_assignments(const control::KnobSchema& schema, const std::vector<std::string>& set,
+                                             const char* caller) {
+  control::KnobChanges changes;
+  for (const auto& assignment : set) {
+    const auto eq = assignment.find('=');
+    SSMRL_REQUIRE(eq != std::string::npos && eq > 0, caller, ": '", assignment,
+                  "' is not NAME=VALUE; the knobs are ", schema.names_text());
+    const auto name = assignment.substr(0, eq);
+    changes[name] = schema.at(name, caller).parse(assignment.substr(eq + 1), caller);
+  }
+  return changes;
+}
 
 //! The configured knob values of a run: the saved ones (a resumed run), then --config-file, then
 //! each --set NAME=VALUE; all checked against `schema` before anything runs.
@@ -34,13 +58,7 @@ inline control::KnobChanges configured_knobs(const control::KnobSchema& schema, 
       changes[k] = v;
     }
   }
-  for (const auto& assignment : args.set) {
-    const auto eq = assignment.find('=');
-    SSMRL_REQUIRE(eq != std::string::npos && eq > 0, "ssmrl train --set: '", assignment,
-                  "' is not NAME=VALUE; the knobs are ", schema.names_text());
-    const auto name = assignment.substr(0, eq);
-    changes[name] = schema.at(name, "ssmrl train --set").parse(assignment.substr(eq + 1), "ssmrl train --set");
-  }
+  for (const auto& [k, v] : knob_assignments(schema, args.set, "ssmrl train --set")) changes[k] = v;
   return changes;
 }
 

@@ -10,7 +10,6 @@
 #include <cstdio>
 #include <filesystem>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <type_traits>
@@ -22,6 +21,7 @@
 
 #include "commands.hpp"
 #include "configs.hpp"
+#include "knob_options.hpp"
 #include "run_directory.hpp"
 #include "rsi_subject.hpp"
 
@@ -97,13 +97,6 @@ RsiOptions settings_from(const nlohmann::json& j, RsiOptions o, const fs::path& 
   return o;
 }
 
-std::vector<std::string> split(const std::string& text, char by) {
-  std::vector<std::string> out;
-  std::stringstream in(text);
-  for (std::string part; std::getline(in, part, by);) out.push_back(part);
-  return out;
-}
-
 std::vector<ad::Index> parse_hidden(const std::string& text) {
   std::vector<ad::Index> out;
   for (const auto& part : split(text, ',')) {
@@ -160,14 +153,8 @@ Subject make_subject(const RsiOptions& s) {
   auto options = config.options;
   options.meta_batch = s.tasks_per_batch;
   const auto schema = meta::MetaTrainer<NavigationMlpPolicy, env::Navigation2DTasks>::knob_schema(options);
-  control::KnobChanges knobs;
-  for (const auto& assignment : s.set) {
-    const auto eq = assignment.find('=');
-    SSMRL_REQUIRE(eq != std::string::npos && eq > 0, "ssmrl rsi: --set '", assignment, "' is not NAME=VALUE");
-    const auto name = assignment.substr(0, eq);
-    knobs[name] = schema.at(name, "ssmrl rsi: --set").parse(assignment.substr(eq + 1), "ssmrl rsi: --set");
-  }
-  return Subject(config, navigation_mlp_sized, s.seed, parse_hidden(s.hidden), knobs, s.tasks_per_batch, settings);
+  return Subject(config, navigation_mlp_sized, s.seed, parse_hidden(s.hidden),
+                 knob_assignments(schema, s.set, "ssmrl rsi --set"), s.tasks_per_batch, settings);
 }
 
 // The settings of `dir`: those saved there, or (a new run) those given, saved. Settings given for a

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <numeric>
 #include <optional>
 #include <random>
 #include <span>
@@ -57,7 +58,6 @@ public:
   using Policy = typename Config::Policy;
   using Tasks = typename Config::Tasks;
   using Trainer = meta::MetaTrainer<Policy, Tasks, typename Config::Algorithm>;
-  using Scalar = typename Policy::scalar_type;
   using proposal_type = Proposal;
   using PolicyMaker = Policy (*)(std::uint64_t seed, const std::vector<ad::Index>& hidden);
 
@@ -213,7 +213,7 @@ public:
         gain += curve.back() - curve.front();
       }
       std::vector<std::size_t> order(held.size());
-      for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+      std::iota(order.begin(), order.end(), std::size_t{0});
       std::shuffle(order.begin(), order.end(), rng);
       const auto n_held = std::min<std::size_t>(order.size(), static_cast<std::size_t>(settings_.tasks_per_seed));
       for (std::size_t i = 0; i < n_held; ++i) {

@@ -199,22 +199,23 @@ public:
     std::mt19937_64 rng(seq);
     const auto proposal = subject_.propose(rng);
     const Subject changed = subject_.with(proposal);
-    std::vector<Subject> candidates, baselines;
-    std::vector<Evaluation> evals_c, evals_b;
-    for (int k = 0; k < options_.replicates; ++k) {
-      for (auto* arm : {&candidates, &baselines}) {
-        const Subject& start = arm == &candidates ? changed : subject_;
-        if constexpr (ReplicableSubject<Subject>) {
-          arm->push_back(options_.replicates == 1 ? start : start.replicate(k));
-        } else {
-          arm->push_back(start);
-        }
-        arm->back().train(options_.budget);
-        (arm == &candidates ? evals_c : evals_b).push_back(arm->back().evaluate(options_.eval_seeds));
+    const auto trained = [&](const Subject& start, int k) {
+      Subject s = start;
+      if constexpr (ReplicableSubject<Subject>) {
+        if (options_.replicates > 1) s = start.replicate(k);
       }
+      s.train(options_.budget);
+      return s;
+    };
+    // Replicate 0 of each arm is kept; the others only lend their evaluations.
+    Subject candidate = trained(changed, 0);
+    Subject baseline = trained(subject_, 0);
+    std::vector<Evaluation> evals_c{candidate.evaluate(options_.eval_seeds)};
+    std::vector<Evaluation> evals_b{baseline.evaluate(options_.eval_seeds)};
+    for (int k = 1; k < options_.replicates; ++k) {
+      evals_c.push_back(trained(changed, k).evaluate(options_.eval_seeds));
+      evals_b.push_back(trained(subject_, k).evaluate(options_.eval_seeds));
     }
-    Subject& candidate = candidates.front();
-    Subject& baseline = baselines.front();
     // One training per arm is judged per evaluation seed; replicates by their means.
     const auto eval_c = options_.replicates == 1 ? evals_c.front() : detail::replicate_means(evals_c);
     const auto eval_b = options_.replicates == 1 ? evals_b.front() : detail::replicate_means(evals_b);
