@@ -5,6 +5,7 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 #include <ssmrl/env/env_batch.hpp>
+#include <ssmrl/io/checkpoint.hpp>
 #include <ssmrl/nn.hpp>
 #include <ssmrl/policy/recurrent_policy.hpp>
 #include <ssmrl/rsi.hpp>
@@ -332,6 +333,102 @@ TEST_CASE("a grown policy acts as the original: GRU actor-critic, SSM and MLP Ga
           (void)rsi::with_grown_cell(gru, rsi::widen_hidden(gru.cell(), gru.params().cell,
                                                             rsi::Widening::draw(10, 11, map_rng)), std::nullopt);
         }).find("gives 11 features, the policy's 10") != std::string::npos);
+}
+
+TEST_CASE("normalisation switched on or off starts near the old policy from feature statistics, exactly on typical samples") {
+  nn::init::Rng rng(11);
+  const ad::Index batch = 4, steps = 20;
+  const ad::Matrix<float> inputs = nn::init::normal<float>(3, steps * batch, 1.0, rng);
+  auto trajectories = rl::sized_trajectory_batch<float>(3, 2, batch, steps);
+  trajectories.observations = inputs;
+  using Optional = nn::OptionalLayerNorm<float>;
+  using Policy = policy::RecurrentPolicy<nn::MlpCell<float>, policy::GaussianHead<float>, Optional>;
+  const nn::MlpCellConfig cell{.input = 3, .hidden = {8, 6}};
+  const Policy off(nn::MlpCell<float>(cell), policy::GaussianHead<float>({.input = 6, .actions = 2}), Optional(6, false),
+                   {}, 9);
+  // Off, it is the policy without a norm: no parameters, the same initial weights, the same actions.
+  const policy::RecurrentPolicy<nn::MlpCell<float>, policy::GaussianHead<float>> plain(
+      nn::MlpCell<float>(cell), policy::GaussianHead<float>({.input = 6, .actions = 2}), {}, {}, 9);
+  CHECK(nn::parameter_count(off.params()) == nn::parameter_count(plain.params()));
+  CHECK(max_difference(act_over(off, inputs, batch), act_over(plain, inputs, batch)) == 0.0f);
+
+  const auto statistics = rsi::feature_statistics(off, trajectories);
+  CHECK(statistics.samples == steps * batch);
+  CHECK(statistics.spread > 0);
+  const auto on = rsi::with_normalisation(off, true, statistics);
+  const auto on_default = rsi::with_normalisation(off, true);
+  CHECK(on.norm().enabled());
+  CHECK(on.params().norm.scale.rows() == 6);
+  CHECK(on_default.params().norm.scale == ad::Matrix<float>::Ones(6, 1));
+  const float near = max_difference(act_over(off, inputs, batch), act_over(on, inputs, batch));
+  const float far = max_difference(act_over(off, inputs, batch), act_over(on_default, inputs, batch));
+  CHECK(near > 1e-6f);  // not function-preserving: each sample has its own level and spread
+  CHECK(near < far);
+  // Switched off again with the same statistics, the readers absorb the norm and get their weights back.
+  const auto back = rsi::with_normalisation(on, false, statistics);
+  CHECK_FALSE(back.norm().enabled());
+  CHECK(back.params().norm.scale.rows() == 0);
+  CHECK(back.params().head.mean.W == off.params().head.mean.W);
+  CHECK(back.params().head.mean.b == off.params().head.mean.b);
+  CHECK(max_difference(act_over(off, inputs, batch), act_over(back, inputs, batch)) == 0.0f);
+
+  // Every sample of typical level and spread (the same observation everywhere): exact both ways,
+  // from a norm with learnt (here random) scale and shift.
+  ad::Matrix<float> same(3, steps * batch);
+  same.colwise() = inputs.col(0);
+  trajectories.observations = same;
+  const auto typical = rsi::feature_statistics(off, trajectories);
+  CHECK(max_difference(act_over(off, same, batch), act_over(rsi::with_normalisation(off, true, typical), same, batch)) <=
+        1e-6f);
+  auto learnt = on_default;
+  learnt.params().norm.scale = nn::init::normal<float>(6, 1, 1.0, rng);
+  learnt.params().norm.shift = nn::init::normal<float>(6, 1, 1.0, rng);
+  const auto learnt_statistics = rsi::feature_statistics(learnt, trajectories);
+  const auto folded = rsi::with_normalisation(learnt, false, learnt_statistics);
+  CHECK(max_difference(act_over(learnt, same, batch), act_over(folded, same, batch)) <= 1e-6f);
+  // Without statistics the readers are kept, and the policy no longer acts the same.
+  const auto unfolded = rsi::with_normalisation(learnt, false);
+  CHECK(unfolded.params().head.mean.W == learnt.params().head.mean.W);
+  CHECK(max_difference(act_over(learnt, same, batch), act_over(unfolded, same, batch)) > 1e-3f);
+
+  // Net2Net growth of the last layer: off, the function is kept; on, each copy keeps its scale and shift.
+  std::mt19937_64 map_rng(2);
+  const auto grown_off = rsi::widen_layer(off, 1, rsi::Widening::draw(6, 7, map_rng));
+  CHECK(grown_off.params().norm.scale.rows() == 0);
+  CHECK(max_difference(act_over(off, inputs, batch), act_over(grown_off, inputs, batch)) <= 1e-6f);
+  const auto grown_on = rsi::widen_layer(on, 1, rsi::Widening::draw(6, 7, map_rng));
+  CHECK(grown_on.norm().features() == 7);
+  CHECK(grown_on.params().norm.scale.rows() == 7);
+
+  // In a checkpoint it is what it is now: a policy without a norm, or one with a LayerNorm; a
+  // checkpoint of the other kind is refused.
+  const auto off_file = io::checkpoint_file(off);
+  const auto plain_file = io::checkpoint_file(plain);
+  CHECK(off_file.metadata.at("model") == plain_file.metadata.at("model"));
+  CHECK(off_file.tensors.size() == plain_file.tensors.size());
+  auto from_plain = back;
+  io::load_checkpoint(plain_file, "plain", from_plain);
+  CHECK(max_difference(act_over(plain, inputs, batch), act_over(from_plain, inputs, batch)) == 0.0f);
+  const auto file = io::checkpoint_file(on);
+  auto into = on_default;
+  io::load_checkpoint(file, "on", into);
+  CHECK(into.params().norm.scale == on.params().norm.scale);
+  policy::RecurrentPolicy<nn::MlpCell<float>, policy::GaussianHead<float>, nn::LayerNorm<float>> fixed(
+      nn::MlpCell<float>(cell), policy::GaussianHead<float>({.input = 6, .actions = 2}), nn::LayerNorm<float>(6), {}, 1);
+  io::load_checkpoint(file, "on", fixed);
+  CHECK(max_difference(act_over(on, inputs, batch), act_over(fixed, inputs, batch)) == 0.0f);
+  auto wrong = off;
+  CHECK(message_of<InvalidArgument>([&] { (void)io::load_checkpoint(file, "on", wrong); }).find("different model") !=
+        std::string::npos);
+  CHECK(wrong.params().head.mean.W == off.params().head.mean.W);
+
+  CHECK(message_of<InvalidArgument>([&] { (void)rsi::with_normalisation(on, true); }).find("already on") !=
+        std::string::npos);
+  const rsi::FeatureStatistics flat{.level = 0, .spread = 0, .samples = 1};
+  CHECK(message_of<InvalidArgument>([&] { (void)rsi::with_normalisation(off, true, flat); }).find("spread 0") !=
+        std::string::npos);
+  CHECK_THROWS_AS((void)rsi::feature_statistics(off, rl::sized_trajectory_batch<float>(2, 2, batch, steps)),
+                  InvalidArgument);
 }
 
 TEST_CASE("history: whole lines in cycle order, a torn last line cut off on opening; the checkpoint ring") {

@@ -67,6 +67,12 @@ template <class S>
 nlohmann::ordered_json describe(const nn::LayerNorm<S>& n) {
   return {{"type", "LayerNorm"}, {"features", n.features()}};
 }
+// What it is now: a LayerNorm, or none (its checkpoints are those of the policies with a fixed norm).
+template <class S>
+nlohmann::ordered_json describe(const nn::OptionalLayerNorm<S>& n) {
+  if (n.enabled()) return {{"type", "LayerNorm"}, {"features", n.features()}};
+  return {{"type", "none"}};
+}
 template <class S>
 nlohmann::ordered_json describe(const nn::NoNorm<S>&) {
   return {{"type", "none"}};
@@ -103,8 +109,8 @@ nlohmann::ordered_json describe(const policy::RecurrentPolicy<C, H, N, V>& p) {
 
 // ---- checkpoints ----
 
-//! The checkpoint file of `model` in memory: every parameter, its description in the metadata
-//! ("format", "model") and any extra metadata.
+//! The checkpoint file of `model` in memory: every parameter (but those with no elements, such as
+//! a switched-off norm's), its description in the metadata ("format", "model") and any extra metadata.
 template <class Model>
 SafetensorsFile checkpoint_file(const Model& model, const std::map<std::string, std::string>& extra_metadata = {}) {
   using Scalar = typename Model::scalar_type;
@@ -113,7 +119,7 @@ SafetensorsFile checkpoint_file(const Model& model, const std::map<std::string, 
   file.metadata["format"] = checkpoint_format;
   file.metadata["model"] = describe(model).dump();
   nn::for_each_parameter(model.params(), [&](std::string_view name, const ad::Matrix<Scalar>& m) {
-    file.tensors.push_back(to_tensor(std::string(name), m));
+    if (m.size() > 0) file.tensors.push_back(to_tensor(std::string(name), m));
   });
   return file;
 }
@@ -155,6 +161,7 @@ std::map<std::string, std::string> load_checkpoint(const SafetensorsFile& file, 
   nn::for_each_parameter(params, [&](std::string_view view, ad::Matrix<Scalar>& m) {
     const std::string name(view);
     const auto it = by_name.find(name);
+    if (it == by_name.end() && m.size() == 0) return;  // nothing to read (checkpoint_file leaves it out)
     SSMRL_REQUIRE(it != by_name.end(), fn, ": '", origin, "' has no tensor ", name);
     const Tensor& t = *it->second;
     SSMRL_REQUIRE(t.dtype == dtype_of<Scalar>(), fn, ": '", origin, "': tensor ", name, " is ", dtype_name(t.dtype),

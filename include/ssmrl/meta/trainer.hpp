@@ -302,6 +302,16 @@ public:
     return curve;
   }
 
+  //! The policy's trajectories on `task` (options().trajectories of options().horizon steps,
+  //! sampled actions), drawing from `seed` alone, as adaptation_curve() collects them.
+  rl::TrajectoryBatch<Scalar> sample_trajectories(const Task& task, std::uint64_t seed) {
+    std::mt19937_64 rng(env::derive_seed(seed, 0));
+    auto& batch = *batches_[0];
+    batch.reseed(env::derive_seed(seed, 1));
+    PolicyT acting = policy_;
+    return rollout(acting, batch, task, rng);
+  }
+
   //! The adaptation curves of every held-out task, `runs` per task, each run drawing from its own
   //! generator derived from `seed`, the task's index and the run's.
   HeldOutEvaluation held_out_curves(int steps, std::uint64_t seed, int runs = 1) {

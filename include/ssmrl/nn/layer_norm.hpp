@@ -64,6 +64,40 @@ private:
   double eps_;
 };
 
+//! A LayerNorm that is on or off at run time (one policy type for both, as a self-improvement
+//! proposal that toggles normalisation needs). Off, it passes the features through and its scale
+//! and shift are empty (0 x 1), so it has no parameters.
+template <class Scalar>
+class OptionalLayerNorm {
+public:
+  template <class T>
+  using params_type = LayerNormParams<T>;
+  using Params = params_type<ad::Matrix<Scalar>>;
+
+  OptionalLayerNorm(ad::Index features, bool enabled, double eps = 1e-5) : norm_(features, eps), enabled_(enabled) {}
+  [[nodiscard]] ad::Index features() const noexcept { return norm_.features(); }
+  [[nodiscard]] double eps() const noexcept { return norm_.eps(); }
+  [[nodiscard]] bool enabled() const noexcept { return enabled_; }
+
+  //! On, as LayerNorm starts (ones and zeros); off, empty.
+  template <class Rng>
+  [[nodiscard]] Params init_params(Rng& rng) const {
+    if (enabled_) return norm_.init_params(rng);
+    return {ad::Matrix<Scalar>(0, 1), ad::Matrix<Scalar>(0, 1)};
+  }
+  [[nodiscard]] ad::Var<Scalar> forward(const LayerNormParams<ad::Var<Scalar>>& p, const ad::Var<Scalar>& x) const {
+    return enabled_ ? norm_.forward(p, x) : x;
+  }
+  template <class Derived>
+  void apply(const Params& p, Eigen::MatrixBase<Derived>& x) const {
+    if (enabled_) norm_.apply(p, x);
+  }
+
+private:
+  LayerNorm<Scalar> norm_;
+  bool enabled_;
+};
+
 //! No normalisation: the policy's default.
 template <class T>
 struct EmptyParams {

@@ -39,6 +39,10 @@ nn::LayerNorm<S> with_input(const nn::LayerNorm<S>& norm, ad::Index n) {
   return nn::LayerNorm<S>(n, norm.eps());
 }
 template <class S>
+nn::OptionalLayerNorm<S> with_input(const nn::OptionalLayerNorm<S>& norm, ad::Index n) {
+  return nn::OptionalLayerNorm<S>(n, norm.enabled(), norm.eps());
+}
+template <class S>
 nn::NoNorm<S> with_input(const nn::NoNorm<S>& norm, ad::Index) {
   return norm;
 }
@@ -59,9 +63,11 @@ template <class M>
 nn::EmptyParams<M> widen_reader(const nn::EmptyParams<M>& p, const Widening&) {
   return p;
 }
-// A LayerNorm is not a reader but is per unit: each copy keeps its unit's scale and shift.
+// A LayerNorm is not a reader but is per unit: each copy keeps its unit's scale and shift (an
+// OptionalLayerNorm that is off has none).
 template <class M>
 nn::LayerNormParams<M> widen_reader(const nn::LayerNormParams<M>& p, const Widening& w) {
+  if (p.scale.rows() == 0) return p;
   return {w.copy_rows(p.scale), w.copy_rows(p.shift)};
 }
 
