@@ -129,6 +129,8 @@ struct RsiOptions {
   std::string proposal_knobs = "inner_lr,max_kl,gamma,gae_lambda";
   double widen_probability = 0.3;
   double shrink_probability = 0;
+  double norm_probability = 0;
+  bool normalised = false;          //!< the starting policy normalises its features (LayerNorm)
   bool null_trials = false;
   double degradation = 0.1;         //!< a fall of the mean primary score below the best that rolls back
   int replicates = 5;               //!< trainings of each arm per cycle, judged per replicate

@@ -279,6 +279,11 @@ int main(int argc, char** argv) {
                       "most strongly (not function-preserving)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1.0));
+  rsi_app->add_option("--norm-probability", rsi.norm_probability,
+                      "Share of proposals that switch the LayerNorm of the features on or off, starting from their "
+                      "statistics along a rollout (not function-preserving)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
   rsi_app->add_option("--degradation", rsi.degradation,
                       "A fall of the mean primary score below the best seen that rolls back (on its common scale)")
       ->capture_default_str()
@@ -288,6 +293,7 @@ int main(int argc, char** argv) {
                                    "the test's noise includes training's; 1: one each, judged per evaluation seed")
                    ->capture_default_str(),
                1, 64);
+  flag(rsi_app, "--normalised", rsi.normalised, "The starting policy normalises its features (a LayerNorm)");
   flag(rsi_app, "--null-trials", rsi.null_trials,
        "Every proposal only reseeds training: how often the test accepts a change that is none");
   flag(rsi_app, "--foreground", rsi.foreground, "start: run the loop in this process (Ctrl-C stops it after a cycle)");

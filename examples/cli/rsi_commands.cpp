@@ -31,7 +31,10 @@ namespace {
 
 namespace fs = std::filesystem;
 using NavigationConfig = MetaConfig<NavigationMlpPolicy, env::Navigation2DTasks>;
-using Subject = MetaSubject<NavigationConfig>;
+// The configuration's MLP policy with a norm of its features that proposals can switch on (off at the start).
+using SwitchableMlpPolicy =
+    policy::RecurrentPolicy<nn::MlpCell<float>, policy::GaussianHead<float>, nn::OptionalLayerNorm<float>>;
+using Subject = MetaSubject<NavigationConfig, SwitchableMlpPolicy>;
 
 // The files of a run directory beside the loop's history.jsonl and checkpoints/.
 constexpr const char* settings_name = "rsi.json";
@@ -39,9 +42,15 @@ constexpr const char* pid_name = "rsi.pid";
 constexpr const char* stop_name = "stop";
 constexpr const char* log_name = "rsi.log";
 
-NavigationMlpPolicy navigation_mlp_sized(std::uint64_t seed, const std::vector<ad::Index>& hidden) {
+SwitchableMlpPolicy navigation_mlp_sized(std::uint64_t seed, const std::vector<ad::Index>& hidden) {
   return {nn::MlpCell<float>({.input = 2, .hidden = hidden}),
-          policy::GaussianHead<float>({.input = hidden.back(), .actions = 2}), {}, {}, seed};
+          policy::GaussianHead<float>({.input = hidden.back(), .actions = 2}),
+          nn::OptionalLayerNorm<float>(hidden.back(), false), {}, seed};
+}
+SwitchableMlpPolicy navigation_mlp_normalised(std::uint64_t seed, const std::vector<ad::Index>& hidden) {
+  return {nn::MlpCell<float>({.input = 2, .hidden = hidden}),
+          policy::GaussianHead<float>({.input = hidden.back(), .actions = 2}),
+          nn::OptionalLayerNorm<float>(hidden.back(), true), {}, seed};
 }
 
 // The settings options: fixed when the run's directory is created.
@@ -49,7 +58,7 @@ const std::vector<std::string>& setting_names() {
   static const std::vector<std::string> names{
       "config", "seed", "hidden", "set", "tasks-per-batch", "budget", "cycles", "eval-seeds", "heldout-seeds",
       "tasks-per-seed", "proposal-knobs", "widen-probability", "null-trials", "degradation", "replicates",
-      "shrink-probability"};
+      "shrink-probability", "norm-probability", "normalised"};
   return names;
 }
 
@@ -69,7 +78,9 @@ nlohmann::json settings_json(const RsiOptions& o) {
           {"null-trials", o.null_trials},
           {"degradation", o.degradation},
           {"replicates", o.replicates},
-          {"shrink-probability", o.shrink_probability}};
+          {"shrink-probability", o.shrink_probability},
+          {"norm-probability", o.norm_probability},
+          {"normalised", o.normalised}};
 }
 
 RsiOptions settings_from(const nlohmann::json& j, RsiOptions o, const fs::path& path) {
@@ -90,6 +101,8 @@ RsiOptions settings_from(const nlohmann::json& j, RsiOptions o, const fs::path& 
     o.degradation = j.at("degradation").get<double>();
     o.replicates = j.at("replicates").get<int>();
     o.shrink_probability = j.value("shrink-probability", 0.0);  // absent from the first runs' files
+    o.norm_probability = j.value("norm-probability", 0.0);
+    o.normalised = j.value("normalised", false);
   } catch (const nlohmann::json::exception& e) {
     SSMRL_THROW(InvalidArgument, ::ssmrl::detail::message("ssmrl rsi: '", path.string(),
                                                           "' is not a settings file of `ssmrl rsi`: ", e.what()));
@@ -145,15 +158,18 @@ Subject make_subject(const RsiOptions& s) {
   SSMRL_REQUIRE(!settings.proposal_knobs.empty(), "ssmrl rsi: --proposal-knobs is empty");
   settings.widen_probability = s.widen_probability;
   settings.shrink_probability = s.shrink_probability;
-  SSMRL_REQUIRE(s.widen_probability + s.shrink_probability <= 1, "ssmrl rsi: --widen-probability ",
-                s.widen_probability, " and --shrink-probability ", s.shrink_probability, " add up to more than 1");
+  settings.normalisation_probability = s.norm_probability;
+  SSMRL_REQUIRE(s.widen_probability + s.shrink_probability + s.norm_probability <= 1, "ssmrl rsi: --widen-probability ",
+                s.widen_probability, ", --shrink-probability ", s.shrink_probability, " and --norm-probability ",
+                s.norm_probability, " add up to more than 1");
   settings.null_trials = s.null_trials;
   settings.tasks_per_seed = s.tasks_per_seed;
   settings.compute_unit = static_cast<double>(s.budget);
   auto options = config.options;
   options.meta_batch = s.tasks_per_batch;
   const auto schema = meta::MetaTrainer<NavigationMlpPolicy, env::Navigation2DTasks>::knob_schema(options);
-  return Subject(config, navigation_mlp_sized, s.seed, parse_hidden(s.hidden),
+  return Subject(config, s.normalised ? navigation_mlp_normalised : navigation_mlp_sized, s.seed,
+                 parse_hidden(s.hidden),
                  knob_assignments(schema, s.set, "ssmrl rsi --set"), s.tasks_per_batch, settings);
 }
 
@@ -230,6 +246,8 @@ std::string proposal_text(const nlohmann::json& p) {
                              p["to"].get<std::string>();
   if (kind == "widen" || kind == "shrink") return kind + " layer " + std::to_string(p["layer"].get<long>()) + " " +
                               std::to_string(p["from"].get<long>()) + " -> " + std::to_string(p["to"].get<long>());
+  if (kind == "normalisation") return "normalisation " + p["from"].get<std::string>() + " -> " +
+                                      p["to"].get<std::string>();
   return "reseed training " + std::to_string(p["from"].get<std::uint64_t>()) + " -> " +
          std::to_string(p["to"].get<std::uint64_t>());
 }
@@ -404,9 +422,14 @@ int status(const RsiOptions& given) {
   } else {
     std::printf("not running, in %s\n", dir.string().c_str());
   }
-  std::printf("config %s, seed %llu, hidden %s, %d tasks per batch, budget %ld meta-iterations per arm, %s\n",
-              s.config.c_str(), static_cast<unsigned long long>(s.seed), s.hidden.c_str(), s.tasks_per_batch,
-              s.budget, s.null_trials ? "null trials (proposals only reseed training)" : "knob and widening proposals");
+  std::printf("config %s, seed %llu, hidden %s%s, %d tasks per batch, budget %ld meta-iterations per arm, %s\n",
+              s.config.c_str(), static_cast<unsigned long long>(s.seed), s.hidden.c_str(),
+              s.normalised ? " (normalised)" : "", s.tasks_per_batch,
+              s.budget, s.null_trials ? "null trials (proposals only reseed training)" : "proposals:");
+  if (!s.null_trials) {
+    std::printf("  widen %.2f, shrink %.2f, normalisation %.2f, else a knob of %s\n", s.widen_probability,
+                s.shrink_probability, s.norm_probability, s.proposal_knobs.c_str());
+  }
   const auto records = history_records(dir);
   if (records.empty()) {
     std::printf("no cycle recorded yet\n");
@@ -500,9 +523,11 @@ int evaluate(const RsiOptions& given) {
   auto subject = make_subject(s);
   subject.load(fs::path(s.dir) / "checkpoints" / ("cycle_" + std::to_string(cycle) + ".safetensors"));
   nlohmann::json hidden = subject.policy().cell().config().hidden;
-  std::printf("the loop's policy after cycle %ld: hidden %s, %ld meta-iterations trained\n", cycle,
-              hidden.dump().c_str(), subject.iterations());
-  report(subject, s, "evaluate-" + std::to_string(cycle), {{"cycle", cycle}, {"hidden", hidden}});
+  const bool normalised = subject.policy().norm().enabled();
+  std::printf("the loop's policy after cycle %ld: hidden %s, normalisation %s, %ld meta-iterations trained\n", cycle,
+              hidden.dump().c_str(), normalised ? "on" : "off", subject.iterations());
+  report(subject, s, "evaluate-" + std::to_string(cycle),
+         {{"cycle", cycle}, {"hidden", hidden}, {"normalised", normalised}});
   return 0;
 }
 

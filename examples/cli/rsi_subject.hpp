@@ -1,7 +1,8 @@
 // What `ssmrl rsi` improves: a meta-trained MLP policy of a meta configuration (navigation2d), its
 // knob values, and the compute it has used. A proposal changes one knob within its bounds (PBT's
-// explore), widens one hidden layer by Net2Net (the policy acts as before), or, for the null
-// trials, only the seed of training. Five metrics per evaluation seed, each on the scale of
+// explore), widens one hidden layer by Net2Net (the policy acts as before) or shrinks one, switches
+// the LayerNorm of the features on or off, or, for the null trials, only the seed of training.
+// Five metrics per evaluation seed, each on the scale of
 // docs/reference/self-improvement.md ("The metrics of `ssmrl rsi`").
 #pragma once
 
@@ -31,7 +32,8 @@ namespace ssmrl::cli {
 struct SubjectSettings {
   std::vector<std::string> proposal_knobs{"inner_lr", "max_kl", "gamma", "gae_lambda"};
   double widen_probability = 0.3;  //!< of a proposal being a widening
-  double shrink_probability = 0;   //!< of a proposal being a shrink (else, after both, a knob)
+  double shrink_probability = 0;   //!< of a proposal being a shrink
+  double normalisation_probability = 0;  //!< of a proposal switching the norm (else, after these, a knob)
   double max_growth = 0.2;         //!< a widening adds, a shrink removes, 1 unit up to this share of the layer
   bool null_trials = false;        //!< every proposal only reseeds training (the test's null)
   int tasks_per_seed = 10;         //!< goals per evaluation seed, from the training distribution and the held-out set
@@ -42,20 +44,25 @@ struct SubjectSettings {
   double compute_unit = 1;         //!< meta-iterations of the starting policy that are efficiency's unit of compute
 };
 
-//! One proposed change: a knob's new value, a layer's new width, or (null trials) a training seed.
+//! One proposed change: a knob's new value, a layer's new width, the norm on or off, or (null
+//! trials) a training seed.
 struct Proposal {
-  enum class Kind { knob, widen, shrink, reseed } kind = Kind::knob;
+  enum class Kind { knob, widen, shrink, normalisation, reseed } kind = Kind::knob;
   std::string knob;
   control::KnobValue value{};
   std::size_t layer = 0;
   ad::Index width = 0;
-  std::uint64_t seed = 0;  //!< of the widening's copies, or the new training seed
+  bool normalised = false;  //!< whether the norm is to be on
+  std::uint64_t seed = 0;   //!< of the widening's copies, the norm's statistics, or the new training seed
 };
 
-template <class Config>
+//! Over `Config`'s trainer with a policy of type `PolicyT` (one with an nn::OptionalLayerNorm can
+//! have its norm switched).
+template <class Config, class PolicyT = typename Config::Policy>
 class MetaSubject {
 public:
-  using Policy = typename Config::Policy;
+  using Policy = PolicyT;
+  static constexpr bool switchable_norm = requires(const Policy& p) { p.norm().enabled(); };
   using Tasks = typename Config::Tasks;
   using Trainer = meta::MetaTrainer<Policy, Tasks, typename Config::Algorithm>;
   using proposal_type = Proposal;
@@ -78,6 +85,8 @@ public:
       if (const auto it = knobs.find(schema[i].name); it != knobs.end()) knobs_[i] = it->second;
     }
     SSMRL_REQUIRE(settings_.compute_unit > 0, "ssmrl rsi: compute_unit ", settings_.compute_unit, " must be positive");
+    SSMRL_REQUIRE(switchable_norm || settings_.normalisation_probability == 0, "ssmrl rsi: normalisation_probability ",
+                  settings_.normalisation_probability, " needs a policy whose norm can be switched");
     compute_unit_ = cost_per_iteration() * settings_.compute_unit;
   }
 
@@ -101,6 +110,15 @@ public:
       p.width = widen ? from + change : std::max<ad::Index>(1, from - change);
       p.seed = rng();
       if (p.width != from) return p;  // a layer of one unit cannot shrink: a knob instead
+    }
+    const double layers = settings_.widen_probability + settings_.shrink_probability;
+    if constexpr (switchable_norm) {
+      if (kind >= layers && kind < layers + settings_.normalisation_probability) {
+        p.kind = Proposal::Kind::normalisation;
+        p.normalised = !policy_.norm().enabled();
+        p.seed = rng();
+        return p;
+      }
     }
     p.kind = Proposal::Kind::knob;
     const auto schema = knob_schema();
@@ -141,6 +159,19 @@ public:
         out.policy_ = rsi::widen_layer(policy_, p.layer, rsi::Widening::keep_strongest(reader, p.width));
         break;
       }
+      case Proposal::Kind::normalisation: {
+        if constexpr (switchable_norm) {
+          // The features' level and spread along one rollout of the policy on a training task.
+          std::mt19937_64 rng(p.seed);
+          Trainer trainer(policy_, Tasks{}, options_);
+          const auto task = trainer.tasks().sample(rng);
+          const auto statistics = rsi::feature_statistics(policy_, trainer.sample_trajectories(task, rng()));
+          out.policy_ = rsi::with_normalisation(policy_, p.normalised, statistics);
+        } else {
+          SSMRL_THROW(InvalidArgument, std::string("ssmrl rsi: this policy's norm cannot be switched"));
+        }
+        break;
+      }
       case Proposal::Kind::reseed: out.training_seed_ = p.seed; break;
     }
     return out;
@@ -167,6 +198,12 @@ public:
         return {{"kind", "shrink"}, {"layer", p.layer}, {"from", policy_.cell().config().hidden.at(p.layer)},
                 {"to", p.width}, {"function_preserving", false},
                 {"start", "the units read most strongly by the next layer keep their weights"}};
+      case Proposal::Kind::normalisation:
+        return {{"kind", "normalisation"}, {"from", p.normalised ? "off" : "on"}, {"to", p.normalised ? "on" : "off"},
+                {"function_preserving", false},
+                {"start", p.normalised ? "scale and shift at the features' mean spread and level along a rollout"
+                                       : "the heads absorb the norm at the features' mean level and spread along "
+                                         "a rollout"}};
       case Proposal::Kind::reseed:
         return {{"kind", "reseed"}, {"from", training_seed_}, {"to", p.seed}};
     }
@@ -247,13 +284,14 @@ public:
     const auto schema = knob_schema();
     for (std::size_t i = 0; i < schema.size(); ++i) knobs[schema[i].name] = knobs_[i];
     nlohmann::json hidden = policy_.cell().config().hidden;
-    const std::map<std::string, std::string> metadata{
+    std::map<std::string, std::string> metadata{
         {"rsi.hidden", hidden.dump()},
         {"rsi.knobs", control::knob_changes_json(knobs)},
         {"rsi.iterations", std::to_string(iterations_)},
         {"rsi.training_seed", std::to_string(training_seed_)},
         {"rsi.compute", io::detail::number(compute_, "%.17g")},
         {"rsi.scores_before", before.dump(-1, ' ', false, nlohmann::json::error_handler_t::strict)}};
+    if constexpr (switchable_norm) metadata["rsi.normalisation"] = policy_.norm().enabled() ? "on" : "off";
     meta::save_checkpoint(path, policy_, std::nullopt, metadata);
   }
 
@@ -315,6 +353,14 @@ public:
       before[std::stoull(key)] = {v[0].get<double>(), v[1].get<double>()};
     }
     Policy policy = make_(0, hidden);
+    if constexpr (switchable_norm) {
+      // Absent from the checkpoints of runs from before the norm could be switched: off.
+      const auto it = file.metadata.find("rsi.normalisation");
+      const std::string norm = it == file.metadata.end() ? "off" : it->second;
+      SSMRL_REQUIRE(norm == "on" || norm == "off", "ssmrl rsi: '", origin, "': rsi.normalisation '", norm,
+                    "' is neither on nor off");
+      if ((norm == "on") != policy.norm().enabled()) policy = rsi::with_normalisation(policy, norm == "on");
+    }
     io::load_checkpoint(file, origin, policy);
     policy_ = std::move(policy);
     knobs_ = std::move(knobs);

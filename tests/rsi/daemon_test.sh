@@ -23,8 +23,10 @@ assert cycles == list(range(len(cycles))), cycles
 EOF
 }
 
+# The crash-safety run starts normalised and switches the norm in some cycles, so that resuming
+# reads checkpoints with the norm on and off.
 small=(--hidden 8,8 --tasks-per-batch 2 --budget 1 --eval-seeds 5 --heldout-seeds 5 --tasks-per-seed 3
-       --degradation 10 --replicates 2)
+       --degradation 10 --replicates 2 --normalised --norm-probability 0.4)
 
 # Bad input: a clear error, and no directory written.
 expect 1 "holds no run \(no rsi.json\)" "$ssmrl" rsi status --dir none
@@ -34,6 +36,7 @@ expect 1 "inner_lr' = 100 is outside its range" "$ssmrl" rsi start --dir bad --s
 expect 1 "is not a MAML configuration with an MLP policy" "$ssmrl" rsi start --dir bad --config cartpole-ppo
 expect 1 "no knob 'outer_lr'" "$ssmrl" rsi start --dir bad --proposal-knobs inner_lr,outer_lr
 expect 1 "add up to more than 1" "$ssmrl" rsi start --dir bad --widen-probability 0.6 --shrink-probability 0.6
+expect 1 "and --norm-probability 0.8 add up to more than 1" "$ssmrl" rsi start --dir bad --norm-probability 0.8
 [ ! -e bad ] && [ ! -e none ] || fail "a refused command wrote its directory"
 
 # Shrinking proposals: a layer loses 1 to 20% of its units.
@@ -41,6 +44,14 @@ expect 0 "^cycle 1: shrink layer [01] 10 -> (8|9): " "$ssmrl" rsi start --foregr
   --tasks-per-batch 2 --budget 1 --eval-seeds 5 --heldout-seeds 5 --tasks-per-seed 2 --replicates 1 \
   --widen-probability 0 --shrink-probability 1 --cycles 1
 grep -q '"function_preserving":false' shrink/history.jsonl || fail "a shrink is not marked as changing the function"
+
+# Normalisation proposals: switched on from a plain start, off from a normalised one.
+one_cycle=(--hidden 8,8 --tasks-per-batch 2 --budget 1 --eval-seeds 5 --heldout-seeds 5 --tasks-per-seed 2
+           --replicates 1 --widen-probability 0 --norm-probability 1 --cycles 1)
+expect 0 "^cycle 1: normalisation off -> on: " "$ssmrl" rsi start --foreground --dir norm-on "${one_cycle[@]}"
+expect 0 "^cycle 1: normalisation on -> off: " "$ssmrl" rsi start --foreground --dir norm-off "${one_cycle[@]}" \
+  --normalised
+expect 0 "hidden 8,8 \(normalised\)" "$ssmrl" rsi status --dir norm-off
 
 # The daemon: a second one refused, a graceful stop, a forced one, a restart; logs and status.
 expect 0 "^self-improvement daemon started \(pid [0-9]+\) in d" "$ssmrl" rsi start --dir d "${small[@]}" --cycles 0
@@ -112,6 +123,7 @@ expect 1 "holds a run with its settings .*; --budget is for a new run's director
   --budget 2
 grep -q '"proposal"' ref/history.jsonl && grep -q '"iqm_ci95"' ref/history.jsonl ||
   fail "the history lacks proposals or intervals"
+grep -q '"kind":"normalisation"' ref/history.jsonl || fail "the crash-safety run switched no norm"
 
 # The baseline of the results: plain training of the starting configuration with the loop's compute.
 expect 0 "^plain training of the starting configuration: 8 meta-iterations" "$ssmrl" rsi plain --dir ref --iterations 8
