@@ -68,6 +68,14 @@ int run_train_plain(const TrainOptions& options);
 int run_eval(const EvalOptions& options);
 int run_adapt(const EvalOptions& options);
 int run_configs();
+//! A named configuration as `ssmrl configs` lists it.
+struct ConfigSummary {
+  std::string name;
+  std::string summary;
+  bool meta = false;     //!< meta-training (else plain training)
+  long outer_steps = 0;  //!< its meta-iterations, or its most updates
+};
+std::vector<ConfigSummary> config_summaries();
 //! The knobs of configuration `name` as `ssmrl train` runs it; sets `meta`. Throws for unknown names.
 control::KnobSchema config_knob_schema(const std::string& name, bool& meta);
 //! The columns of a configuration's train.csv before its knobs'.
@@ -143,6 +151,15 @@ struct RsiOptions {
 };
 //! `ssmrl rsi ACTION --dir DIR`: the self-improvement loop as a daemon, and its plain-training baseline.
 int run_rsi(const RsiOptions& options);
+
+struct ServeOptions {
+  std::string dir;                 //!< the runs it lists, starts and changes; nothing outside it
+  std::string host = "127.0.0.1";
+  int port = 8787;                 //!< 0: a free port
+  std::string pretrained;          //!< the shipped checkpoints; empty: beside the program or the sources
+};
+//! `ssmrl serve`: the dashboard, a local web page over the runs in one directory.
+int run_serve(const ServeOptions& options);
 
 //! Whether `name` is a meta-training configuration (false for plain ones); throws for unknown names.
 bool is_meta_config(const std::string& name);

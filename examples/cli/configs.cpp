@@ -8,14 +8,21 @@
 
 namespace ssmrl::cli {
 
-int run_configs() {
+std::vector<ConfigSummary> config_summaries() {
+  std::vector<ConfigSummary> out;
   for (const auto& n : config_names()) {
-    visit_config(n, [](const auto& c) {
+    visit_config(n, [&](const auto& c) {
       using C = std::decay_t<decltype(c)>;
-      constexpr bool meta = requires { typename C::Tasks; };
-      std::printf("%-32s %s (%ld %s)\n", c.name.c_str(), c.summary.c_str(), c.outer_steps,
-                  meta ? "meta-iterations" : "updates at most");
+      out.push_back({c.name, c.summary, requires { typename C::Tasks; }, c.outer_steps});
     });
+  }
+  return out;
+}
+
+int run_configs() {
+  for (const auto& c : config_summaries()) {
+    std::printf("%-32s %s (%ld %s)\n", c.name.c_str(), c.summary.c_str(), c.outer_steps,
+                c.meta ? "meta-iterations" : "updates at most");
   }
   return 0;
 }

@@ -306,6 +306,18 @@ int main(int argc, char** argv) {
                                    "loop's cycles so far"),
                1L, max_count);
 
+  ServeOptions serve;
+  auto* serve_app = app.add_subcommand(
+      "serve", "The dashboard: a local web page over the runs in a directory (train, watch, steer, adapt, "
+               "self-improvement); prints its URL with an access token");
+  serve_app->add_option("--dir", serve.dir, "The directory of the runs it lists and starts (created if missing)")
+      ->required();
+  whole_number(serve_app->add_option("--port", serve.port, "Port (0: a free one)")->capture_default_str(), 0, 65535);
+  serve_app->add_option("--host", serve.host, "Address to listen on; anything but loopback is reachable by others")
+      ->capture_default_str();
+  serve_app->add_option("--pretrained", serve.pretrained,
+                        "The shipped checkpoints; default: share/ssmrl/pretrained beside the program, or the sources'");
+
   const std::string command = argc > 1 ? argv[1] : "";
   try {
     app.parse(argc, argv);
@@ -317,7 +329,8 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     const bool known = command == "train" || command == "eval" || command == "adapt" || command == "configs" ||
-                       command == "controller" || command == "sweep" || command == "pretrain" || command == "rsi";
+                       command == "controller" || command == "sweep" || command == "pretrain" || command == "rsi" ||
+                       command == "serve";
     std::fprintf(stderr, "ssmrl%s: %s\nrun `ssmrl%s --help` for the options\n", known ? (" " + command).c_str() : "",
                  e.what(), known ? (" " + command).c_str() : "");
     return 2;
@@ -339,6 +352,7 @@ int main(int argc, char** argv) {
     if (init_app->parsed()) return run_controller_init(init);
     if (sweep_app->parsed()) return run_sweep(sweep);
     if (pretrain_app->parsed()) return run_pretrain(pretrain);
+    if (serve_app->parsed()) return run_serve(serve);
     if (rsi_app->parsed()) {
       rsi.given = given_options(rsi_app);
       return run_rsi(rsi);
