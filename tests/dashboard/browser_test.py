@@ -181,6 +181,11 @@ try:
     check(status == 200 and "configs" in state, "GET /api/state with the token answers")
     check(all(r["name"] != "escape" for r in state["runs"]), "a symlink leading outside is not listed")
 
+    second = subprocess.run([ssmrl, "serve", "--dir", served, "--port", "0"], capture_output=True, text=True,
+                            timeout=60)
+    check(second.returncode != 0 and "in use by another process" in second.stderr,
+          "a second dashboard on the same directory is refused: %r" % second.stderr.strip())
+
     # ---- no path outside the served directory ----
     for name in ["../outside/secret", "..", "/etc", os.path.join(outside, "secret"), "escape", "a/../../outside"]:
         q = urllib.request.quote(name, safe="")
@@ -193,9 +198,26 @@ try:
         check(status in (400, 403), "training into %r is refused (%d)" % (name, status))
         status, reply = http("POST", base + "api/rsi/start", {"name": name}, auth)
         check(status in (400, 403), "self-improvement in %r is refused (%d)" % (name, status))
+    raw = urllib.request.Request(base + "api/train", data=b"{not json", method="POST",
+                                 headers=dict(auth, **{"Content-Type": "application/json"}))
+    try:
+        urllib.request.urlopen(raw, timeout=30)
+        status = 200
+    except urllib.error.HTTPError as e:
+        status = e.code
+    check(status == 400, "a body that is not JSON is refused (%d)" % status)
+    for body in [{"config": 5, "name": "x"}, {"config": "navigation2d", "name": "x", "knobs": [1]},
+                 {"config": "navigation2d", "name": "x", "seed": "-1"}, {"config": "cartpole-ppo", "name": "x",
+                                                                         "tasks_per_batch": "3"}]:
+        status, reply = http("POST", base + "api/train", body, auth)
+        check(status == 400 and reply.get("error"), "train %s is refused: %s" % (body, reply.get("error")))
+    status, reply = http("GET", base + "api/run?token=" + token)
+    check(status == 400, "a run view without a name is refused (%d)" % status)
+    status, reply = http("POST", base + "api/override", {"text": "{}"}, auth)
+    check(status == 409, "an override without a training run is refused (%d)" % status)
     status, reply = http("POST", base + "api/adapt", {"pretrained": "../../etc/passwd"}, auth)
     check(status in (400, 403), "a shipped checkpoint named with ../ is refused (%d)" % status)
-    check(sorted(os.listdir(served)) == ["escape"], "the refusals created nothing")
+    check(sorted(n for n in os.listdir(served) if n != ".lock") == ["escape"], "the refusals created nothing")
     check(sorted(os.listdir(os.path.join(outside, "secret"))) == ["train.csv"], "nothing was written outside")
 
     # ---- the browser ----
@@ -236,6 +258,7 @@ try:
     wait_for(lambda: int(browser.script("return document.getElementById('run-plot').dataset.points;")) > points + 2,
              "the curve gains points while it trains", 60)
     legend = browser.script("return [...document.querySelectorAll('#run-plot text')].map(t => t.textContent);")
+    check("max_kl 0.01" in (browser.text("#run-knobs") or ""), "the run view shows the knobs in effect")
     check("meta-iteration" in legend and any("return per episode" in t for t in legend)
           and "post_adaptation_return" in legend, "the plot has axes with units and a legend")
     status, reply = http("POST", base + "api/train", {"config": "navigation2d", "name": "second"}, auth)
@@ -259,6 +282,8 @@ try:
     browser.click("#override-remove")
     wait_for(lambda: "override removed" in (browser.text("#override-message") or ""), "the override is removed")
     check(not os.path.exists(os.path.join(served, "nav", "override.json")), "the override file is gone")
+    status, reply = http("POST", base + "api/rsi/start", {"name": "nav"}, auth)
+    check(status == 409, "self-improvement in a training run's directory is refused (%d)" % status)
 
     # Stopping.
     browser.click("#train-stop")

@@ -30,6 +30,7 @@
 #include <nlohmann/json.hpp>
 #include <ssmrl/control/knobs.hpp>
 #include <ssmrl/control/override_file.hpp>
+#include <ssmrl/io/lock.hpp>
 
 #include "../commands.hpp"
 #include "confined_paths.hpp"
@@ -185,6 +186,7 @@ public:
     fs::create_directories(options.dir, ec);
     SSMRL_REQUIRE(fs::is_directory(options.dir, ec), "ssmrl serve --dir: '", options.dir, "' is not a directory");
     root_ = fs::canonical(options.dir);
+    lock_.emplace("ssmrl serve", root_);  // one dashboard, and so one training run, per directory
     exe_ = fs::read_symlink("/proc/self/exe");
     pretrained_ = pretrained_dir(options.pretrained);
     for (const auto& c : config_summaries()) {
@@ -454,7 +456,9 @@ private:
     std::vector<std::string> argv{exe_.string(), "train", "--config", config_name, "--ckpt-dir", dir.string(),
                                   "--override-file", (dir / override_name).string(), "--quiet"};
     const auto seed = field(body, "seed", "1");
-    whole(seed, 0, 1'000'000'000, "ssmrl train --seed");
+    if (seed.empty() || seed.size() > 19 || seed.find_first_not_of("0123456789") != std::string::npos) {
+      throw Refusal(400, "ssmrl train --seed: value " + seed + " is not a whole number from 0 to 10^19 - 1");
+    }
     argv.insert(argv.end(), {"--seed", seed});
     if (const auto steps = field(body, "outer_steps"); !steps.empty()) {
       whole(steps, 1, 1'000'000, "ssmrl train --outer-steps");
@@ -592,6 +596,10 @@ private:
     const auto dir = rsi_dir(body);
     std::vector<std::string> argv{exe_.string(), "rsi", "start", "--dir", dir.string()};
     std::error_code ec;
+    if (fs::exists(dir, ec) && !fs::exists(dir / "rsi.json", ec)) {
+      throw Refusal(409, "ssmrl serve: '" + field(body, "name") + "' exists and is no self-improvement run; "
+                             "a new one needs a new name");
+    }
     if (!fs::exists(dir / "rsi.json", ec)) {  // a new run: its settings (an existing one keeps its own)
       for (const char* option : {"seed", "hidden", "budget", "cycles", "tasks_per_batch", "eval_seeds",
                                  "heldout_seeds", "tasks_per_seed", "replicates", "widen_probability"}) {
@@ -636,6 +644,7 @@ private:
   std::string job_name_, job_config_;
   bool stopping_ = false;
   std::mutex adapt_mutex_;
+  std::optional<io::DirectoryLock> lock_;
 };
 
 }  // namespace dashboard

@@ -278,6 +278,9 @@ async function refreshRun() {
   const header = rows.length ? rows[0] : [];
   const body = rows.slice(1).filter((r) => r.length === header.length);
   const audit = parseCsv(run.audit || "").slice(1).filter((r) => r.length >= 4);
+  const last = body.length ? body[body.length - 1] : null;
+  $("run-knobs").textContent = last ? "knobs in effect: " + header.map((c, i) => [c, last[i]])
+    .filter(([c]) => c.startsWith("knob.")).map(([c, v]) => `${c.slice(5)} ${v}`).join(", ") : "";
   const chosen = plotChoice[run.config] || defaultColumns(header);
   const box = $("plot-columns");
   if (box.dataset.header !== header.join(",")) {
