@@ -259,6 +259,7 @@ try:
              "the curve gains points while it trains", 60)
     legend = browser.script("return [...document.querySelectorAll('#run-plot text')].map(t => t.textContent);")
     check("max_kl 0.01" in (browser.text("#run-knobs") or ""), "the run view shows the knobs in effect")
+    wait_for(lambda: "ssmrl.config" in (browser.text("#run-settings") or ""), "the run view shows its configuration", 60)
     check("meta-iteration" in legend and any("return per episode" in t for t in legend)
           and "post_adaptation_return" in legend, "the plot has axes with units and a legend")
     status, reply = http("POST", base + "api/train", {"config": "navigation2d", "name": "second"}, auth)
@@ -282,6 +283,8 @@ try:
     browser.click("#override-remove")
     wait_for(lambda: "override removed" in (browser.text("#override-message") or ""), "the override is removed")
     check(not os.path.exists(os.path.join(served, "nav", "override.json")), "the override file is gone")
+    wait_for(lambda: browser.script("return document.getElementById('override-text').value;") == "{}",
+             "the page shows the override gone")
     status, reply = http("POST", base + "api/rsi/start", {"name": "nav"}, auth)
     check(status == 409, "self-improvement in a training run's directory is refused (%d)" % status)
 

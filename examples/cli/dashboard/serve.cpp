@@ -491,6 +491,9 @@ private:
       job_.reset();
       throw Refusal(400, output.empty() ? "ssmrl train failed" : output);
     }
+    std::printf("ssmrl serve: started run '%s' (%s, pid %ld)\n", name.c_str(), config_name.c_str(),
+                static_cast<long>(job_->pid()));
+    std::fflush(stdout);
     return {{"started", name}, {"job", job_json()}};
   }
 
@@ -499,6 +502,8 @@ private:
     if (!job_ || !job_->running()) throw Refusal(409, "ssmrl serve: no training run is going on");
     job_->signal(SIGTERM);  // the run stops after its current iteration, with a checkpoint
     stopping_ = true;
+    std::printf("ssmrl serve: stopping run '%s'\n", job_name_.c_str());
+    std::fflush(stdout);
     return {{"stopping", job_name_}};
   }
 
@@ -521,6 +526,8 @@ private:
     // Checked whole as the run will check it, then replaced atomically (the hot-swap protocol).
     const auto changes = control::parse_knob_changes(text, schema_of(job_config_), "the override");
     control::write_override_file(path, changes);
+    std::printf("ssmrl serve: wrote the override file of run '%s' (%zu knobs)\n", job_name_.c_str(), changes.size());
+    std::fflush(stdout);
     return {{"written", path.filename().string()}, {"knobs", changes.size()}};
   }
 

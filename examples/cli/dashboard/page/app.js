@@ -306,10 +306,13 @@ async function refreshRun() {
   const job = run.job;
   $("job-output").textContent = job ? job.output : "";
   const text = $("override-text");
-  if (document.activeElement !== text && run.override && text.dataset.shown !== run.override) {
-    text.value = run.override;
-    text.dataset.shown = run.override;
+  const override = run.override || "";
+  if (document.activeElement !== text && (text.dataset.shown || "") !== override) {
+    text.value = override || "{}";
+    text.dataset.shown = override;
   }
+  const settings = $("run-settings").querySelector("tbody");
+  settings.replaceChildren(...Object.entries(m).sort().map(([k, v]) => row([k, v])));
 }
 
 async function writeOverride() {
