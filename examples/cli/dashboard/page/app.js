@@ -280,7 +280,8 @@ async function refreshRun() {
   const audit = parseCsv(run.audit || "").slice(1).filter((r) => r.length >= 4);
   const last = body.length ? body[body.length - 1] : null;
   $("run-knobs").textContent = last ? "knobs in effect: " + header.map((c, i) => [c, last[i]])
-    .filter(([c]) => c.startsWith("knob.")).map(([c, v]) => `${c.slice(5)} ${v}`).join(", ") : "";
+    .filter(([c]) => c.startsWith("knob.")).map(([c, v]) => `${c.slice(5)} ${v !== "" && isFinite(v) ? Number(v) : v}`)
+    .join(", ") : "";
   const chosen = plotChoice[run.config] || defaultColumns(header);
   const box = $("plot-columns");
   if (box.dataset.header !== header.join(",")) {
