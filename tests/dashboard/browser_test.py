@@ -144,6 +144,13 @@ os.makedirs(os.path.join(outside, "secret"))
 with open(os.path.join(outside, "secret", "train.csv"), "w") as f:
     f.write("iteration,secret\n0,42\n")
 os.symlink(os.path.join(outside, "secret"), os.path.join(served, "escape"))
+# A run from elsewhere whose checkpoint holds metadata of the wrong type, and a train.csv of junk.
+os.makedirs(os.path.join(served, "imported"))
+header = json.dumps({"__metadata__": {"ssmrl.config": 5, "ssmrl.iteration": "7"}}).encode()
+with open(os.path.join(served, "imported", "latest.safetensors"), "wb") as f:
+    f.write(len(header).to_bytes(8, "little") + header)
+with open(os.path.join(served, "imported", "train.csv"), "wb") as f:
+    f.write(b"iteration,\xff\xfe\n1,\"unterminated\n")
 
 server = subprocess.Popen([ssmrl, "serve", "--dir", served, "--port", "0"], stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True)
@@ -180,6 +187,11 @@ try:
     status, state = http("GET", base + "api/state?token=" + token)
     check(status == 200 and "configs" in state, "GET /api/state with the token answers")
     check(all(r["name"] != "escape" for r in state["runs"]), "a symlink leading outside is not listed")
+    imported = [r for r in state["runs"] if r["name"] == "imported"]
+    check(len(imported) == 1 and imported[0]["config"] == "" and imported[0]["iteration"] == "7",
+          "a checkpoint with metadata of the wrong type is listed without it: %s" % imported)
+    status, reply = http("GET", base + "api/run?token=%s&name=imported" % token)
+    check(status == 200 and "ssmrl.config" not in reply.get("metadata", {}), "its run view answers (%d)" % status)
 
     second = subprocess.run([ssmrl, "serve", "--dir", served, "--port", "0"], capture_output=True, text=True,
                             timeout=60)
@@ -211,13 +223,19 @@ try:
                                                                          "tasks_per_batch": "3"}]:
         status, reply = http("POST", base + "api/train", body, auth)
         check(status == 400 and reply.get("error"), "train %s is refused: %s" % (body, reply.get("error")))
+    status, reply = http("POST", base + "api/rsi/start", {"name": "injected", "budget": "1", "hidden": "--foreground"},
+                         auth)
+    check(status == 400 and "--hidden" in reply.get("error", "") and not os.path.exists(os.path.join(served, "injected", "rsi.pid")),
+          "a form value that looks like an option stays a value: %s" % reply.get("error", "")[:100])
+    status, reply = http("POST", base + "api/adapt", {"pretrained": "cartpole-ppo.safetensors", "strategy": "--no-guards"}, auth)
+    check(status == 400, "an adaptation strategy that looks like an option is refused (%d)" % status)
     status, reply = http("GET", base + "api/run?token=" + token)
     check(status == 400, "a run view without a name is refused (%d)" % status)
     status, reply = http("POST", base + "api/override", {"text": "{}"}, auth)
     check(status == 409, "an override without a training run is refused (%d)" % status)
     status, reply = http("POST", base + "api/adapt", {"pretrained": "../../etc/passwd"}, auth)
     check(status in (400, 403), "a shipped checkpoint named with ../ is refused (%d)" % status)
-    check(sorted(n for n in os.listdir(served) if n != ".lock") == ["escape"], "the refusals created nothing")
+    check(sorted(n for n in os.listdir(served) if n != ".lock") == ["escape", "imported"], "the refusals created nothing")
     check(sorted(os.listdir(os.path.join(outside, "secret"))) == ["train.csv"], "nothing was written outside")
 
     # ---- the browser ----

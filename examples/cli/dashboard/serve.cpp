@@ -109,7 +109,13 @@ json checkpoint_metadata(const fs::path& path) {
   if (!in.read(header.data(), static_cast<std::streamsize>(size))) return json::object();
   const auto doc = json::parse(header, nullptr, false);
   if (doc.is_discarded() || !doc.is_object() || !doc.contains("__metadata__")) return json::object();
-  return doc["__metadata__"].is_object() ? doc["__metadata__"] : json::object();
+  json out = json::object();  // strings only: a file from elsewhere may hold anything there
+  if (doc["__metadata__"].is_object()) {
+    for (const auto& [key, value] : doc["__metadata__"].items()) {
+      if (value.is_string()) out[key] = value;
+    }
+  }
+  return out;
 }
 
 std::vector<std::string> checkpoint_files(const fs::path& dir) {
@@ -553,7 +559,7 @@ private:
     if (!fs::is_regular_file(checkpoint, ec)) throw Refusal(404, "ssmrl serve: no checkpoint " + checkpoint.string());
     std::vector<std::string> argv{exe_.string(), "adapt", "--checkpoint", checkpoint.string(), "--json"};
     if (const auto strategy = field(body, "strategy"); !strategy.empty()) {
-      argv.insert(argv.end(), {"--strategy", strategy});
+      argv.push_back("--strategy=" + strategy);
     }
     if (const auto episodes = field(body, "episodes"); !episodes.empty()) {
       whole(episodes, 1, 1000, "ssmrl adapt --episodes");
@@ -614,7 +620,7 @@ private:
         if (value.empty()) continue;
         std::string flag = std::string("--") + option;
         std::replace(flag.begin() + 2, flag.end(), '_', '-');
-        argv.insert(argv.end(), {flag, value});
+        argv.push_back(flag + "=" + value);  // one word: a value can never read as another option
       }
     }
     const auto done = run_to_end(argv, std::chrono::seconds(60));
