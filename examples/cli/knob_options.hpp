@@ -17,6 +17,7 @@
 
 #include "commands.hpp"
 #include "optimizer_options.hpp"
+#include "ranks.hpp"
 #include "run_directory.hpp"
 
 namespace ssmrl::cli {
@@ -148,9 +149,13 @@ public:
            const std::string& override_file, std::optional<long> resume_at,
            const std::map<std::string, std::string>& saved = {}, const ControllerSetup& setup = {},
            const std::string& schedule = {}, const std::vector<std::string>& log_columns = {})
-      : state_(std::move(schema)), audit_(dir / "knobs_audit.csv", resume_at), dir_(dir), setup_(setup) {
+      : state_(std::move(schema)), dir_(dir), setup_(setup) {
     state_.set_layer(control::KnobSource::config, std::move(configured));
-    if (!override_file.empty()) override_.emplace(override_file);
+    // Of an mpirun job's ranks, rank 0 alone reads the override file and writes the audit log.
+    if (ranks().writer()) {
+      audit_.emplace(dir / "knobs_audit.csv", resume_at);
+      if (!override_file.empty()) override_.emplace(override_file);
+    }
     schedule_ = parse_schedule(schedule, state_.schema());
     if (const auto it = saved.find("ssmrl.knobs.controller"); resume_at && it != saved.end()) {
       state_.set_layer(control::KnobSource::controller,
@@ -226,6 +231,14 @@ public:
       const auto check = override_->apply(state_);
       if (check.warning) std::fprintf(stderr, "ssmrl train: override file ignored: %s\n", check.warning->c_str());
     }
+    if (ranks().size() > 1) {  // every rank trains with rank 0's override, read once
+      auto text = control::knob_changes_json(state_.layer(control::KnobSource::override_file));
+      ranks().broadcast(text, 0);
+      if (!ranks().writer()) {
+        state_.set_layer(control::KnobSource::override_file,
+                         control::parse_knob_changes(text, state_.schema(), "rank 0's override"));
+      }
+    }
     if constexpr (requires { trainer.learning_rate_held(); }) {
       const auto lr = state_.schema().find("lr");
       const bool held = lr && state_.source(*lr) >= control::KnobSource::controller;
@@ -233,7 +246,7 @@ public:
     } else {
       trainer.set_knob_values(state_.values());
     }
-    audit_.record(iteration, state_);
+    if (audit_) audit_->record(iteration, state_);
   }
 
   //! The checkpoint metadata of the knobs (with `with_controller`, the controller's file is written
@@ -376,7 +389,7 @@ private:
   control::KnobState state_;
   std::optional<CliMetaOptimizer> meta_;
   std::optional<control::OverrideFile> override_;
-  control::AuditLog audit_;
+  std::optional<control::AuditLog> audit_;
   fs::path dir_;
   ControllerSetup setup_;
   std::vector<std::pair<long, control::KnobChanges>> schedule_;

@@ -11,6 +11,7 @@
 #include <ssmrl/version.hpp>
 
 #include "commands.hpp"
+#include "ranks.hpp"
 
 using namespace ssmrl::cli;
 
@@ -61,6 +62,8 @@ std::string version_text() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Under mpirun, MPI starts here (and may take its own arguments out of argv).
+  const RanksSession ranks_session(argc, argv);
   CLI::App app{"ssmrl: meta-reinforcement learning with state space model policies.\n"
                "Run `ssmrl COMMAND --help` for a command's options.",
                "ssmrl"};
@@ -336,6 +339,11 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
+    if (ranks().size() > 1) {
+      SSMRL_REQUIRE(train_app->parsed(), "ssmrl ", command, ": only `ssmrl train` runs over several MPI ranks; run `ssmrl ",
+                    command, "` without mpirun");
+      check_same_command_line(argc, argv);
+    }
     if (train_app->parsed()) {
       train.given = given_options(train_app);
       return run_train(train);
@@ -358,8 +366,8 @@ int main(int argc, char** argv) {
       return run_rsi(rsi);
     }
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "%s\n", e.what());
-    return 1;
+    // A rank that fails ends the whole job, so that the others do not wait for it.
+    return fail_ranks(e.what(), 1);
   }
   return 2;
 }

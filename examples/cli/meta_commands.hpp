@@ -2,11 +2,15 @@
 #pragma once
 
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <limits>
 #include <map>
+#include <span>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include <ssmrl/ssmrl.hpp>
 
@@ -16,6 +20,7 @@
 #include "knob_options.hpp"
 #include "log_columns.hpp"
 #include "optimizer_options.hpp"
+#include "ranks.hpp"
 #include "run_directory.hpp"
 
 namespace ssmrl::cli {
@@ -81,10 +86,37 @@ std::map<std::string, std::string> load_meta_checkpoint(const fs::path& path, Tr
   return metadata;
 }
 
+//! Under mpirun: refuses parameters that differ between the ranks after `iteration` (they train in
+//! lockstep, so a difference is a bug or a rank that read other files), comparing a hash of their bytes.
+template <class Vector>
+void check_ranks_agree(const Vector& params, long iteration) {
+  if (ranks().size() == 1) return;
+  const auto bytes = std::string_view(reinterpret_cast<const char*>(params.data()),
+                                      static_cast<std::size_t>(params.size()) * sizeof(params.data()[0]));
+  std::vector<double> hashes(static_cast<std::size_t>(ranks().size()));
+  // 52 bits of the hash: a double holds them exactly.
+  hashes[static_cast<std::size_t>(ranks().rank())] =
+      static_cast<double>(std::hash<std::string_view>{}(bytes) & ((std::uint64_t{1} << 52) - 1));
+  dist::allgather_parts(ranks(), std::span<double>(hashes), hashes.size(), 1);
+  for (std::size_t r = 1; r < hashes.size(); ++r) {
+    SSMRL_REQUIRE(hashes[r] == hashes[0], "ssmrl train: after meta-iteration ", iteration, " the parameters of rank ",
+                  r, " differ from rank 0's; the ranks no longer train the same run");
+  }
+}
+
 template <class Config>
 int train(const Config& config, const TrainOptions& args) {
   const auto tasks_per_batch = args.tasks_per_batch > 0 ? args.tasks_per_batch : config.options.meta_batch;
-  using Trainer = meta::MetaTrainer<typename Config::Policy, typename Config::Tasks, typename Config::Algorithm>;
+  // Under mpirun, the ranks share each meta-batch's tasks and every rank trains the same parameters;
+  // rank 0 alone writes and prints.
+  using Trainer =
+      meta::MetaTrainer<typename Config::Policy, typename Config::Tasks, typename Config::Algorithm, Ranks>;
+  const bool writer = ranks().writer();
+  const auto split_check = [&](int meta_batch) {
+    SSMRL_REQUIRE(ranks().size() <= meta_batch, "ssmrl train: ", ranks().size(), " MPI ranks share a meta-batch of ",
+                  meta_batch, " tasks (--tasks-per-batch); give each rank one task at least");
+  };
+  if (!args.resume) split_check(tasks_per_batch);  // before the run's directory is made
   auto configured = config.options;
   configured.first_order = args.first_order;
   const auto schema = Trainer::knob_schema(configured);
@@ -132,7 +164,8 @@ int train(const Config& config, const TrainOptions& args) {
   auto& log = run.log;
   const long total = args.outer_steps > 0 ? args.outer_steps : config.outer_steps;
   if (args.resume && total <= start) {
-    std::printf("the run in %s is already at meta-iteration %ld; --outer-steps %ld asks for no more: nothing to do\n",
+    if (writer)
+      std::printf("the run in %s is already at meta-iteration %ld; --outer-steps %ld asks for no more: nothing to do\n",
                 dir.string().c_str(), start, total);
     return 0;
   }
@@ -148,7 +181,9 @@ int train(const Config& config, const TrainOptions& args) {
                   metadata.count("ssmrl.meta_optimizer") ? metadata.at("ssmrl.meta_optimizer") : "none",
                   options.seed, "outer_lr", "outer_weight_decay"},
                  metadata.at("ssmrl.schedule"), with_knob_columns(training_columns(), schema));
-  Trainer trainer(config.make_policy(options.seed), typename Config::Tasks{}, options);
+  split_check(options.meta_batch);
+  Trainer trainer(config.make_policy(options.seed), typename Config::Tasks{}, options, typename Trainer::Env{},
+                  typename Config::Algorithm{}, ranks());
   double best = -std::numeric_limits<double>::infinity();
   if (args.resume) {
     load_meta_checkpoint(latest, trainer);
@@ -156,6 +191,7 @@ int train(const Config& config, const TrainOptions& args) {
   }
   trainer.set_iterations_done(start);
   auto save = [&](const fs::path& path, long iteration, double post_return) {
+    if (!writer) return;
     auto m = metadata;
     m["ssmrl.iteration"] = std::to_string(iteration);
     m["ssmrl.post_adaptation_return"] = io::detail::number(post_return, "%.17g");
@@ -166,31 +202,39 @@ int train(const Config& config, const TrainOptions& args) {
     io::write_safetensors(path, file);
     if (path == latest) knobs.checkpoint_written();
   };
+  auto write_log = [&] {
+    if (writer) log.write(csv);
+  };
   if (!args.resume) {
     save(dir / "step_0.safetensors", 0, std::nan(""));
     save(latest, 0, std::nan(""));
-    log.write(csv);
+    write_log();
     run_dir.commit();
   }
-  std::printf(
-      "%s: %s\nseed %llu, %s-order, %d tasks per batch, meta-iterations %ld to %ld, %u threads, checkpoints in %s\n",
-      config.name.c_str(), config.summary.c_str(), static_cast<unsigned long long>(options.seed),
-      options.first_order ? "first" : "second", options.meta_batch, start, total, options.threads,
-      dir.string().c_str());
-  std::fflush(stdout);
+  if (writer) {
+    std::printf("%s: %s\nseed %llu, %s-order, %d tasks per batch, meta-iterations %ld to %ld, %u threads%s, "
+                "checkpoints in %s\n",
+                config.name.c_str(), config.summary.c_str(), static_cast<unsigned long long>(options.seed),
+                options.first_order ? "first" : "second", options.meta_batch, start, total, options.threads,
+                ranks().size() > 1 ? (" on each of " + std::to_string(ranks().size()) + " MPI ranks").c_str() : "",
+                dir.string().c_str());
+    std::fflush(stdout);
+  }
   StopOnSignals stop;
-  Progress progress(start, total, args.quiet);
+  // Every rank stops after the same iteration: when any of them was asked to.
+  auto stopping = [&] { return dist::max_over_ranks(ranks(), stop.requested() ? 1.0 : 0.0) > 0; };
+  Progress progress(start, total, args.quiet || !writer);
   long it = start;
-  for (; it < total && !stop.requested(); ++it) {
-    const double before = progress.elapsed();
+  for (; it < total && !stopping(); ++it) {
     knobs.before_iteration(it, trainer, log);
     const auto s = trainer.iteration();
+    check_ranks_agree(nn::flatten<typename Trainer::Scalar>(trainer.policy().params()), it + 1);
     log.add_cells(
         row_with_knobs({static_cast<double>(s.iteration + 1), s.pre_adaptation_return, s.post_adaptation_return,
-                        s.trpo.accepted ? 1.0 : 0.0, s.trpo.kl, progress.elapsed() - before, s.post_adaptation_std,
+                        s.trpo.accepted ? 1.0 : 0.0, s.trpo.kl, s.seconds, s.post_adaptation_std,
                         s.entropy, s.episode_length, s.grad_norm, s.outer_step_applied ? 1.0 : 0.0},
                        knobs));
-    log.write(csv);  // before the checkpoint: a resume may find extra rows, never missing ones
+    write_log();  // before the checkpoint: a resume may find extra rows, never missing ones
     if (s.post_adaptation_return > best) {
       best = s.post_adaptation_return;
       save(dir / "best.safetensors", it + 1, s.post_adaptation_return);
@@ -198,19 +242,24 @@ int train(const Config& config, const TrainOptions& args) {
     save(latest, it + 1, s.post_adaptation_return);
     if ((it + 1) % save_every == 0 || it + 1 == total)
       save(dir / ("step_" + std::to_string(it + 1) + ".safetensors"), it + 1, s.post_adaptation_return);
-    if ((it + 1) % 10 == 0 || it + 1 == total) plot_training(log, svg, config.name);
+    if (writer && ((it + 1) % 10 == 0 || it + 1 == total)) plot_training(log, svg, config.name);
     char status[96];
     std::snprintf(status, sizeof status, "before %7.2f  after %7.2f  best %7.2f", s.pre_adaptation_return,
                   s.post_adaptation_return, best);
     progress.update(it + 1, status);
   }
-  if (stop.requested()) {
+  if (it < total) {
+    // A rank that was not signalled itself stops as if by SIGTERM, as its signalled peer asked.
+    const int status = stop.requested() ? stop.exit_status() : 128 + SIGTERM;
+    if (!writer) return status;
     plot_training(log, svg, config.name);
     progress.finish_line();
     std::printf("stopped by %s after meta-iteration %ld of %ld; the latest checkpoint is %s\ncontinue with: %s\n",
-                stop.signal_name(), it, total, latest.string().c_str(), resume_command(args, total).c_str());
-    return stop.exit_status();
+                stop.requested() ? stop.signal_name() : "a signal to another MPI rank", it, total,
+                latest.string().c_str(), resume_command(args, total).c_str());
+    return status;
   }
+  if (!writer) return 0;
   std::printf("meta-training: %ld iterations in %.1f s\n", total - start, progress.elapsed());
   if (knobs.has_controller()) std::printf("controller: %ld REINFORCE steps\n", knobs.controller_updates());
   std::printf("log %s\nplot %s\n", csv.string().c_str(), svg.string().c_str());

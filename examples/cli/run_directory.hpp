@@ -21,6 +21,7 @@
 #include <ssmrl/ssmrl.hpp>
 
 #include "commands.hpp"
+#include "ranks.hpp"
 
 namespace ssmrl::cli {
 
@@ -103,7 +104,8 @@ public:
   //! With --resume: the latest checkpoint's metadata (its config checked; each setting of `from_run`
   //! taken from the run when the checkpoint has it, and an explicit different value refused where it
   //! must match) and the log cut to the checkpoint's iteration. Without: a new directory (one that
-  //! holds a run is refused). Either way the directory is locked from here on.
+  //! holds a run is refused). Either way the directory is locked from here on. The other ranks of an
+  //! mpirun job (ranks().writer() false) create, lock and clean nothing; they read a resumed run.
   RunDirectory(const TrainOptions& options, std::map<std::string, std::string> metadata,
                const std::vector<RunSetting>& from_run, const std::vector<std::string>& columns,
                const std::vector<std::string>& text_columns = {})
@@ -111,7 +113,9 @@ public:
     const fs::path latest = dir_ / "latest.safetensors";
     const fs::path csv = dir_ / "train.csv";
     std::error_code ec;
+    const bool writer = ranks().writer();
     if (!options.resume) {
+      if (!writer) return;
       SSMRL_REQUIRE(!fs::exists(latest, ec), "ssmrl train: '", dir_.string(),
                     "' already holds a run; pass --resume to continue it or --ckpt-dir for a new one");
       create(options);
@@ -122,8 +126,8 @@ public:
     }
     SSMRL_REQUIRE(fs::is_directory(dir_, ec), "ssmrl train: --resume, but the run directory '", dir_.string(),
                   "' does not exist");
-    lock_.emplace("ssmrl train", dir_);
-    if (const auto removed = io::remove_temporary_files(dir_); removed > 0) {
+    if (writer) lock_.emplace("ssmrl train", dir_);
+    if (const auto removed = writer ? io::remove_temporary_files(dir_) : 0; removed > 0) {
       std::printf("removed %zu temporary file%s that an interrupted write left in %s\n", removed,
                   removed == 1 ? "" : "s", dir_.string().c_str());
     }

@@ -5,6 +5,7 @@
 #include "commands.hpp"
 #include "configs.hpp"
 #include "meta_commands.hpp"
+#include "ranks.hpp"
 
 namespace ssmrl::cli {
 
@@ -14,7 +15,7 @@ int run_train_meta(const TrainOptions& options) {
     using C = std::decay_t<decltype(c)>;
     if constexpr (requires { typename C::Tasks; }) {
       status = train(c, options);
-      if (status == 0 && !options.no_eval) {
+      if (status == 0 && !options.no_eval && ranks().writer()) {
         const fs::path dir = options.run_directory();
         const fs::path latest = dir / "latest.safetensors";
         std::printf("\nevaluation of the final policy on the held-out tasks:\n");

@@ -22,11 +22,13 @@
 #include <numeric>
 #include <random>
 #include <set>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "support/errors.hpp"
+#include "support/thread_communicator.hpp"
 
 using namespace ssmrl;
 using namespace ssmrl::control;
@@ -568,6 +570,15 @@ struct ToyMember {
   }
 };
 static_assert(PopulationMember<ToyMember>);
+// What an exploit copies, as numbers, for members on other ranks.
+std::vector<double> member_state(const ToyMember& t) {
+  return {t.weights.score, static_cast<double>(t.moments.steps)};
+}
+void set_member_state(ToyMember& t, std::span<const double> state) {
+  t.weights.score = state[0];
+  t.moments.steps = static_cast<long>(state[1]);
+}
+static_assert(TransferableMember<ToyMember>);
 
 std::vector<std::unique_ptr<ToyMember>> toy_members(const std::vector<double>& lrs) {
   std::vector<std::unique_ptr<ToyMember>> out;
@@ -615,6 +626,91 @@ TEST_CASE("a PBT population: the bottom copies the top's state and perturbs its 
   CHECK(std::abs(std::log10(best_lr / 0.01)) < 0.5);
   CHECK(population.scores()[population.best()] > fixed.scores()[fixed.best()] + 20);
   CHECK(first_best < 1);
+}
+
+TEST_CASE("a PBT population spread over ranks decides, copies and reports what one process does") {
+  const auto steered = KnobSchema({real_knob("lr", 0.01, 1e-5, 1.0, true, "step size")});
+  const std::vector<double> lrs{1e-5, 1e-4, 0.3, 1.0, 3e-5, 0.5, 2e-5};  // over 3 ranks: 2, 2 and 3 members
+  const PopulationOptions options{.interval = 2, .threads = 2, .seed = 5};
+  constexpr int steps = 20;
+  constexpr int ranks = 3;
+  Population<ToyMember> one(toy_members(lrs), steered, options);
+  std::vector<PopulationStep> expected;
+  for (int s = 0; s < steps; ++s) expected.push_back(one.step());
+
+  auto comms = test::ThreadCommunicator::group(ranks);
+  std::vector<std::vector<PopulationStep>> got(ranks);
+  std::vector<double> owned_scores(lrs.size(), NAN);
+  std::vector<long> owned_steps(lrs.size(), -1);
+  std::vector<std::vector<double>> lrs_after(ranks);
+  std::vector<std::string> failures(ranks);
+  std::vector<std::thread> threads;
+  for (int r = 0; r < ranks; ++r) {
+    threads.emplace_back([&, r] {
+      try {
+        Population<ToyMember, test::ThreadCommunicator> spread(toy_members(lrs), steered, options, comms[r]);
+        for (int s = 0; s < steps; ++s) got[r].push_back(spread.step());
+        for (std::size_t m = 0; m < lrs.size(); ++m) {
+          lrs_after[r].push_back(std::get<double>(spread.knobs(m).at("lr")));
+          if (spread.owner(m) != r) continue;
+          owned_scores[m] = spread.member(m).policy().score;
+          owned_steps[m] = spread.member(m).optimizer().steps;
+        }
+      } catch (const std::exception& e) {
+        failures[r] = e.what();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int r = 0; r < ranks; ++r) {
+    CAPTURE(r);
+    REQUIRE(failures[r].empty());
+    REQUIRE(got[r].size() == expected.size());
+    std::size_t copies = 0;
+    for (int s = 0; s < steps; ++s) {
+      CHECK(got[r][s].scores == expected[s].scores);
+      CHECK(got[r][s].telemetry[6].values == expected[s].telemetry[6].values);
+      REQUIRE(got[r][s].copies.size() == expected[s].copies.size());
+      for (std::size_t c = 0; c < expected[s].copies.size(); ++c) {
+        CHECK(got[r][s].copies[c].to == expected[s].copies[c].to);
+        CHECK(got[r][s].copies[c].from == expected[s].copies[c].from);
+        const auto owner = [&](std::size_t m) { return dist::share(lrs.size(), 0, ranks).contains(m) ? 0
+                                                        : dist::share(lrs.size(), 1, ranks).contains(m) ? 1 : 2; };
+        copies += static_cast<std::size_t>(owner(expected[s].copies[c].to) != owner(expected[s].copies[c].from));
+      }
+    }
+    std::vector<double> lr_one;
+    for (std::size_t m = 0; m < lrs.size(); ++m) lr_one.push_back(std::get<double>(one.knobs(m).at("lr")));
+    CHECK(lrs_after[r] == lr_one);
+    CHECK(copies > 0);  // some copies crossed ranks (members 0-1 on rank 0, 2-3 on rank 1, 4-6 on rank 2)
+  }
+  for (std::size_t m = 0; m < lrs.size(); ++m) {
+    CHECK(owned_scores[m] == one.member(m).policy().score);
+    CHECK(owned_steps[m] == one.member(m).optimizer().steps);
+  }
+
+  // A member that fails on one rank fails the step on every rank, none waiting for the others.
+  std::vector<std::string> messages(ranks);
+  threads.clear();
+  for (int r = 0; r < ranks; ++r) {
+    threads.emplace_back([&, r] {
+      auto members = toy_members(lrs);
+      members[5]->fail_at = 3;
+      Population<ToyMember, test::ThreadCommunicator> spread(std::move(members), steered, options, comms[r]);
+      try {
+        for (int s = 0; s < 5; ++s) spread.step();
+      } catch (const std::exception& e) {
+        messages[r] = e.what() + std::string(" after ") + std::to_string(spread.steps());
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  CHECK(messages[0] == "control::Population: member 5 failed on rank 2 after 2");
+  CHECK(messages[1] == "control::Population: member 5 failed on rank 2 after 2");
+  CHECK(messages[2] == "member failed after 2");
+  CHECK(test::message_of<InvalidArgument>([&] {
+          Population<ToyMember, test::ThreadCommunicator>(toy_members({0.01, 0.1}), steered, options, comms[0]);
+        }).find("2 members for 3 ranks") != std::string::npos);
 }
 
 TEST_CASE("a PBT population refuses a bad setup and rethrows a member's failure after joining") {

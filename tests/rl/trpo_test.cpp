@@ -5,8 +5,12 @@
 #include <ssmrl/ssmrl.hpp>
 
 #include <optional>
+#include <set>
+#include <thread>
+#include <vector>
 
 #include "support/random.hpp"
+#include "support/thread_communicator.hpp"
 
 using namespace ssmrl;
 using ad::Matrix;
@@ -172,5 +176,37 @@ TEST_CASE("a TRPO step over parts on several threads equals the step over the wh
     // The parts are summed in order whatever the threads: the same step to the last bit.
     if (!one_thread) one_thread = nn::flatten<double>(parts);
     else CHECK(nn::flatten<double>(parts) == *one_thread);
+  }
+  // The parts spread over ranks (threads standing in for MPI's processes): each rank computes its
+  // parts only, and every rank takes the one process's step, to the last bit.
+  for (const int ranks : {2, 3}) {
+    CAPTURE(ranks);
+    auto comms = test::ThreadCommunicator::group(ranks);
+    std::vector<Policy::Params> results(static_cast<std::size_t>(ranks), pi.params());
+    std::vector<optim::TrpoResult> reports(static_cast<std::size_t>(ranks));
+    std::vector<std::set<std::size_t>> called(static_cast<std::size_t>(ranks));
+    std::vector<std::thread> threads;
+    for (int r = 0; r < ranks; ++r) {
+      threads.emplace_back([&, r] {
+        const auto i = static_cast<std::size_t>(r);
+        std::vector<ad::Tape<double>> tapes(3);
+        auto counted = [&](ad::Tape<double>& tape, const Policy::VarParams& vars, std::size_t p) {
+          called[i].insert(p);
+          return surrogate_part(tape, vars, p);
+        };
+        reports[i] = optim::trpo_step_parts<double>(results[i], 3, counted, kl_part, kl_part, options,
+                                                    std::span<ad::Tape<double>>(tapes), 1, comms[i]);
+      });
+    }
+    for (auto& t : threads) t.join();
+    for (int r = 0; r < ranks; ++r) {
+      CAPTURE(r);
+      const auto i = static_cast<std::size_t>(r);
+      const auto mine = dist::share(3, r, ranks);
+      CHECK(called[i].size() == mine.size());
+      CHECK((called[i].empty() || (*called[i].begin() == mine.begin && *called[i].rbegin() == mine.end - 1)));
+      CHECK(reports[i].accepted);
+      CHECK(nn::flatten<double>(results[i]) == *one_thread);
+    }
   }
 }

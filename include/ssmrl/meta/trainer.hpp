@@ -5,11 +5,12 @@
 // steps alike); collect query trajectories with the adapted policy, and differentiate the query loss
 // back to the meta-parameters; then one outer step, a gradient step (Adam, AdamW or SGD) or TRPO.
 // The parts are the Algorithm's (meta::Maml in meta/algorithm.hpp). Every task of an iteration draws
-// its randomness from (seed, iteration, task index) alone, so the tasks are shared among threads
-// without changing the result.
+// its randomness from (seed, iteration, task index) alone, so the tasks are shared among threads, and
+// among the ranks of a communicator (dist/communicator.hpp), without changing the result.
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -21,6 +22,7 @@
 
 #include "ssmrl/control/knobs.hpp"
 #include "ssmrl/control/telemetry.hpp"
+#include "ssmrl/dist/communicator.hpp"
 #include "ssmrl/env/env_batch.hpp"
 #include "ssmrl/env/tasks.hpp"
 #include "ssmrl/meta/algorithm.hpp"
@@ -111,7 +113,12 @@ struct IterationStats {
   }
 };
 
-template <policy::MetaPolicy PolicyT, env::TaskDistribution Tasks, class Algorithm = Maml<>>
+//! With a communicator `Comm` of several ranks (dist::MpiCommunicator, say), every rank constructs the
+//! same trainer; each collects and adapts its share of the meta-batch's tasks (dist::share), and each
+//! task's contributions (meta-gradient, Fisher products, surrogate and KL, statistics) are gathered
+//! and summed in task order, so every rank steps to the parameters one process would have.
+template <policy::MetaPolicy PolicyT, env::TaskDistribution Tasks, class Algorithm = Maml<>,
+          dist::Communicator Comm = dist::SingleProcess>
 class MetaTrainer {
 public:
   using Scalar = typename PolicyT::scalar_type;
@@ -135,7 +142,8 @@ public:
                           Scalar>,
                 "meta::MetaTrainer: Algorithm::loss is not an InnerLoss of this policy's evaluation");
 
-  MetaTrainer(PolicyT policy, Tasks tasks, MetaTrainerOptions options, Env prototype = Env{}, Algorithm algorithm = {})
+  MetaTrainer(PolicyT policy, Tasks tasks, MetaTrainerOptions options, Env prototype = Env{}, Algorithm algorithm = {},
+              Comm comm = {})
       : policy_(std::move(policy)),
         tasks_(std::move(tasks)),
         options_(options),
@@ -146,7 +154,8 @@ public:
                                                 .lr = options.outer_lr,
                                                 .weight_decay = options.outer_weight_decay,
                                                 .momentum = options.outer_momentum}),
-        tapes_(static_cast<std::size_t>(std::max(1, options.meta_batch))) {
+        tapes_(static_cast<std::size_t>(std::max(1, options.meta_batch))),
+        comm_(std::move(comm)) {
     SSMRL_REQUIRE(options.outer_weight_decay >= 0 && options.outer_momentum >= 0,
                   "meta::MetaTrainer: outer_weight_decay ", options.outer_weight_decay, " and outer_momentum ",
                   options.outer_momentum, " must not be negative");
@@ -154,6 +163,8 @@ public:
                   "meta::MetaTrainer: meta_batch ", options.meta_batch, ", trajectories ", options.trajectories,
                   ", horizon ", options.horizon, " must be positive and inner_steps ", options.inner_steps,
                   " not negative");
+    SSMRL_REQUIRE(comm_.size() <= options.meta_batch, "meta::MetaTrainer: ", comm_.size(), " ranks share a ",
+                  "meta-batch of ", options.meta_batch, " tasks; each rank needs one task at least");
     SSMRL_REQUIRE(!(learned_rates && uses_trpo()), "meta::MetaTrainer: options.trpo is set, but Meta-SGD's learned "
                   "rates (LearnedInnerRates) need the Adam outer step");
     for (unsigned w = 0; w < std::max(1u, options.threads); ++w) {
@@ -180,6 +191,7 @@ public:
     learner_.inner_lrs() = std::move(rates);
   }
   [[nodiscard]] const Algorithm& algorithm() const noexcept { return algorithm_; }
+  [[nodiscard]] const Comm& communicator() const noexcept { return comm_; }
 
   //! The options a controller or a person may change between iterations: the inner step (its rate
   //! unless Meta-SGD learns it, its count, its order), the outer step's rate (Adam) or KL limit and
@@ -255,7 +267,9 @@ public:
       stats.inner_lr = options_.inner_lr;
     }
     if (!uses_trpo()) stats.outer_lr = options_.outer_lr;
-    stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    // The slowest rank's time: the same on every rank, as everything a controller reads must be.
+    stats.seconds = dist::max_over_ranks(
+        comm_, std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
     return stats;
   }
   //! The index of the next iteration.
@@ -372,13 +386,37 @@ private:
     return TaskContext{std::move(rng), std::move(task), *batches_[worker], tape, typename ad::Tape<Scalar>::Scope(tape)};
   }
 
-  // Runs fn(worker, task index) for every task of the meta-batch, the tasks shared among the threads.
+  // Runs fn(worker, task index) for this rank's tasks of the meta-batch, shared among the threads.
   template <class Fn>
   void for_each_task(Fn&& fn) {
-    for_chunks(static_cast<std::size_t>(options_.meta_batch), batches_.size(),
-               [&](std::size_t w, std::size_t begin, std::size_t end) {
-                 for (std::size_t i = begin; i < end; ++i) fn(w, static_cast<int>(i));
-               });
+    const auto mine = dist::share(static_cast<std::size_t>(options_.meta_batch), comm_);
+    for_chunks(mine.size(), batches_.size(), [&](std::size_t w, std::size_t begin, std::size_t end) {
+      for (std::size_t i = begin; i < end; ++i) fn(w, static_cast<int>(mine.begin + i));
+    });
+  }
+
+  // After for_each_task: every rank gets every task's returns and measures.
+  template <class PerTask>
+  void gather_measures(std::vector<PerTask>& tasks) const {
+    if (comm_.size() == 1) return;
+    constexpr std::size_t fields = 5;
+    std::vector<double> all(tasks.size() * fields);
+    const auto mine = dist::share(tasks.size(), comm_);
+    for (std::size_t i = mine.begin; i < mine.end; ++i) {
+      const auto& t = tasks[i];
+      std::copy_n(std::array{t.pre_return, t.post_return, t.entropy, t.episode_length, t.episodes}.begin(), fields,
+                  all.begin() + static_cast<std::ptrdiff_t>(i * fields));
+    }
+    dist::allgather_parts(comm_, std::span<double>(all), tasks.size(), fields);
+    for (std::size_t i = 0; i < tasks.size(); ++i) {
+      auto& t = tasks[i];
+      const double* v = all.data() + i * fields;
+      t.pre_return = v[0];
+      t.post_return = v[1];
+      t.entropy = v[2];
+      t.episode_length = v[3];
+      t.episodes = v[4];
+    }
   }
 
   TaskData trpo_task(std::size_t worker, int index) {
@@ -424,6 +462,7 @@ private:
       learner_.params() = policy_.params();
       std::vector<TaskData> data(static_cast<std::size_t>(options_.meta_batch));
       for_each_task([&](std::size_t w, int i) { data[static_cast<std::size_t>(i)] = trpo_task(w, i); });
+      gather_measures(data);
       for (const auto& d : data) add_task_returns(stats, d.pre_return, d.post_return);
       add_measures(stats, data);
       stats.pre_adaptation_return /= options_.meta_batch;
@@ -462,9 +501,9 @@ private:
       const unsigned threads = static_cast<unsigned>(batches_.size());
       stats.trpo = options_.fisher == TrpoFisher::through_adaptation
                        ? optim::trpo_step_parts<Scalar>(params, data.size(), surrogate, kl, kl, trpo_options, tapes,
-                                                        threads)
+                                                        threads, comm_)
                        : optim::trpo_step_parts<Scalar>(params, data.size(), surrogate, kl, kl_at_adapted, trpo_options,
-                                                        tapes, threads);
+                                                        tapes, threads, comm_);
       stats.outer_step_applied = stats.trpo.accepted && !options_.zero_meta_gradient;
       stats.grad_norm = stats.trpo.gradient_norm;
       if (stats.trpo.accepted) stats.kl = stats.trpo.kl;
@@ -540,11 +579,37 @@ private:
     return out;
   }
 
+  // After for_each_task: every rank gets every task's meta-gradient, shaped as this rank's first task's.
+  void gather_gradients(std::vector<AdamTask>& tasks) const {
+    if (comm_.size() == 1) return;
+    const auto mine = dist::share(tasks.size(), comm_);
+    const auto& shapes = tasks[mine.begin].gradient;
+    std::size_t stride = 0;
+    for (const auto& m : shapes) stride += static_cast<std::size_t>(m.size());
+    std::vector<Scalar> all(tasks.size() * stride);
+    for (std::size_t i = mine.begin; i < mine.end; ++i) {
+      Scalar* at = all.data() + i * stride;
+      for (const auto& m : tasks[i].gradient) at = std::copy_n(m.data(), m.size(), at);
+    }
+    dist::allgather_parts(comm_, std::span<Scalar>(all), tasks.size(), stride);
+    for (std::size_t i = 0; i < tasks.size(); ++i) {
+      if (mine.contains(i)) continue;
+      const Scalar* at = all.data() + i * stride;
+      tasks[i].gradient.clear();
+      for (const auto& m : shapes) {
+        tasks[i].gradient.emplace_back(Eigen::Map<const ad::Matrix<Scalar>>(at, m.rows(), m.cols()));
+        at += m.size();
+      }
+    }
+  }
+
   IterationStats adam_iteration() {
     IterationStats stats;
     learner_.params() = policy_.params();
     std::vector<AdamTask> tasks(static_cast<std::size_t>(options_.meta_batch));
     for_each_task([&](std::size_t w, int i) { tasks[static_cast<std::size_t>(i)] = adam_task(w, i); });
+    gather_measures(tasks);
+    gather_gradients(tasks);
     std::vector<ad::Matrix<Scalar>> meta_gradient = tasks[0].gradient;
     for (std::size_t t = 1; t < tasks.size(); ++t) {
       for (std::size_t i = 0; i < meta_gradient.size(); ++i) meta_gradient[i] += tasks[t].gradient[i];
@@ -676,6 +741,7 @@ private:
   optim::AnyOptimizer<Scalar> outer_optimizer_;
   std::vector<std::unique_ptr<env::EnvBatch<Env>>> batches_;  //!< one per thread
   std::vector<ad::Tape<Scalar>> tapes_;                       //!< one per task of the meta-batch
+  Comm comm_;
   long iteration_ = 0;
 };
 

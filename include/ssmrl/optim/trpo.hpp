@@ -12,6 +12,7 @@
 
 #include "ssmrl/autodiff.hpp"
 #include "ssmrl/core/workers.hpp"
+#include "ssmrl/dist/communicator.hpp"
 #include "ssmrl/nn/parameters.hpp"
 
 namespace ssmrl::optim {
@@ -65,42 +66,54 @@ using ::ssmrl::for_chunks;
 //! step (`kl` itself, or a cheaper stand-in; the line search always checks `kl`). Part i records on
 //! `tapes[i]` (at least `parts` tapes; kept across calls, they keep their memory); `threads` share
 //! the parts. Every sum runs over the parts in order, so the result does not depend on `threads`.
-//! The parameters change only when a step is accepted.
-template <class Scalar, class Params, class LossFn, class KlFn, class FisherKlFn>
+//! With a communicator of several ranks, each rank computes its share of the parts (dist::share:
+//! the callbacks are called only for those, and only their tapes are used) and the per-part values,
+//! gradients and Fisher products are gathered before the same ordered sums: every rank gets the
+//! result of one process, bit for bit. The parameters change only when a step is accepted.
+template <class Scalar, class Params, class LossFn, class KlFn, class FisherKlFn,
+          dist::Communicator Comm = dist::SingleProcess>
 TrpoResult trpo_step_parts(Params& params, std::size_t parts, LossFn&& loss, KlFn&& kl, FisherKlFn&& fisher_kl,
-                           TrpoOptions options, std::span<ad::Tape<Scalar>> tapes, unsigned threads = 1) {
+                           TrpoOptions options, std::span<ad::Tape<Scalar>> tapes, unsigned threads = 1,
+                           const Comm& comm = {}) {
   SSMRL_REQUIRE(parts > 0 && tapes.size() >= parts, "optim::trpo_step_parts: parts ", parts, " must be positive and ",
                 "at most the tapes, ", tapes.size());
   using Tape = ad::Tape<Scalar>;
-  const std::size_t workers = std::min<std::size_t>(parts, std::max(1u, threads));
-  const auto count = nn::parameter_count(params);
+  const auto mine = dist::share(parts, comm);
+  const std::size_t workers = std::min<std::size_t>(std::max<std::size_t>(1, mine.size()), std::max(1u, threads));
+  const auto count = static_cast<std::size_t>(nn::parameter_count(params));
   auto each_part = [&](auto&& fn) {
-    for_chunks(parts, workers, [&](std::size_t, std::size_t begin, std::size_t end) {
-      for (std::size_t i = begin; i < end; ++i) fn(i);
+    if (mine.size() == 0) return;
+    for_chunks(mine.size(), workers, [&](std::size_t, std::size_t begin, std::size_t end) {
+      for (std::size_t i = begin; i < end; ++i) fn(mine.begin + i);
     });
+  };
+  // Per-part vectors, part i at [i * count, (i + 1) * count): this rank's parts written, then all gathered.
+  auto part_of = [&](Vector<Scalar>& all, std::size_t i) { return all.segment(static_cast<Eigen::Index>(i * count),
+                                                                              static_cast<Eigen::Index>(count)); };
+  auto gather_parts = [&](Vector<Scalar>& all) {
+    dist::allgather_parts(comm, std::span<Scalar>(all.data(), static_cast<std::size_t>(all.size())), parts, count);
   };
   // Sum over the parts of fn's value at `p`, and optionally of its gradient.
   auto sum_at = [&](const Params& p, auto&& fn, Vector<Scalar>* gradient) {
     std::vector<double> values(parts, 0.0);
-    std::vector<Vector<Scalar>> gradients(parts);
+    Vector<Scalar> gradients;
+    if (gradient != nullptr) gradients = Vector<Scalar>::Zero(static_cast<Eigen::Index>(parts * count));
     each_part([&](std::size_t i) {
       Tape& tape = tapes[i];
       typename Tape::Scope scope(tape);
       const auto vars = nn::on_tape(tape, p);
       const auto term = fn(tape, vars, i);
       values[i] = static_cast<double>(term.item());
-      if (gradient != nullptr) {
-        if (term.requires_grad()) {
-          tape.backward(term);
-          gradients[i] = nn::flatten<Scalar>(nn::gradients_of<Scalar>(vars));
-        } else {
-          gradients[i] = Vector<Scalar>::Zero(count);
-        }
+      if (gradient != nullptr && term.requires_grad()) {
+        tape.backward(term);
+        part_of(gradients, i) = nn::flatten<Scalar>(nn::gradients_of<Scalar>(vars));
       }
     });
+    dist::allgather_parts(comm, std::span<double>(values), parts, 1);
     if (gradient != nullptr) {
-      *gradient = Vector<Scalar>::Zero(count);
-      for (const auto& g : gradients) *gradient += g;
+      gather_parts(gradients);
+      *gradient = Vector<Scalar>::Zero(static_cast<Eigen::Index>(count));
+      for (std::size_t i = 0; i < parts; ++i) *gradient += part_of(gradients, i);
     }
     double sum = 0;
     for (const double v : values) sum += v;
@@ -114,7 +127,7 @@ TrpoResult trpo_step_parts(Params& params, std::size_t parts, LossFn&& loss, KlF
     // F v: the Hessian of the KL at the current parameters. Each part records the gradient of its
     // KL once as a graph (create_graph); a product is then one reverse pass of <gradient, v> per part.
     std::vector<typename Tape::Mark> marks;
-    for (std::size_t i = 0; i < parts; ++i) marks.push_back(tapes[i].mark());
+    for (std::size_t i = mine.begin; i < mine.end; ++i) marks.push_back(tapes[i].mark());
     std::vector<std::vector<ad::Var<Scalar>>> leaves(parts);
     std::vector<std::vector<ad::Var<Scalar>>> kl_gradients(parts);
     each_part([&](std::size_t i) {
@@ -128,7 +141,7 @@ TrpoResult trpo_step_parts(Params& params, std::size_t parts, LossFn&& loss, KlF
       Params direction = params;
       nn::unflatten(direction, v);
       const auto dirs = nn::to_list<ad::Matrix<Scalar>>(direction);
-      std::vector<Vector<Scalar>> products(parts);
+      Vector<Scalar> products = Vector<Scalar>::Zero(static_cast<Eigen::Index>(parts * count));
       each_part([&](std::size_t part) {
         Tape& tape = tapes[part];
         typename Tape::Scope scope(tape);
@@ -145,15 +158,16 @@ TrpoResult trpo_step_parts(Params& params, std::size_t parts, LossFn&& loss, KlF
           hv.push_back(!terms.empty() && leaf.requires_grad() ? ad::Matrix<Scalar>(leaf.grad())
                                                               : ad::Matrix<Scalar>::Zero(leaf.rows(), leaf.cols()));
         }
-        products[part] = nn::flatten<Scalar>(nn::from_list(params, hv));
+        part_of(products, part) = nn::flatten<Scalar>(nn::from_list(params, hv));
       });
+      gather_parts(products);
       Vector<Scalar> out = static_cast<Scalar>(options.cg_damping) * v;
-      for (const auto& p : products) out += p;
+      for (std::size_t i = 0; i < parts; ++i) out += part_of(products, i);
       return out;
     };
     const Vector<Scalar> direction = conjugate_gradient<Scalar>(fisher_product, -gradient, options.cg_iterations);
     const double shs = static_cast<double>(direction.dot(fisher_product(direction)));
-    for (std::size_t i = 0; i < parts; ++i) tapes[i].rewind(marks[i]);
+    for (std::size_t i = mine.begin; i < mine.end; ++i) tapes[i].rewind(marks[i - mine.begin]);
     if (!(shs > 0) || !std::isfinite(shs)) return result;
     full_step = static_cast<Scalar>(std::sqrt(2 * options.max_kl / shs)) * direction;
   }
