@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """`mpirun -np 2 ssmrl train` against one process: the same parameters, bit for bit, and the same log.
 
-Usage: mpi_train_test.py SSMRL MPIRUN WORK_DIR
+Usage: mpi_train_test.py SSMRL MPIRUN WORK_DIR [PBT_OVER_MPI]
 
 On loopback only (shared memory between the ranks), as root too. Checks, for a TRPO and an Adam
 configuration with a meta-batch that two ranks split unevenly (5 tasks: 2 and 3):
@@ -11,7 +11,8 @@ configuration with a meta-batch that two ranks split unevenly (5 tasks: 2 and 3)
     the audit log is the one process's;
   - a run stopped after 2 iterations and resumed under mpirun ends where the uninterrupted run does;
   - rank 0 alone prints and writes;
-and that a job whose ranks disagree, that cannot split, or one of whose ranks fails or is killed, ends
+that a PBT population (PBT_OVER_MPI) spread over 2 and 3 ranks makes the one process's steps, copies
+(some across ranks) and parameters; and that a job whose ranks disagree, that cannot split, or one of whose ranks fails or is killed, ends
 with its message instead of hanging.
 """
 import os
@@ -24,6 +25,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from interop import read_safetensors  # noqa: E402  (the tests' own safetensors reader)
 
 ssmrl, mpirun, work = os.path.abspath(sys.argv[1]), sys.argv[2], os.path.abspath(sys.argv[3])
+pbt_program = os.path.abspath(sys.argv[4]) if len(sys.argv) > 4 else None
 failures = []
 
 
@@ -217,6 +219,21 @@ except subprocess.TimeoutExpired:
     job.communicate()
     check(False, "rank 1 killed: the job did not end within 60 s")
 check(os.path.exists(os.path.join(job_dir, "latest.safetensors")), "rank 1 killed: rank 0's last checkpoint is there")
+
+# PBT over ranks: 5 members, 10 steps, an exploit round every 2; every line but the banner equal.
+if pbt_program:
+    outputs = {}
+    for ranks in (None, 2, 3):
+        argv = [pbt_program, "5", "10"]
+        code, out, err, seconds = run(argv if ranks is None else mpi + ["-np", str(ranks)] + argv)
+        check(code == 0, f"PBT over {ranks or 1} rank(s): exit 0 (got {code}, {seconds:.1f} s) {err[-800:] if code else ''}")
+        outputs[ranks] = out.splitlines()[1:]
+    one = outputs[None]
+    copies = sum(line.count(" copies ") for line in one)
+    check(copies >= 3 and len(one) == 16, f"PBT: 10 steps with {copies} copies, 5 hashes and the best's evaluation")
+    for ranks in (2, 3):
+        check(outputs[ranks] == one, f"PBT over {ranks} ranks: scores, copies, parameter hashes and the best member's "
+              "evaluation equal one process's")
 
 print(f"{len(failures)} failure(s)")
 sys.exit(1 if failures else 0)
