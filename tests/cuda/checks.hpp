@@ -154,6 +154,16 @@ auto gaussian_policy(Index obs, Index state, Index hidden, Index actions, std::u
       policy::GaussianHead<S>({.input = hidden, .actions = actions, .initial_log_std = -0.5}), {}, {}, seed);
 }
 
+//! One policy's loss and gradients on the device against ad::Tape.
+template <class S, class Device, class Policy>
+void compare_with_cpu(Device& device, const Policy& policy, Index batch, Index steps, bool restarts) {
+  const auto s = random_sequences<S>(cuda::shape_of(policy), batch, steps, 11 + std::uint64_t(batch), restarts);
+  const auto want = on_cpu(policy, s);
+  const auto got = on_device(device, policy, s);
+  CHECK(std::abs(double(got.loss) - double(want.loss)) <= tolerance<S> * std::max(1.0, std::abs(double(want.loss))));
+  check_gradients(cuda::to_device<S>(device, policy), got.gradients, want.gradients, tolerance<S>);
+}
+
 //! Loss and gradients on the device against ad::Tape, with and without restarts, both heads.
 template <class S, class Device>
 void check_against_cpu(Device& device) {
@@ -161,24 +171,8 @@ void check_against_cpu(Device& device) {
     for (const Index steps : {Index(1), Index(37), Index(300)}) {
       CAPTURE(restarts);
       CAPTURE(steps);
-      {
-        auto policy = categorical_policy<S>(4, 16, 24, 3, 7 + std::uint64_t(steps));
-        const auto s = random_sequences<S>(cuda::shape_of(policy), 5, steps, 11, restarts);
-        const auto want = on_cpu(policy, s);
-        const auto got = on_device(device, policy, s);
-        CHECK(std::abs(double(got.loss) - double(want.loss)) <= tolerance<S> * std::max(1.0, std::abs(double(want.loss))));
-        auto dp = cuda::to_device<S>(device, policy);
-        check_gradients(dp, got.gradients, want.gradients, tolerance<S>);
-      }
-      {
-        auto policy = gaussian_policy<S>(3, 8, 12, 2, 5 + std::uint64_t(steps));
-        const auto s = random_sequences<S>(cuda::shape_of(policy), 4, steps, 13, restarts);
-        const auto want = on_cpu(policy, s);
-        const auto got = on_device(device, policy, s);
-        CHECK(std::abs(double(got.loss) - double(want.loss)) <= tolerance<S> * std::max(1.0, std::abs(double(want.loss))));
-        auto dp = cuda::to_device<S>(device, policy);
-        check_gradients(dp, got.gradients, want.gradients, tolerance<S>);
-      }
+      compare_with_cpu<S>(device, categorical_policy<S>(4, 16, 24, 3, 7 + std::uint64_t(steps)), 5, steps, restarts);
+      compare_with_cpu<S>(device, gaussian_policy<S>(3, 8, 12, 2, 5 + std::uint64_t(steps)), 4, steps, restarts);
     }
   }
 }

@@ -61,6 +61,10 @@ struct ScanLanes {
 
   SSMRL_HOST_DEVICE Index lanes() const { return rows * batch; }
   SSMRL_HOST_DEVICE Index chunk_length() const { return (steps + chunks - 1) / chunks; }
+  SSMRL_HOST_DEVICE Index chunk_begin(Index chunk) const { return chunk * chunk_length(); }
+  SSMRL_HOST_DEVICE Index chunk_end(Index chunk) const {
+    return chunk_begin(chunk) + chunk_length() < steps ? chunk_begin(chunk) + chunk_length() : steps;
+  }
   SSMRL_HOST_DEVICE Index address(Index lane, Index s) const {
     const Index t = reverse ? steps - 1 - s : s;
     return (t * batch + lane / rows) * rows + lane % rows;
@@ -81,10 +85,8 @@ struct ScanFold {
   SSMRL_HOST_DEVICE void operator()(Index i) const {
     const Index lane = i % scan.lanes();
     const Index chunk = i / scan.lanes();
-    const Index begin = chunk * scan.chunk_length();
-    const Index end = begin + scan.chunk_length() < scan.steps ? begin + scan.chunk_length() : scan.steps;
     Link<S> total = identity_link<S>();
-    for (Index s = begin; s < end; ++s) total = combine(total, scan.element(lane, s));
+    for (Index s = scan.chunk_begin(chunk); s < scan.chunk_end(chunk); ++s) total = combine(total, scan.element(lane, s));
     scan.carry[i] = total;
   }
 };
@@ -111,10 +113,8 @@ struct ScanWrite {
   SSMRL_HOST_DEVICE void operator()(Index i) const {
     const Index lane = i % scan.lanes();
     const Index chunk = i / scan.lanes();
-    const Index begin = chunk * scan.chunk_length();
-    const Index end = begin + scan.chunk_length() < scan.steps ? begin + scan.chunk_length() : scan.steps;
     S h = scan.carry[i].drive;  // position 0 resets, so every carried element after it resets too
-    for (Index s = begin; s < end; ++s) {
+    for (Index s = scan.chunk_begin(chunk); s < scan.chunk_end(chunk); ++s) {
       const Link<S> e = scan.element(lane, s);
       h = e.reset ? e.drive : e.decay * h + e.drive;
       scan.out[scan.address(lane, s)] = h;
