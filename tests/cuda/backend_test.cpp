@@ -48,6 +48,7 @@ TEST_CASE_TEMPLATE("device tape: loss and gradients equal the CPU backend's, wit
 TEST_CASE_TEMPLATE("device scan: the chunked reset-aware scan equals the sequential one", S, float, double) {
   cuda::HostDevice device;
   check_scan<S>(device);
+  check_scan_reset_isolates<S>(device);
 }
 
 TEST_CASE_TEMPLATE("device policy step: a batch of environments equals RecurrentPolicy::act", S, float, double) {
@@ -137,6 +138,7 @@ TEST_CASE_TEMPLATE("GPU: loss and gradients equal the CPU backend's (1e-5 float,
 TEST_CASE_TEMPLATE("GPU: the reset-aware parallel scan equals the sequential one", S, float, double) {
   cuda::GpuDevice device;
   check_scan<S>(device);
+  check_scan_reset_isolates<S>(device);
 }
 
 TEST_CASE_TEMPLATE("GPU: the batched policy step equals RecurrentPolicy::act", S, float, double) {

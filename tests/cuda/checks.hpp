@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <random>
 #include <string>
 #include <type_traits>
@@ -207,6 +208,35 @@ void check_scan(Device& device) {
       CHECK(relative_error(got, values<S>(Mat<S>(want))) <= tolerance<S>);
     }
   }
+}
+
+//! A restart resets the state inside the scan, whatever came before: an infinite state before
+//! the restart (0 * inf is NaN in a multiplied-out scan) leaves every state after it finite, in
+//! every chunk (40 steps: 3 chunks, the restart in the second).
+template <class S, class Device>
+void check_scan_reset_isolates(Device& device) {
+  const Index steps = 40;
+  const Index restart = 20;
+  const S a(0.5);
+  Mat<S> u = Mat<S>::Ones(1, steps);
+  u(3) = std::numeric_limits<S>::infinity();
+  Mat<S> keep = Mat<S>::Ones(1, steps);
+  keep(restart) = S(0);
+  cuda::Tape<S, Device> tape(device);
+  const auto da = tape.constant(&a, 1, 1);
+  const auto du = tape.constant(u.data(), 1, steps);
+  const auto dk = tape.constant(keep.data(), 1, steps);
+  S* out = tape.scratch(steps);
+  tape.scan(da.value, dk.value, du.value, out, 1, 1, steps, false);
+  std::vector<S> got(static_cast<std::size_t>(steps));
+  device.download(got.data(), out, got.size());
+  S h = S(0);
+  for (Index t = restart; t < steps; ++t) {
+    h = t == restart ? S(1) : a * h + S(1);
+    CAPTURE(t);
+    CHECK(got[static_cast<std::size_t>(t)] == doctest::Approx(double(h)).epsilon(tolerance<S>));
+  }
+  CHECK(std::isinf(got[5]));
 }
 
 //! The batched step against RecurrentPolicy::act (greedy), over steps with episode restarts.
