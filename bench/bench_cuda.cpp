@@ -1,9 +1,8 @@
 // The CUDA backend against the CPU backend, in one binary: the diagonal-SSM sequence workload of
-// BM_DiagSsmSeqFwdBwd (categorical policy, obs 4, state 64, hidden 64, actions 2, batch 8 x 1000
-// steps, REINFORCE loss, forward and backward) and a longer one (batch 64 x 4096 steps), and one
-// greedy policy step of 4096 environments. _Cpu is ad::Tape and RecurrentPolicy::act; _HostDevice
-// the device programs run on the host (HostDevice); _Gpu the GPU (skipped without one). Each GPU
-// iteration ends with the loss downloaded, so it times finished work.
+// BM_DiagSsmSeqFwdBwd (diag_ssm_workload.hpp; batch 8 x 1000 steps) and a longer one (batch 64 x
+// 4096 steps), and one greedy policy step of 4096 environments. _Cpu is ad::Tape and
+// RecurrentPolicy::act; _HostDevice the device programs run on the host (HostDevice); _Gpu the GPU
+// (skipped without one). Each GPU iteration ends with the loss downloaded, so it times finished work.
 #include <benchmark/benchmark.h>
 #include <ssmrl/cuda/bridge.hpp>
 #include <ssmrl/cuda/host_device.hpp>
@@ -13,6 +12,7 @@
 #include <random>
 #include <string>
 
+#include "diag_ssm_workload.hpp"
 #include "support/workloads.hpp"
 
 #if defined(SSMRL_BENCH_GPU)
@@ -24,25 +24,10 @@ namespace {
 using namespace ssmrl;
 using Scalar = float;
 using Mat = ad::Matrix<Scalar>;
-using Policy = policy::RecurrentPolicy<nn::DiagSsmCell<Scalar>, policy::CategoricalHead<Scalar>>;
-
-Policy make_policy() {
-  return {nn::DiagSsmCell<Scalar>({.input = 4, .state = 64, .output = 64}), policy::CategoricalHead<Scalar>(64, 2), {}, {},
-          1};
-}
-
-void seq_cpu(benchmark::State& state, ad::Index batch, ad::Index steps) {
-  const auto policy = make_policy();
-  const auto data = test::random_sequence_batch<Scalar>(4, 2, batch, steps, 2);
-  ad::Tape<Scalar> tape;
-  std::vector<Mat> grads;
-  for (auto _ : state) benchmark::DoNotOptimize(test::reinforce_step(tape, policy, data, grads));
-  state.counters["steps/s"] = benchmark::Counter(double(batch * steps), benchmark::Counter::kIsIterationInvariantRate);
-}
 
 template <class Device>
 void seq_device(benchmark::State& state, Device& device, ad::Index batch, ad::Index steps) {
-  const auto policy = make_policy();
+  const auto policy = bench::diag_ssm_policy();
   const auto data = test::random_sequence_batch<Scalar>(4, 2, batch, steps, 2);
   auto dp = cuda::to_device<Scalar>(device, policy);
   cuda::Buffer<Scalar, Device> obs(device, data.obs.size()), actions(device, data.actions.size()),
@@ -50,7 +35,8 @@ void seq_device(benchmark::State& state, Device& device, ad::Index batch, ad::In
   obs.upload(data.obs.data(), data.obs.size());
   actions.upload(data.actions.data(), data.actions.size());
   weights.upload(data.advantages.data(), data.advantages.size());
-  const cuda::DeviceSequences<Scalar> seq{obs.data(), actions.data(), weights.data(), nullptr, batch, steps};
+  const cuda::DeviceSequences<Scalar> seq{
+      .obs = obs.data(), .actions = actions.data(), .weights = weights.data(), .batch = batch, .steps = steps};
   cuda::Tape<Scalar, Device> tape(device);
   for (auto _ : state) {
     tape.clear();
@@ -63,7 +49,7 @@ void seq_device(benchmark::State& state, Device& device, ad::Index batch, ad::In
 }
 
 void step_cpu(benchmark::State& state, ad::Index envs) {
-  auto policy = make_policy();
+  auto policy = bench::diag_ssm_policy();
   policy.set_num_envs(envs);
   const auto data = test::random_sequence_batch<Scalar>(4, 2, envs, 8, 2);
   std::mt19937_64 rng(3);
@@ -78,7 +64,7 @@ void step_cpu(benchmark::State& state, ad::Index envs) {
 //! Observations uploaded and actions downloaded each step, as a rollout on host environments does.
 template <class Device>
 void step_device(benchmark::State& state, Device& device, ad::Index envs) {
-  auto dp = cuda::to_device<Scalar>(device, make_policy());
+  auto dp = cuda::to_device<Scalar>(device, bench::diag_ssm_policy());
   const auto data = test::random_sequence_batch<Scalar>(4, 2, envs, 8, 2);
   cuda::Buffer<Scalar, Device> h(device, 64 * envs), obs(device, 4 * envs), logits(device, 2 * envs), actions(device, envs);
   Mat chosen(1, envs);
@@ -119,9 +105,9 @@ BENCHMARK(BM_DiagSsmSeqFwdBwd_Long_Gpu)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_PolicyStep_B4096_Gpu)->Unit(benchmark::kMicrosecond);
 #endif
 
-void BM_DiagSsmSeqFwdBwd_Cpu(benchmark::State& state) { seq_cpu(state, 8, 1000); }
+void BM_DiagSsmSeqFwdBwd_Cpu(benchmark::State& state) { bench::diag_ssm_seq_fwd_bwd(state, true, 8, 1000); }
 void BM_DiagSsmSeqFwdBwd_HostDevice(benchmark::State& state) { seq_device(state, host_device, 8, 1000); }
-void BM_DiagSsmSeqFwdBwd_Long_Cpu(benchmark::State& state) { seq_cpu(state, 64, 4096); }
+void BM_DiagSsmSeqFwdBwd_Long_Cpu(benchmark::State& state) { bench::diag_ssm_seq_fwd_bwd(state, true, 64, 4096); }
 void BM_DiagSsmSeqFwdBwd_Long_HostDevice(benchmark::State& state) { seq_device(state, host_device, 64, 4096); }
 void BM_PolicyStep_B4096_Cpu(benchmark::State& state) { step_cpu(state, 4096); }
 void BM_PolicyStep_B4096_HostDevice(benchmark::State& state) { step_device(state, host_device, 4096); }

@@ -5,6 +5,7 @@
 
 #include <random>
 
+#include "diag_ssm_workload.hpp"
 #include "support/workloads.hpp"
 
 namespace {
@@ -85,22 +86,10 @@ void BM_GruStep_B1(benchmark::State& state) {
 }
 BENCHMARK(BM_GruStep_B1);
 
-// Diagonal SSM categorical policy (obs 4, state 64, hidden 64, actions 2), batch 8 x 1000 steps,
-// REINFORCE loss, forward and backward, through the fused scan or one node per step.
-void diag_ssm_seq_fwd_bwd(benchmark::State& state, bool scan) {
-  const policy::RecurrentPolicy<nn::DiagSsmCell<Scalar>, policy::CategoricalHead<Scalar>> policy(
-      nn::DiagSsmCell<Scalar>({.input = W2::obs, .state = W2::state, .output = W2::hidden, .scan = scan}),
-      policy::CategoricalHead<Scalar>(W2::hidden, W2::actions), {}, {}, 1);
-  const auto data = test::random_sequence_batch<Scalar>(W2::obs, W2::actions, 8, 1000, 2);
-  ad::Tape<Scalar> tape;
-  std::vector<Mat> grads;
-  for (auto _ : state) {
-    benchmark::DoNotOptimize(test::reinforce_step(tape, policy, data, grads));
-  }
-  state.counters["steps/s"] = benchmark::Counter(8.0 * 1000, benchmark::Counter::kIsIterationInvariantRate);
-}
-void BM_DiagSsmSeqFwdBwd(benchmark::State& state) { diag_ssm_seq_fwd_bwd(state, true); }
-void BM_DiagSsmSeqFwdBwd_Steps(benchmark::State& state) { diag_ssm_seq_fwd_bwd(state, false); }
+// The diagonal-SSM sequence workload (diag_ssm_workload.hpp), batch 8 x 1000 steps, through the
+// fused scan or one node per step.
+void BM_DiagSsmSeqFwdBwd(benchmark::State& state) { bench::diag_ssm_seq_fwd_bwd(state, true, 8, 1000); }
+void BM_DiagSsmSeqFwdBwd_Steps(benchmark::State& state) { bench::diag_ssm_seq_fwd_bwd(state, false, 8, 1000); }
 BENCHMARK(BM_DiagSsmSeqFwdBwd)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_DiagSsmSeqFwdBwd_Steps)->Unit(benchmark::kMillisecond);
 

@@ -1,7 +1,7 @@
 // First-order MAML on 2D navigation with a diagonal-SSM Gaussian policy, its policy evaluation (the
 // inner and the query losses and gradients) on the CUDA backend's device. Rollouts run on the host,
 // the evaluation on the device; every iteration also evaluates the same trajectories with the CPU
-// backend (ad::Tape) and prints the largest relative difference of the meta-gradients, failing
+// backend (ad::Tape) and prints the largest relative difference of the losses and gradients, failing
 // (exit 1) above 1e-4.
 //
 // Usage: navigation_on_device [--device=host|gpu] [--iterations=N] [--tasks=N]
@@ -39,9 +39,13 @@ constexpr double gamma = 0.99;
 
 double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
-//! Loss and flat gradient (device order) of the trajectories, on the CPU backend.
-std::pair<double, std::vector<Scalar>> evaluate_on_cpu(const Policy& pi, const rl::TrajectoryBatch<Scalar>& t,
-                                                       const Mat& weights) {
+struct LossAndGradient {
+  double loss = 0;
+  std::vector<Scalar> gradient;  // flat, in the device's order
+};
+
+//! The policy-gradient loss and gradient of the trajectories, on the CPU backend.
+LossAndGradient evaluate_on_cpu(const Policy& pi, const rl::TrajectoryBatch<Scalar>& t, const Mat& weights) {
   ad::Tape<Scalar> tape;
   const auto p = nn::on_tape(tape, pi.params());
   const auto e = rl::evaluate(pi, tape, p, t);
@@ -51,12 +55,12 @@ std::pair<double, std::vector<Scalar>> evaluate_on_cpu(const Policy& pi, const r
   return {loss.item(), cuda::flatten<Scalar>(nn::gradients_of<Scalar>(p), std::span(names.data(), names.size()))};
 }
 
-//! The same on the device: the trajectories uploaded, loss and gradients computed there.
+//! The same on the device: the trajectories (and their initial state) uploaded, loss and gradients
+//! computed there.
 template <class Device>
-std::pair<double, std::vector<Scalar>> evaluate_on_device(Device& device, cuda::DiagSsmPolicy<Scalar, Device>& dp,
-                                                          cuda::Tape<Scalar, Device>& tape,
-                                                          const rl::TrajectoryBatch<Scalar>& t, const Mat& weights) {
-  SSMRL_REQUIRE(t.initial_state.isZero(0), "navigation_on_device: rollouts must start from the zero state");
+LossAndGradient evaluate_on_device(Device& device, cuda::DiagSsmPolicy<Scalar, Device>& dp,
+                                   cuda::Tape<Scalar, Device>& tape, const rl::TrajectoryBatch<Scalar>& t,
+                                   const Mat& weights) {
   const auto upload = [&](const Mat& m) {
     Scalar* p = tape.scratch(m.size());
     device.upload(p, m.data(), static_cast<std::size_t>(m.size()));
@@ -64,8 +68,14 @@ std::pair<double, std::vector<Scalar>> evaluate_on_device(Device& device, cuda::
   };
   tape.clear();
   dp.zero_gradients();
-  const cuda::DeviceSequences<Scalar> seq{upload(t.observations), upload(t.actions), upload(weights), upload(t.keep),
-                                          t.envs, t.steps};
+  const cuda::DeviceSequences<Scalar> seq{.obs = upload(t.observations),
+                                          .actions = upload(t.actions),
+                                          .weights = upload(weights),
+                                          .keep = upload(t.keep),
+                                          .batch = t.envs,
+                                          .steps = t.steps,
+                                          .initial_state = t.initial_state.isZero(0) ? nullptr
+                                                                                     : upload(t.initial_state)};
   const auto loss = dp.policy_gradient_loss(tape, seq);
   tape.backward(loss);
   return {tape.item(loss), dp.gradients_on_host()};
@@ -79,6 +89,29 @@ double relative_difference(const std::vector<Scalar>& got, const std::vector<Sca
     scale = std::max(scale, std::abs(double(want[i])));
   }
   return worst / scale;
+}
+
+//! One batch of trajectories evaluated by both backends, timed; `difference` is the largest relative
+//! difference of the loss and of the gradient.
+struct BothBackends {
+  std::vector<Scalar> device_gradient, cpu_gradient;
+  double device_s = 0, cpu_s = 0, difference = 0;
+};
+
+template <class Device>
+BothBackends evaluate_on_both(Device& device, cuda::DiagSsmPolicy<Scalar, Device>& dp, cuda::Tape<Scalar, Device>& tape,
+                              const Policy& pi, const rl::TrajectoryBatch<Scalar>& t) {
+  const Mat weights = rl::normalized(rl::discounted_returns(t, gamma));
+  auto start = Clock::now();
+  dp.set_parameters(cuda::flatten<Scalar>(pi.params(), dp.names()));
+  auto on_device = evaluate_on_device(device, dp, tape, t, weights);
+  const double device_s = seconds_since(start);
+  start = Clock::now();
+  auto on_cpu = evaluate_on_cpu(pi, t, weights);
+  const double cpu_s = seconds_since(start);
+  const double loss_difference = std::abs(on_device.loss - on_cpu.loss) / std::max(1.0, std::abs(on_cpu.loss));
+  const double difference = std::max(loss_difference, relative_difference(on_device.gradient, on_cpu.gradient));
+  return {std::move(on_device.gradient), std::move(on_cpu.gradient), device_s, cpu_s, difference};
 }
 
 Policy adapted(const Policy& pi, const std::vector<Scalar>& gradient) {
@@ -114,35 +147,23 @@ int run(Device& device, int iterations, int tasks) {
     double rollout_s = 0, device_s = 0, cpu_s = 0, before = 0, after = 0;
     for (int k = 0; k < tasks; ++k) {
       const auto task = distribution.sample(rng);
+      const std::uint64_t seed = 1000 * std::uint64_t(it) + std::uint64_t(k);
       auto start = Clock::now();
-      const auto support = collect(pi, task, 1000 * std::uint64_t(it) + std::uint64_t(k));
+      const auto support = collect(pi, task, seed);
       rollout_s += seconds_since(start);
-      const Mat support_w = rl::normalized(rl::discounted_returns(support, gamma));
-      start = Clock::now();
-      dp.set_parameters(cuda::flatten<Scalar>(pi.params(), dp.names()));
-      const auto [loss_s, g_s] = evaluate_on_device(device, dp, tape, support, support_w);
-      device_s += seconds_since(start);
-      start = Clock::now();
-      const auto [cpu_loss_s, cpu_g_s] = evaluate_on_cpu(pi, support, support_w);
-      cpu_s += seconds_since(start);
-      worst = std::max(worst, relative_difference(g_s, cpu_g_s));
+      const auto s = evaluate_on_both(device, dp, tape, pi, support);
       // The query rollouts follow the device's adaptation; both backends evaluate them.
-      const Policy pi_adapted = adapted(pi, g_s);
+      const Policy pi_adapted = adapted(pi, s.device_gradient);
       start = Clock::now();
-      const auto query = collect(pi_adapted, task, 1000 * std::uint64_t(it) + std::uint64_t(k) + 500);
+      const auto query = collect(pi_adapted, task, seed + 500);
       rollout_s += seconds_since(start);
-      const Mat query_w = rl::normalized(rl::discounted_returns(query, gamma));
-      start = Clock::now();
-      dp.set_parameters(cuda::flatten<Scalar>(pi_adapted.params(), dp.names()));
-      const auto [loss_q, g_q] = evaluate_on_device(device, dp, tape, query, query_w);
-      device_s += seconds_since(start);
-      start = Clock::now();
-      const auto [cpu_loss_q, cpu_g_q] = evaluate_on_cpu(pi_adapted, query, query_w);
-      cpu_s += seconds_since(start);
-      worst = std::max(worst, relative_difference(g_q, cpu_g_q));
+      const auto q = evaluate_on_both(device, dp, tape, pi_adapted, query);
+      device_s += s.device_s + q.device_s;
+      cpu_s += s.cpu_s + q.cpu_s;
+      worst = std::max({worst, s.difference, q.difference});
       for (std::size_t i = 0; i < meta.size(); ++i) {
-        meta[i] += g_q[i] / static_cast<Scalar>(tasks);
-        meta_cpu[i] += cpu_g_q[i] / static_cast<Scalar>(tasks);
+        meta[i] += q.device_gradient[i] / static_cast<Scalar>(tasks);
+        meta_cpu[i] += q.cpu_gradient[i] / static_cast<Scalar>(tasks);
       }
       const auto mean_first = [](const rl::TrajectoryBatch<Scalar>& t) {
         const auto r = rl::first_episode_returns(t);
@@ -161,9 +182,9 @@ int run(Device& device, int iterations, int tasks) {
     std::printf("%9d  %13.3f  %12.3f  %9.3f  %13.3f  %10.3f  %12.3g\n", it, before, after, rollout_s, device_s, cpu_s,
                 relative_difference(meta, meta_cpu));
   }
-  std::printf("largest relative difference of a gradient, device against CPU backend: %.3g\n", worst);
+  std::printf("largest relative difference of a loss or gradient, device against CPU backend: %.3g\n", worst);
   if (worst > 1e-4) {
-    std::fprintf(stderr, "navigation_on_device: the device's gradients differ from the CPU backend's by %.3g\n", worst);
+    std::fprintf(stderr, "navigation_on_device: device and CPU backend differ by %.3g\n", worst);
     return 1;
   }
   return 0;

@@ -5,14 +5,14 @@
 #pragma once
 
 #include <doctest/doctest.h>
-#include <ssmrl/cuda/bridge.hpp>
-#include <ssmrl/cuda/host_device.hpp>
-#include <ssmrl/ssmrl.hpp>
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <random>
+#include <ssmrl/cuda/bridge.hpp>
+#include <ssmrl/cuda/host_device.hpp>
+#include <ssmrl/ssmrl.hpp>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -52,16 +52,17 @@ struct Sequences {
   Index batch = 0;
   Index steps = 0;
   Mat<S> obs, actions, weights, keep;  // keep empty: no restarts
+  Mat<S> initial_state;                // state x batch; empty: zero
 };
 
 template <class S>
 Sequences<S> random_sequences(const cuda::DiagSsmPolicyShape& shape, Index batch, Index steps, std::uint64_t seed,
-                              bool restarts) {
+                              bool restarts, bool initial_state = false) {
   std::mt19937_64 rng(seed);
   std::normal_distribution<double> normal(0.0, 1.0);
   std::uniform_int_distribution<int> action(0, int(shape.actions) - 1);
   const Index cols = batch * steps;
-  Sequences<S> s{batch, steps, Mat<S>(shape.obs, cols), Mat<S>(), Mat<S>(1, cols), Mat<S>()};
+  Sequences<S> s{batch, steps, Mat<S>(shape.obs, cols), Mat<S>(), Mat<S>(1, cols), Mat<S>(), Mat<S>()};
   for (Index i = 0; i < s.obs.size(); ++i) s.obs(i) = S(normal(rng));
   for (Index i = 0; i < cols; ++i) s.weights(i) = S(normal(rng));
   if (shape.head == cuda::Head::categorical) {
@@ -81,6 +82,13 @@ Sequences<S> random_sequences(const cuda::DiagSsmPolicyShape& shape, Index batch
       }
     }
   }
+  if (initial_state) {
+    // A state carried in, dropped by the even samples' first step (an episode that starts there).
+    s.initial_state.resize(shape.state, batch);
+    for (Index i = 0; i < s.initial_state.size(); ++i) s.initial_state(i) = S(normal(rng));
+    if (s.keep.size() == 0) s.keep = Mat<S>::Ones(1, cols);
+    for (Index b = 0; b < batch; b += 2) s.keep(b) = S(0);
+  }
   return s;
 }
 
@@ -96,6 +104,7 @@ LossAndGradients<S> on_cpu(const Policy& policy, const Sequences<S>& s) {
   const auto p = nn::on_tape(tape, policy.params());
   nn::SequenceOptions<S> options;
   if (s.keep.size() != 0) options.keep = s.keep.data();
+  if (s.initial_state.size() != 0) options.initial_state = tape.constant(s.initial_state);
   const auto e = policy.evaluate(p, tape.constant(s.obs), s.batch, s.actions, options);
   const auto loss = rl::policy_gradient_loss(e.log_prob, tape.constant(s.weights));
   tape.backward(loss);
@@ -116,10 +125,17 @@ LossAndGradients<S> on_device(Device& device, const Policy& policy, const Sequen
   const auto actions = upload(s.actions);
   const auto weights = upload(s.weights);
   const auto keep = upload(s.keep);
+  const auto initial_state = upload(s.initial_state);
   cuda::Tape<S, Device> tape(device);
   dp.zero_gradients();
-  const auto loss = dp.policy_gradient_loss(
-      tape, {obs.data(), actions.data(), weights.data(), s.keep.size() != 0 ? keep.data() : nullptr, s.batch, s.steps});
+  const auto loss =
+      dp.policy_gradient_loss(tape, {.obs = obs.data(),
+                                     .actions = actions.data(),
+                                     .weights = weights.data(),
+                                     .keep = s.keep.size() != 0 ? keep.data() : nullptr,
+                                     .batch = s.batch,
+                                     .steps = s.steps,
+                                     .initial_state = s.initial_state.size() != 0 ? initial_state.data() : nullptr});
   tape.backward(loss);
   return {tape.item(loss), dp.gradients_on_host()};
 }
@@ -157,8 +173,10 @@ auto gaussian_policy(Index obs, Index state, Index hidden, Index actions, std::u
 
 //! One policy's loss and gradients on the device against ad::Tape.
 template <class S, class Device, class Policy>
-void compare_with_cpu(Device& device, const Policy& policy, Index batch, Index steps, bool restarts) {
-  const auto s = random_sequences<S>(cuda::shape_of(policy), batch, steps, 11 + std::uint64_t(batch), restarts);
+void compare_with_cpu(Device& device, const Policy& policy, Index batch, Index steps, bool restarts,
+                      bool initial_state = false) {
+  const auto s =
+      random_sequences<S>(cuda::shape_of(policy), batch, steps, 11 + std::uint64_t(batch), restarts, initial_state);
   const auto want = on_cpu(policy, s);
   const auto got = on_device(device, policy, s);
   CHECK(std::abs(double(got.loss) - double(want.loss)) <= tolerance<S> * std::max(1.0, std::abs(double(want.loss))));
@@ -175,6 +193,12 @@ void check_against_cpu(Device& device) {
       compare_with_cpu<S>(device, categorical_policy<S>(4, 16, 24, 3, 7 + std::uint64_t(steps)), 5, steps, restarts);
       compare_with_cpu<S>(device, gaussian_policy<S>(3, 8, 12, 2, 5 + std::uint64_t(steps)), 4, steps, restarts);
     }
+  }
+  // A state carried in from an earlier segment, dropped by the samples whose first step starts an episode.
+  for (const Index steps : {Index(1), Index(37)}) {
+    CAPTURE(steps);
+    compare_with_cpu<S>(device, categorical_policy<S>(4, 16, 24, 3, 3 + std::uint64_t(steps)), 5, steps, true, true);
+    compare_with_cpu<S>(device, gaussian_policy<S>(3, 8, 12, 2, 2 + std::uint64_t(steps)), 4, steps, false, true);
   }
 }
 
@@ -194,7 +218,8 @@ void check_scan(Device& device) {
       Mat<S> u(rows, steps * batch);
       for (Index i = 0; i < a.size(); ++i) a(i) = S(uniform(rng));
       for (Index i = 0; i < u.size(); ++i) u(i) = S(uniform(rng) - 0.75);
-      const auto keep = random_sequences<S>({.obs = 1, .state = 1, .hidden = 1, .actions = 2}, batch, steps, 3, true).keep;
+      const auto keep =
+          random_sequences<S>({.obs = 1, .state = 1, .hidden = 1, .actions = 2}, batch, steps, 3, true).keep;
       ad::Tape<S> cpu;
       const auto want = ad::diag_scan(cpu.constant(a), cpu.constant(u), batch, keep.data(), reverse).value();
       cuda::Tape<S, Device> tape(device);
@@ -300,7 +325,7 @@ int check_references(Device& device) {
     });
     policy.set_params(params);
     const auto b = test::batch(c["batch"]);
-    const Sequences<double> s{b.batch, b.steps, b.obs, b.actions, b.advantages, Mat<double>()};
+    const Sequences<double> s{b.batch, b.steps, b.obs, b.actions, b.advantages, Mat<double>(), Mat<double>()};
     const auto got = on_device(device, policy, s);
     CHECK(test::scalar_error(got.loss, c["loss"].get<double>()) <= 1e-9);
     auto dp = cuda::to_device<double>(device, policy);

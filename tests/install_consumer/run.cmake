@@ -16,6 +16,11 @@ run_step("configure consumer" ${CMAKE_COMMAND} -S "${CONSUMER_SOURCE_DIR}" -B "$
 run_step("build consumer" ${CMAKE_COMMAND} --build "${WORK_DIR}/build")
 run_step("run consumer" "${WORK_DIR}/build/consumer")
 run_step("run core consumer" "${WORK_DIR}/build/core_consumer")
+if(EXPECT_CUDA)
+  run_step("run cuda consumer" "${WORK_DIR}/build/cuda_consumer")
+elseif(EXISTS "${WORK_DIR}/build/cuda_consumer")
+  message(FATAL_ERROR "cuda_consumer was built from a package installed without ssmrl::cuda")
+endif()
 # What the package installs beside the headers.
 if(NOT EXISTS "${prefix}/share/ssmrl/python/ssmrl_state_dict.py")
   message(FATAL_ERROR "share/ssmrl/python/ssmrl_state_dict.py is not installed")

@@ -64,6 +64,7 @@ private:
 #define SSMRL_CUDA_PROGRAMS(X, S)                                                                            \
   X(lanes::ScanFold<S>) X(lanes::ScanCarry<S>) X(lanes::ScanWrite<S>)                                       \
   X(lanes::RowSumPartial<S, lanes::MatrixTerm<S>>) X(lanes::RowSumPartial<S, lanes::ScanDecayTerm<S>>)       \
+  X(lanes::RowSumPartial<S, lanes::InitialStateDecayTerm<S>>) X(lanes::InitialState<S>)                       \
   X(lanes::RowSumPartial<S, lanes::GaussianLogProbTerm<S>>)                                                  \
   X(lanes::RowSumPartial<S, lanes::GaussianLogStdTerm<S>>)                                                   \
   X(lanes::RowSumPartial<S, lanes::CategoricalLogProbTerm<S>>) X(lanes::RowSumTotal<S>)                      \

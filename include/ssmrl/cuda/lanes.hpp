@@ -86,7 +86,8 @@ struct ScanFold {
     const Index lane = i % scan.lanes();
     const Index chunk = i / scan.lanes();
     Link<S> total = identity_link<S>();
-    for (Index s = scan.chunk_begin(chunk); s < scan.chunk_end(chunk); ++s) total = combine(total, scan.element(lane, s));
+    for (Index s = scan.chunk_begin(chunk); s < scan.chunk_end(chunk); ++s)
+      total = combine(total, scan.element(lane, s));
     scan.carry[i] = total;
   }
 };
@@ -177,6 +178,35 @@ struct ScanDecayTerm {
     if (c < batch) return S(0);
     const S k = keep != nullptr ? keep[c] : S(1);
     return k * d_in[c * rows + r] * out[(c - batch) * rows + r];
+  }
+};
+
+//! A sequence's initial state h_{-1} enters through its first step: out(r, b) += a[r] * keep_b * in(r, b)
+//! over state x batch (keep: the first step's, or null for ones). Forward: in is the initial state,
+//! out the first step's drive; backward: in is that drive's adjoint, out the initial state's.
+template <class S>
+struct InitialState {
+  const S* a;
+  const S* keep;
+  const S* in;
+  S* out;
+  Index rows;
+  SSMRL_HOST_DEVICE void operator()(Index i) const {
+    const S k = keep != nullptr ? keep[i / rows] : S(1);
+    out[i] += a[i % rows] * k * in[i];
+  }
+};
+
+//! The decay's gradient from the initial state: keep_c * initial(r, c) * d_first(r, c), c < batch.
+template <class S>
+struct InitialStateDecayTerm {
+  const S* d_first;
+  const S* initial;
+  const S* keep;
+  Index rows;
+  SSMRL_HOST_DEVICE S operator()(Index r, Index c) const {
+    const S k = keep != nullptr ? keep[c] : S(1);
+    return k * initial[c * rows + r] * d_first[c * rows + r];
   }
 };
 

@@ -39,6 +39,7 @@ struct DeviceSequences {
   const S* keep = nullptr;     //!< 1 x (steps * batch), 0 where a sequence restarts; null: none does
   Index batch = 0;
   Index steps = 0;
+  const S* initial_state = nullptr;  //!< state x batch: the state before step 0; null: zero
 };
 
 template <class S, class Device>
@@ -48,18 +49,21 @@ public:
       "cell.log_a", "cell.log_dt", "cell.B", "cell.C", "cell.D", "cell.c", "head.W", "head.b", "head.log_std"};
 
   DiagSsmPolicy(Device& device, const DiagSsmPolicyShape& shape)
-      : device_(&device), shape_(validated(shape)), layout_(layout_of(shape_)),
+      : device_(&device),
+        shape_(validated(shape)),
+        layout_(layout_of(shape_)),
         parameters_(device, layout_.back().offset + layout_.back().size),
-        gradients_(device, parameters_.size()), work_(device, std::size_t(16) << 20) {}
+        gradients_(device, parameters_.size()),
+        work_(device, std::size_t(16) << 20) {}
 
   [[nodiscard]] const DiagSsmPolicyShape& shape() const noexcept { return shape_; }
   [[nodiscard]] Index parameter_count() const noexcept { return parameters_.size(); }
   //! The parameters' names in their flat order (the Gaussian head has log_std last).
-  [[nodiscard]] std::span<const std::string_view> names() const noexcept {
-    return {all_names.data(), layout_.size()};
-  }
+  [[nodiscard]] std::span<const std::string_view> names() const noexcept { return {all_names.data(), layout_.size()}; }
   //! rows and cols of parameter i.
-  [[nodiscard]] std::pair<Index, Index> parameter_shape(std::size_t i) const { return {layout_[i].rows, layout_[i].cols}; }
+  [[nodiscard]] std::pair<Index, Index> parameter_shape(std::size_t i) const {
+    return {layout_[i].rows, layout_[i].cols};
+  }
 
   [[nodiscard]] S* parameters() noexcept { return parameters_.data(); }
   [[nodiscard]] S* gradients() noexcept { return gradients_.data(); }
@@ -70,10 +74,10 @@ public:
 
   //! -(1/N) sum w log pi(action | history), recorded on the tape; backward() adds to gradients().
   [[nodiscard]] Tensor<S> policy_gradient_loss(Tape<S, Device>& tape, const DeviceSequences<S>& data) {
-    SSMRL_REQUIRE(data.batch > 0 && data.steps > 0 && data.obs != nullptr && data.actions != nullptr &&
-                      data.weights != nullptr,
-                  "cuda::DiagSsmPolicy::policy_gradient_loss: batch ", data.batch, " and steps ", data.steps,
-                  " must be positive, with observations, actions and weights");
+    SSMRL_REQUIRE(
+        data.batch > 0 && data.steps > 0 && data.obs != nullptr && data.actions != nullptr && data.weights != nullptr,
+        "cuda::DiagSsmPolicy::policy_gradient_loss: batch ", data.batch, " and steps ", data.steps,
+        " must be positive, with observations, actions and weights");
     const Index columns = data.batch * data.steps;
     const auto p = [&](std::size_t i) {
       return tape.parameter(parameters_.data() + layout_[i].offset, gradients_.data() + layout_[i].offset,
@@ -84,7 +88,13 @@ public:
     };
     const auto obs = leaf(data.obs, shape_.obs);
     const auto [a_bar, b_bar] = tape.zoh(p(0), p(1), p(2));
-    const auto hidden = tape.diag_scan(a_bar, tape.matmul(b_bar, obs), data.batch, data.keep);
+    auto driven = tape.matmul(b_bar, obs);
+    if (data.initial_state != nullptr) {
+      driven = tape.add_initial_state(
+          driven, a_bar, tape.parameter(const_cast<S*>(data.initial_state), nullptr, shape_.state, data.batch),
+          data.batch, data.keep);
+    }
+    const auto hidden = tape.diag_scan(a_bar, driven, data.batch, data.keep);
     const auto y = tape.tanh(tape.add_bias(tape.add(tape.matmul(p(3), hidden), tape.matmul(p(4), obs)), p(5)));
     const auto out = tape.add_bias(tape.matmul(p(6), y), p(7));
     if (shape_.head == Head::categorical) {
@@ -136,8 +146,10 @@ private:
   static DiagSsmPolicyShape validated(const DiagSsmPolicyShape& s) {
     SSMRL_REQUIRE(s.obs > 0 && s.state > 0 && s.hidden > 0 && s.actions > 0, "cuda::DiagSsmPolicy: sizes obs ", s.obs,
                   ", state ", s.state, ", hidden ", s.hidden, ", actions ", s.actions, " must be positive");
-    SSMRL_REQUIRE(s.head == Head::gaussian || s.actions > 1, "cuda::DiagSsmPolicy: a categorical head needs 2 or more "
-                  "actions, not ", s.actions);
+    SSMRL_REQUIRE(s.head == Head::gaussian || s.actions > 1,
+                  "cuda::DiagSsmPolicy: a categorical head needs 2 or more "
+                  "actions, not ",
+                  s.actions);
     SSMRL_REQUIRE(s.log_std_min < s.log_std_max, "cuda::DiagSsmPolicy: log_std range [", s.log_std_min, ", ",
                   s.log_std_max, "] is empty");
     return s;

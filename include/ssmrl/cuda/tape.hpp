@@ -37,8 +37,11 @@ class Arena {
 public:
   explicit Arena(Device& device, std::size_t block_bytes) : device_(&device), block_bytes_(block_bytes) {}
   Arena(Arena&& other) noexcept
-      : device_(other.device_), block_bytes_(other.block_bytes_), blocks_(std::exchange(other.blocks_, {})),
-        current_(std::exchange(other.current_, 0)), used_(std::exchange(other.used_, 0)) {}
+      : device_(other.device_),
+        block_bytes_(other.block_bytes_),
+        blocks_(std::exchange(other.blocks_, {})),
+        current_(std::exchange(other.current_, 0)),
+        used_(std::exchange(other.used_, 0)) {}
   Arena(const Arena&) = delete;
   Arena& operator=(const Arena&) = delete;
   Arena& operator=(Arena&&) = delete;
@@ -95,7 +98,8 @@ public:
     device.zero(data_, static_cast<std::size_t>(n));
   }
   Buffer(Buffer&& other) noexcept
-      : device_(std::exchange(other.device_, nullptr)), data_(std::exchange(other.data_, nullptr)),
+      : device_(std::exchange(other.device_, nullptr)),
+        data_(std::exchange(other.data_, nullptr)),
         size_(std::exchange(other.size_, 0)) {}
   Buffer& operator=(Buffer&& other) noexcept {
     if (this != &other) {
@@ -172,14 +176,17 @@ public:
   [[nodiscard]] Tensor<S> matmul(const Tensor<S>& a, const Tensor<S>& b) {
     SSMRL_REQUIRE(a.cols == b.rows, "cuda::Tape::matmul: a is ", a.rows, "x", a.cols, ", b is ", b.rows, "x", b.cols);
     auto out = make(a.rows, b.cols, a.requires_grad() || b.requires_grad());
-    device_->gemm(false, false, a.rows, b.cols, a.cols, S(1), a.value, a.rows, b.value, b.rows, S(0), out.value, out.rows);
+    device_->gemm(false, false, a.rows, b.cols, a.cols, S(1), a.value, a.rows, b.value, b.rows, S(0), out.value,
+                  out.rows);
     if (out.requires_grad()) {
       backward_.push_back([this, a, b, out] {
         if (a.requires_grad()) {
-          device_->gemm(false, true, a.rows, a.cols, b.cols, S(1), out.grad, out.rows, b.value, b.rows, S(1), a.grad, a.rows);
+          device_->gemm(false, true, a.rows, a.cols, b.cols, S(1), out.grad, out.rows, b.value, b.rows, S(1), a.grad,
+                        a.rows);
         }
         if (b.requires_grad()) {
-          device_->gemm(true, false, b.rows, b.cols, a.rows, S(1), a.value, a.rows, out.grad, out.rows, S(1), b.grad, b.rows);
+          device_->gemm(true, false, b.rows, b.cols, a.rows, S(1), a.value, a.rows, out.grad, out.rows, S(1), b.grad,
+                        b.rows);
         }
       });
     }
@@ -210,7 +217,8 @@ public:
     if (out.requires_grad()) {
       backward_.push_back([this, x, bias, out] {
         if (x.requires_grad()) device_->run(lanes::AddInto<S>{out.grad, x.grad}, x.size());
-        if (bias.requires_grad()) row_sum(lanes::MatrixTerm<S>{out.grad, out.rows}, out.rows, out.cols, bias.grad, S(1), nullptr, true);
+        if (bias.requires_grad())
+          row_sum(lanes::MatrixTerm<S>{out.grad, out.rows}, out.rows, out.cols, bias.grad, S(1), nullptr, true);
       });
     }
     return out;
@@ -220,13 +228,16 @@ public:
     auto out = make(x.rows, x.cols, x.requires_grad());
     device_->run(lanes::Tanh<S>{x.value, out.value}, x.size());
     if (out.requires_grad()) {
-      backward_.push_back([this, x, out] { device_->run(lanes::TanhBackward<S>{out.value, out.grad, x.grad}, x.size()); });
+      backward_.push_back([this, x, out] {
+        device_->run(lanes::TanhBackward<S>{out.value, out.grad, x.grad}, x.size());
+      });
     }
     return out;
   }
 
   //! The zero-order hold of the diagonal SSM: (abar (state x 1), bbar (state x input)).
-  [[nodiscard]] std::pair<Tensor<S>, Tensor<S>> zoh(const Tensor<S>& log_a, const Tensor<S>& log_dt, const Tensor<S>& B) {
+  [[nodiscard]] std::pair<Tensor<S>, Tensor<S>> zoh(const Tensor<S>& log_a, const Tensor<S>& log_dt,
+                                                    const Tensor<S>& B) {
     SSMRL_REQUIRE(log_a.cols == 1 && log_dt.rows == log_a.rows && log_dt.cols == 1 && B.rows == log_a.rows,
                   "cuda::Tape::zoh: log_a is ", log_a.rows, "x", log_a.cols, ", log_dt ", log_dt.rows, "x", log_dt.cols,
                   ", B ", B.rows, "x", B.cols, "; expected state x 1, state x 1, state x input");
@@ -250,8 +261,8 @@ public:
   //! h_0 = u_0, h_t = a * keep_t * h_{t-1} + u_t for each of `batch` sequences, as a parallel
   //! associative scan; `keep` (device, 1 x cols, or null) is 0 where a sequence restarts.
   [[nodiscard]] Tensor<S> diag_scan(const Tensor<S>& a, const Tensor<S>& u, Index batch, const S* keep) {
-    SSMRL_REQUIRE(a.cols == 1 && a.rows == u.rows, "cuda::Tape::diag_scan: a is ", a.rows, "x", a.cols,
-                  ", expected ", u.rows, "x1");
+    SSMRL_REQUIRE(a.cols == 1 && a.rows == u.rows, "cuda::Tape::diag_scan: a is ", a.rows, "x", a.cols, ", expected ",
+                  u.rows, "x1");
     SSMRL_REQUIRE(batch > 0 && u.cols > 0 && u.cols % batch == 0, "cuda::Tape::diag_scan: u has ", u.cols,
                   " columns, not a whole number of steps of batch ", batch);
     auto out = make(u.rows, u.cols, a.requires_grad() || u.requires_grad());
@@ -270,6 +281,33 @@ public:
     return out;
   }
 
+  //! u with the initial state's part added to its first step: u_0 + a * keep_0 * initial, so that
+  //! diag_scan of the result starts from `initial` (state x batch) instead of zero.
+  [[nodiscard]] Tensor<S> add_initial_state(const Tensor<S>& u, const Tensor<S>& a, const Tensor<S>& initial,
+                                            Index batch, const S* keep) {
+    SSMRL_REQUIRE(a.cols == 1 && a.rows == u.rows && initial.rows == u.rows && initial.cols == batch && batch > 0 &&
+                      u.cols >= batch,
+                  "cuda::Tape::add_initial_state: u is ", u.rows, "x", u.cols, ", a ", a.rows, "x", a.cols,
+                  ", initial ", initial.rows, "x", initial.cols, "; expected state x (steps * ", batch,
+                  "), state x 1, state x ", batch);
+    auto out = make(u.rows, u.cols, u.requires_grad() || a.requires_grad() || initial.requires_grad());
+    device_->copy(out.value, u.value, static_cast<std::size_t>(u.size()));
+    device_->run(lanes::InitialState<S>{a.value, keep, initial.value, out.value, u.rows}, initial.size());
+    if (out.requires_grad()) {
+      backward_.push_back([this, u, a, initial, out, batch, keep] {
+        if (u.requires_grad()) device_->run(lanes::AddInto<S>{out.grad, u.grad}, u.size());
+        if (initial.requires_grad()) {
+          device_->run(lanes::InitialState<S>{a.value, keep, out.grad, initial.grad, u.rows}, initial.size());
+        }
+        if (a.requires_grad()) {
+          row_sum(lanes::InitialStateDecayTerm<S>{out.grad, initial.value, keep, u.rows}, u.rows, batch, a.grad, S(1),
+                  nullptr, true);
+        }
+      });
+    }
+    return out;
+  }
+
   //! -(1/N) sum_c w_c log N(actions_c; mean_c, exp(clamp(log_std))) (1 x 1).
   [[nodiscard]] Tensor<S> gaussian_policy_gradient_loss(const Tensor<S>& mean, const Tensor<S>& log_std,
                                                         const Tensor<S>& actions, const Tensor<S>& weights, S lo,
@@ -279,7 +317,8 @@ public:
                   "cuda::Tape::gaussian_policy_gradient_loss: mean ", mean.rows, "x", mean.cols, ", log_std ",
                   log_std.rows, "x", log_std.cols, ", actions ", actions.rows, "x", actions.cols, ", weights ",
                   weights.rows, "x", weights.cols);
-    const lanes::GaussianLogProbTerm<S> term{mean.value, log_std.value, actions.value, weights.value, mean.rows, lo, hi};
+    const lanes::GaussianLogProbTerm<S> term{mean.value, log_std.value, actions.value, weights.value, mean.rows, lo,
+                                             hi};
     auto out = make(1, 1, mean.requires_grad() || log_std.requires_grad());
     const S inv_count = S(1) / static_cast<S>(mean.cols);
     row_sum(term, 1, mean.cols, out.value, -inv_count, nullptr, false);
