@@ -40,12 +40,9 @@ std::unique_ptr<Trainer> member(int m, double lr, long steps) {
                                             .seed = seed});
 }
 
-// 52 bits of a hash of the member's parameters' bytes (a double holds them exactly).
 double parameter_hash(const Trainer& t) {
   const auto flat = nn::flatten<float>(t.policy().params());
-  const std::string_view bytes(reinterpret_cast<const char*>(flat.data()),
-                               static_cast<std::size_t>(flat.size()) * sizeof(float));
-  return static_cast<double>(std::hash<std::string_view>{}(bytes) & ((std::uint64_t{1} << 52) - 1));
+  return dist::value_hash(std::span<const float>(flat.data(), static_cast<std::size_t>(flat.size())));
 }
 
 int run(int members, long steps, const dist::MpiCommunicator& world) {

@@ -91,12 +91,9 @@ std::map<std::string, std::string> load_meta_checkpoint(const fs::path& path, Tr
 template <class Vector>
 void check_ranks_agree(const Vector& params, long iteration) {
   if (ranks().size() == 1) return;
-  const auto bytes = std::string_view(reinterpret_cast<const char*>(params.data()),
-                                      static_cast<std::size_t>(params.size()) * sizeof(params.data()[0]));
   std::vector<double> hashes(static_cast<std::size_t>(ranks().size()));
-  // 52 bits of the hash: a double holds them exactly.
   hashes[static_cast<std::size_t>(ranks().rank())] =
-      static_cast<double>(std::hash<std::string_view>{}(bytes) & ((std::uint64_t{1} << 52) - 1));
+      dist::value_hash(std::span(params.data(), static_cast<std::size_t>(params.size())));
   dist::allgather_parts(ranks(), std::span<double>(hashes), hashes.size(), 1);
   for (std::size_t r = 1; r < hashes.size(); ++r) {
     SSMRL_REQUIRE(hashes[r] == hashes[0], "ssmrl train: after meta-iteration ", iteration, " the parameters of rank ",

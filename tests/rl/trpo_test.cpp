@@ -4,8 +4,10 @@
 #include <doctest/doctest.h>
 #include <ssmrl/ssmrl.hpp>
 
+#include <cmath>
 #include <optional>
 #include <set>
+#include <span>
 #include <thread>
 #include <vector>
 
@@ -209,4 +211,26 @@ TEST_CASE("a TRPO step over parts on several threads equals the step over the wh
       CHECK(nn::flatten<double>(results[i]) == *one_thread);
     }
   }
+}
+
+TEST_CASE("dist::owner_of names the rank whose share holds a part; value_hash tells values apart") {
+  for (int size = 1; size <= 7; ++size) {
+    for (std::size_t parts = 1; parts <= 20; ++parts) {
+      for (std::size_t part = 0; part < parts; ++part) {
+        CAPTURE(size);
+        CAPTURE(parts);
+        CAPTURE(part);
+        CHECK(dist::share(parts, dist::owner_of(part, parts, size), size).contains(part));
+      }
+    }
+  }
+  CHECK_THROWS_WITH_AS(static_cast<void>(dist::owner_of(3, 3, 2)), doctest::Contains("dist::owner_of: part 3 of 3"),
+                       ssmrl::InvalidArgument);
+  std::vector<double> a{1.0, 2.0, 3.0};
+  const double h = dist::value_hash(std::span<const double>(a));
+  CHECK(h == dist::value_hash(std::span<const double>(std::vector<double>{1.0, 2.0, 3.0})));
+  CHECK(h == std::floor(h));
+  CHECK(h < 0x1p52);
+  a[1] = std::nextafter(2.0, 3.0);  // one bit of one value
+  CHECK(dist::value_hash(std::span<const double>(a)) != h);
 }

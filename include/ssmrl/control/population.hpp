@@ -208,12 +208,7 @@ public:
   }
 
   //! The rank that steps member m.
-  [[nodiscard]] int owner(std::size_t m) const {
-    for (int r = 0; r < comm_.size(); ++r) {
-      if (dist::share(members_.size(), r, comm_.size()).contains(m)) return r;
-    }
-    return 0;
-  }
+  [[nodiscard]] int owner(std::size_t m) const { return dist::owner_of(m, members_.size(), comm_.size()); }
 
   [[nodiscard]] std::size_t size() const noexcept { return members_.size(); }
   [[nodiscard]] Trainer& member(std::size_t m) { return *members_.at(m); }

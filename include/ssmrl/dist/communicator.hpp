@@ -5,10 +5,13 @@
 #pragma once
 
 #include <concepts>
-#include <limits>
 #include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <limits>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "ssmrl/core/error.hpp"
@@ -69,6 +72,23 @@ struct PartRange {
 template <Communicator C>
 [[nodiscard]] PartRange share(std::size_t parts, const C& comm) {
   return share(parts, comm.rank(), comm.size());
+}
+
+//! The rank whose share() of `parts` parts among `size` ranks holds part `part`.
+[[nodiscard]] inline int owner_of(std::size_t part, std::size_t parts, int size) {
+  SSMRL_REQUIRE(part < parts && size >= 1, "dist::owner_of: part ", part, " of ", parts, " parts among ", size,
+                " ranks");
+  // share() gives rank r the parts [parts * r / size, parts * (r + 1) / size).
+  const auto n = static_cast<std::size_t>(size);
+  return static_cast<int>(((part + 1) * n - 1) / parts);
+}
+
+//! 52 bits of a hash of the values' bytes: exact in a double, so that ranks compare what they hold
+//! with one gather of doubles.
+template <class T>
+[[nodiscard]] double value_hash(std::span<const T> values) {
+  const std::string_view bytes(reinterpret_cast<const char*>(values.data()), values.size_bytes());
+  return static_cast<double>(std::hash<std::string_view>{}(bytes) & ((std::uint64_t{1} << 52) - 1));
 }
 
 //! Gathers `parts` parts of `stride` elements each, laid out in order in `all` (parts * stride
