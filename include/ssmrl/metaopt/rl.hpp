@@ -88,9 +88,14 @@ struct RLMetaUpdate {
 //! next one (after `every` steps under it), credited to decision t alone. Every `batch` decisions,
 //! REINFORCE: A = r - b (b the moving baseline before r), normalised over the batch; loss =
 //! -mean(A log pi(a|x)) - entropy_coef mean(H(pi(.|x))); gradients clipped to max_grad_norm; Adam.
-class RLMetaOptimizer {
+//!
+//! A class template only so that its member functions, and the tape operations they use, are
+//! instantiated where they are used, not in every file that includes the library
+//! (docs/reference/compile-time.md); use RLMetaOptimizer, its one instance.
+template <class Unused = void>
+class BasicRLMetaOptimizer {
 public:
-  explicit RLMetaOptimizer(RLMetaOptions o = {}) : o_(std::move(o)) {
+  explicit BasicRLMetaOptimizer(RLMetaOptions o = {}) : o_(std::move(o)) {
     const auto& b = o_.bounds;
     bool factors_ok = !o_.lr_factors.empty() && !o_.weight_decay_deltas.empty() && !o_.weight_decay_factors.empty();
     for (const double f : o_.lr_factors) factors_ok = factors_ok && std::isfinite(f) && f > 0;
@@ -248,7 +253,7 @@ public:
   //! Restores state(), checked whole first (the grid and the policy's shape must match these
   //! options); on error nothing changes.
   void set_state(const std::vector<double>& s) {
-    RLMetaOptimizer next(o_);
+    BasicRLMetaOptimizer next(o_);
     Reader r{s, 0};
     SSMRL_REQUIRE(r.take() == state_tag, fn_state, ": not a state of this class (tag)");
     const double actions = r.take();
@@ -550,6 +555,7 @@ private:
   RLMetaUpdate last_update_;
 };
 
+using RLMetaOptimizer = BasicRLMetaOptimizer<>;
 static_assert(MetaOptimizer<RLMetaOptimizer>);
 
 }  // namespace ssmrl::metaopt
