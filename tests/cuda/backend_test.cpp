@@ -122,10 +122,9 @@ TEST_CASE("device policy: refusals name the function and the values") {
   CHECK_THROWS_WITH_AS(static_cast<void>(tape.matmul(a, a)), doctest::Contains("cuda::Tape::matmul: a is 2x3, b is 2x3"), InvalidArgument);
   CHECK_THROWS_WITH_AS(static_cast<void>(tape.diag_scan(tape.constant(data.data(), 2, 1), a, 2, nullptr)),
                        doctest::Contains("3 columns, not a whole number of steps of batch 2"), InvalidArgument);
-  CHECK_THROWS_WITH_AS(static_cast<void>(tape.add_initial_state(a, tape.constant(data.data(), 2, 1),
-                                                                tape.constant(data.data(), 2, 1), 3, nullptr)),
-                       doctest::Contains("cuda::Tape::add_initial_state: u is 2x3, a 2x1, initial 2x1"),
-                       InvalidArgument);
+  CHECK_THROWS_WITH_AS(static_cast<void>(tape.diag_scan(tape.constant(data.data(), 2, 1), a, 1, nullptr,
+                                                        tape.constant(data.data(), 2, 3))),
+                       doctest::Contains("cuda::Tape::diag_scan: initial is 2x3, expected 2x1"), InvalidArgument);
 }
 
 TEST_SUITE_END();

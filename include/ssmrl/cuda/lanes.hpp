@@ -44,16 +44,17 @@ SSMRL_HOST_DEVICE inline Link<S> combine(const Link<S>& earlier, const Link<S>& 
   return {later.decay * earlier.decay, later.decay * earlier.drive + later.drive, earlier.reset};
 }
 
-// The scan h_t = a * keep_t * h_{t-1} + u_t, h_0 = u_0 (forward), or its adjoint
-// y_t = a * keep_{t+1} * y_{t+1} + x_t, y_{T-1} = x_{T-1} (reverse), for `rows * batch` lanes. `keep`
-// (1 x steps * batch, or null for all ones) is 0 where a sequence restarts: an episode start or an
-// MC clear action; there the element resets. Position s runs in scan order.
+// The scan h_t = a * keep_t * h_{t-1} + u_t from h_{-1} = `initial` (zero where null) (forward), or
+// its adjoint y_t = a * keep_{t+1} * y_{t+1} + x_t, y_{T-1} = x_{T-1} (reverse), for `rows * batch`
+// lanes. `keep` (1 x steps * batch, or null for all ones) is 0 where a sequence restarts: an episode
+// start or an MC clear action; there the element resets. Position s runs in scan order.
 template <class S>
 struct ScanLanes {
   const S* a;     // rows
   const S* keep;  // steps * batch, or null
   const S* in;    // rows x steps * batch
   S* out;         // rows x steps * batch
+  const S* initial;  // rows x batch (forward only), or null
   Index rows, batch, steps;
   bool reverse;
   Index chunks;    // chunks per lane
@@ -71,9 +72,10 @@ struct ScanLanes {
   }
   SSMRL_HOST_DEVICE Link<S> element(Index lane, Index s) const {
     const S drive = in[address(lane, s)];
-    if (s == 0) return {S(0), drive, true};
-    const Index t = reverse ? steps - s : s;  // the later of the two steps the link joins
-    const S k = keep != nullptr ? keep[t * batch + lane / rows] : S(1);
+    const Index t = reverse ? steps - s : s;  // the later of the two steps the link joins (s > 0)
+    const S k = keep != nullptr ? keep[(s == 0 ? 0 : t) * batch + lane / rows] : S(1);
+    // The initial state is part of the first step's drive: h_0 = a * keep_0 * h_{-1} + u_0.
+    if (s == 0) return {S(0), initial != nullptr ? drive + a[lane % rows] * k * initial[lane] : drive, true};
     return {a[lane % rows] * k, drive, k == S(0)};
   }
 };
@@ -181,9 +183,8 @@ struct ScanDecayTerm {
   }
 };
 
-//! A sequence's initial state h_{-1} enters through its first step: out(r, b) += a[r] * keep_b * in(r, b)
-//! over state x batch (keep: the first step's, or null for ones). Forward: in is the initial state,
-//! out the first step's drive; backward: in is that drive's adjoint, out the initial state's.
+//! The initial state's gradient: out(r, b) += a[r] * keep_b * in(r, b) over state x batch, in the
+//! first step's drive adjoint (keep: the first step's, or null for ones).
 template <class S>
 struct InitialState {
   const S* a;

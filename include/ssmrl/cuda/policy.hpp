@@ -88,13 +88,10 @@ public:
     };
     const auto obs = leaf(data.obs, shape_.obs);
     const auto [a_bar, b_bar] = tape.zoh(p(0), p(1), p(2));
-    auto driven = tape.matmul(b_bar, obs);
-    if (data.initial_state != nullptr) {
-      driven = tape.add_initial_state(
-          driven, a_bar, tape.parameter(const_cast<S*>(data.initial_state), nullptr, shape_.state, data.batch),
-          data.batch, data.keep);
-    }
-    const auto hidden = tape.diag_scan(a_bar, driven, data.batch, data.keep);
+    const auto initial = data.initial_state == nullptr
+                             ? Tensor<S>{}
+                             : tape.parameter(const_cast<S*>(data.initial_state), nullptr, shape_.state, data.batch);
+    const auto hidden = tape.diag_scan(a_bar, tape.matmul(b_bar, obs), data.batch, data.keep, initial);
     const auto y = tape.tanh(tape.add_bias(tape.add(tape.matmul(p(3), hidden), tape.matmul(p(4), obs)), p(5)));
     const auto out = tape.add_bias(tape.matmul(p(6), y), p(7));
     if (shape_.head == Head::categorical) {

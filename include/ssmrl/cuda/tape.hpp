@@ -258,50 +258,35 @@ public:
     return {a_bar, b_bar};
   }
 
-  //! h_0 = u_0, h_t = a * keep_t * h_{t-1} + u_t for each of `batch` sequences, as a parallel
-  //! associative scan; `keep` (device, 1 x cols, or null) is 0 where a sequence restarts.
-  [[nodiscard]] Tensor<S> diag_scan(const Tensor<S>& a, const Tensor<S>& u, Index batch, const S* keep) {
-    SSMRL_REQUIRE(a.cols == 1 && a.rows == u.rows, "cuda::Tape::diag_scan: a is ", a.rows, "x", a.cols, ", expected ",
-                  u.rows, "x1");
+  //! h_t = a * keep_t * h_{t-1} + u_t for each of `batch` sequences from h_{-1} = `initial` (state x
+  //! batch; an empty tensor: zero), as a parallel associative scan; `keep` (device, 1 x cols, or null)
+  //! is 0 where a sequence restarts.
+  [[nodiscard]] Tensor<S> diag_scan(const Tensor<S>& a, const Tensor<S>& u, Index batch, const S* keep,
+                                    const Tensor<S>& initial = {}) {
+    SSMRL_REQUIRE(a.cols == 1 && a.rows == u.rows, "cuda::Tape::diag_scan: a is ", a.rows, "x", a.cols,
+                  ", expected ", u.rows, "x1");
     SSMRL_REQUIRE(batch > 0 && u.cols > 0 && u.cols % batch == 0, "cuda::Tape::diag_scan: u has ", u.cols,
                   " columns, not a whole number of steps of batch ", batch);
-    auto out = make(u.rows, u.cols, a.requires_grad() || u.requires_grad());
-    scan(a.value, keep, u.value, out.value, u.rows, batch, u.cols / batch, false);
+    SSMRL_REQUIRE(initial.value == nullptr || (initial.rows == u.rows && initial.cols == batch),
+                  "cuda::Tape::diag_scan: initial is ", initial.rows, "x", initial.cols, ", expected ", u.rows, "x",
+                  batch);
+    auto out = make(u.rows, u.cols, a.requires_grad() || u.requires_grad() || initial.requires_grad());
+    scan(a.value, keep, u.value, out.value, u.rows, batch, u.cols / batch, false, initial.value);
     if (out.requires_grad()) {
-      backward_.push_back([this, a, u, out, batch, keep] {
+      backward_.push_back([this, a, u, out, batch, keep, initial] {
         S* d_in = scratch(u.size());
         scan(a.value, keep, out.grad, d_in, u.rows, batch, u.cols / batch, true);
         if (u.requires_grad()) device_->run(lanes::AddInto<S>{d_in, u.grad}, u.size());
+        if (initial.requires_grad()) {
+          device_->run(lanes::InitialState<S>{a.value, keep, d_in, initial.grad, u.rows}, initial.size());
+        }
         if (a.requires_grad()) {
           row_sum(lanes::ScanDecayTerm<S>{d_in, out.value, keep, u.rows, batch}, u.rows, u.cols, a.grad, S(1), nullptr,
                   true);
-        }
-      });
-    }
-    return out;
-  }
-
-  //! u with the initial state's part added to its first step: u_0 + a * keep_0 * initial, so that
-  //! diag_scan of the result starts from `initial` (state x batch) instead of zero.
-  [[nodiscard]] Tensor<S> add_initial_state(const Tensor<S>& u, const Tensor<S>& a, const Tensor<S>& initial,
-                                            Index batch, const S* keep) {
-    SSMRL_REQUIRE(a.cols == 1 && a.rows == u.rows && initial.rows == u.rows && initial.cols == batch && batch > 0 &&
-                      u.cols >= batch,
-                  "cuda::Tape::add_initial_state: u is ", u.rows, "x", u.cols, ", a ", a.rows, "x", a.cols,
-                  ", initial ", initial.rows, "x", initial.cols, "; expected state x (steps * ", batch,
-                  "), state x 1, state x ", batch);
-    auto out = make(u.rows, u.cols, u.requires_grad() || a.requires_grad() || initial.requires_grad());
-    device_->copy(out.value, u.value, static_cast<std::size_t>(u.size()));
-    device_->run(lanes::InitialState<S>{a.value, keep, initial.value, out.value, u.rows}, initial.size());
-    if (out.requires_grad()) {
-      backward_.push_back([this, u, a, initial, out, batch, keep] {
-        if (u.requires_grad()) device_->run(lanes::AddInto<S>{out.grad, u.grad}, u.size());
-        if (initial.requires_grad()) {
-          device_->run(lanes::InitialState<S>{a.value, keep, out.grad, initial.grad, u.rows}, initial.size());
-        }
-        if (a.requires_grad()) {
-          row_sum(lanes::InitialStateDecayTerm<S>{out.grad, initial.value, keep, u.rows}, u.rows, batch, a.grad, S(1),
-                  nullptr, true);
+          if (initial.value != nullptr) {
+            row_sum(lanes::InitialStateDecayTerm<S>{d_in, initial.value, keep, u.rows}, u.rows, batch, a.grad, S(1),
+                    nullptr, true);
+          }
         }
       });
     }
@@ -372,11 +357,13 @@ public:
   }
 
   // ---- Device programs for the callers that run without recording (policy steps) -----------------
-  //! out = scan of in (see diag_scan), or its adjoint when `reverse`.
-  void scan(const S* a, const S* keep, const S* in, S* out, Index rows, Index batch, Index steps, bool reverse) {
+  //! out = scan of in (see diag_scan) from `initial` (forward; null: zero), or its adjoint when `reverse`.
+  void scan(const S* a, const S* keep, const S* in, S* out, Index rows, Index batch, Index steps, bool reverse,
+            const S* initial = nullptr) {
     const Index chunks = steps >= 64 * 16 ? 64 : (steps + 15) / 16;
     auto* carry = scratch<lanes::Link<S>>(rows * batch * chunks);
-    const lanes::ScanLanes<S> s{a, keep, in, out, rows, batch, steps, reverse, chunks, carry};
+    const lanes::ScanLanes<S> s{
+        a, keep, in, out, reverse ? nullptr : initial, rows, batch, steps, reverse, chunks, carry};
     device_->run(lanes::ScanFold<S>{s}, rows * batch * chunks);
     device_->run(lanes::ScanCarry<S>{s}, rows * batch);
     device_->run(lanes::ScanWrite<S>{s}, rows * batch * chunks);
